@@ -1,0 +1,187 @@
+// Package artifact stages versioned release artifacts to every configured
+// region and downloads them back, verified, from the first healthy one.
+//
+// Layout inside each region's store:
+//
+//	PROJECT/VERSION/data/ID        the bytes, under a key unique to one stage
+//	PROJECT/VERSION/manifest.json  written last, create-only: the commit
+//	PROJECT/latest.json            latest pointer (when kept in the store)
+//
+// A version exists in a region exactly when its manifest does.
+package artifact
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/berth-dev/berth/pointer"
+	"github.com/berth-dev/berth/store"
+)
+
+// Error kinds beyond those of package store.
+var (
+	// ErrConflict: the version exists with other bytes; nothing was changed.
+	ErrConflict = errors.New("conflict")
+	// ErrVersionNotFound: every region answered and none holds the version.
+	ErrVersionNotFound = errors.New("version not found")
+	// ErrCorrupt: stored bytes do not match their manifest.
+	ErrCorrupt = errors.New("corrupt")
+)
+
+// Latest names the latest version where a version is expected.
+const Latest = "latest"
+
+const manifestFormat = 1
+
+// Region is one copy of the artifact set: a store and its latest pointer.
+type Region struct {
+	Name    string
+	Store   store.Store
+	Pointer pointer.Pointer
+}
+
+// Manifest describes one staged version; it is immutable once written.
+type Manifest struct {
+	Format   int               `json:"format"`
+	Project  string            `json:"project"`
+	Version  string            `json:"version"`
+	Size     int64             `json:"size"`
+	SHA256   string            `json:"sha256"`
+	Metadata map[string]string `json:"metadata"`
+	Filename string            `json:"filename"`
+	Created  time.Time         `json:"created"`
+	StagedBy string            `json:"staged_by"`
+	Object   string            `json:"object"` // data key, relative to the store
+}
+
+// ProgressBar receives transfer progress of one region.
+type ProgressBar interface {
+	Add(n int)
+	Done(err error)
+}
+
+// Client runs artifact operations over a set of regions.
+type Client struct {
+	Regions []Region
+	// Identity is recorded as staged_by in manifests.
+	Identity string
+	// Progress, when set, is asked for one bar per region and transfer.
+	Progress func(region string, total int64) ProgressBar
+	Logger   *slog.Logger
+}
+
+func (c *Client) log() *slog.Logger {
+	if c.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return c.Logger
+}
+
+func (c *Client) bar(region string, total int64) ProgressBar {
+	if c.Progress == nil {
+		return nopBar{}
+	}
+	return c.Progress(region, total)
+}
+
+type nopBar struct{}
+
+func (nopBar) Add(int)    {}
+func (nopBar) Done(error) {}
+
+func manifestKey(project, version string) string { return project + "/" + version + "/manifest.json" }
+func dataPrefix(project, version string) string  { return project + "/" + version + "/data/" }
+
+func readManifest(ctx context.Context, s store.Store, project, version string) (Manifest, error) {
+	rc, _, err := s.Get(ctx, manifestKey(project, version), store.Range{})
+	if err != nil {
+		return Manifest{}, err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, 1<<20))
+	if err != nil {
+		return Manifest{}, fmt.Errorf("read manifest of %s %s: %w", project, version, store.ErrUnavailable)
+	}
+	var m Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return Manifest{}, fmt.Errorf("parse manifest of %s %s in %s: %v: %w", project, version, s, err, ErrCorrupt)
+	}
+	if m.Project != project || m.Version != version || len(m.SHA256) != 64 || m.Size < 0 ||
+		m.Object != dataPrefix(project, version)+pathBase(m.Object) {
+		return Manifest{}, fmt.Errorf("manifest of %s %s in %s does not describe this version: %w", project, version, s, ErrCorrupt)
+	}
+	return m, nil
+}
+
+func pathBase(key string) string {
+	for i := len(key) - 1; i >= 0; i-- {
+		if key[i] == '/' {
+			return key[i+1:]
+		}
+	}
+	return key
+}
+
+func writeManifest(ctx context.Context, s store.Store, m Manifest) error {
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode manifest: %w", err)
+	}
+	_, err = s.Put(ctx, manifestKey(m.Project, m.Version), bytes.NewReader(data), int64(len(data)),
+		store.PutOptions{IfNoneMatch: true, ContentType: "application/json"})
+	return err
+}
+
+// RegionError says which region failed and why.
+type RegionError struct {
+	Region string
+	Err    error
+}
+
+func (e *RegionError) Error() string { return fmt.Sprintf("region %s: %v", e.Region, e.Err) }
+func (e *RegionError) Unwrap() error { return e.Err }
+
+// MultiError lists per-region failures. It unwraps to all of them, so
+// errors.Is finds any kind present; Kind picks the one that decides.
+type MultiError struct {
+	Op     string
+	Errors []*RegionError
+}
+
+func (m *MultiError) Error() string {
+	s := m.Op + ":"
+	for _, e := range m.Errors {
+		s += "\n  " + e.Error()
+	}
+	return s
+}
+
+func (m *MultiError) Unwrap() []error {
+	out := make([]error, len(m.Errors))
+	for i, e := range m.Errors {
+		out[i] = e
+	}
+	return out
+}
+
+func (c *Client) region(name string) (Region, bool) {
+	for _, r := range c.Regions {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return Region{}, false
+}
+
+func (c *Client) checkRegions() error {
+	if len(c.Regions) == 0 {
+		return fmt.Errorf("no regions configured; run \"berth init\": %w", ErrInvalid)
+	}
+	return nil
+}

@@ -1,0 +1,204 @@
+package artifact
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/berth-dev/berth/store"
+)
+
+// VersionInfo is one entry of Versions.
+type VersionInfo struct {
+	Version string    `json:"version"`
+	Created time.Time `json:"created"`
+	Regions []string  `json:"regions"`
+}
+
+// Versions lists the versions of project found in any reachable region,
+// in ascending version order. Unreachable regions are reported in err
+// together with the partial list.
+func (c *Client) Versions(ctx context.Context, project string) ([]VersionInfo, error) {
+	if err := c.checkRegions(); err != nil {
+		return nil, err
+	}
+	if err := ValidateProject(project); err != nil {
+		return nil, err
+	}
+	lists := make([][]store.Info, len(c.Regions))
+	errs := make([]error, len(c.Regions))
+	parallel(len(c.Regions), func(i int) {
+		lists[i], errs[i] = c.Regions[i].Store.List(ctx, project+"/")
+	})
+	byVersion := map[string]*VersionInfo{}
+	var failed []*RegionError
+	for i, list := range lists {
+		if errs[i] != nil {
+			failed = append(failed, &RegionError{Region: c.Regions[i].Name, Err: errs[i]})
+			continue
+		}
+		for _, obj := range list {
+			rest := strings.TrimPrefix(obj.Key, project+"/")
+			v, file, ok := strings.Cut(rest, "/")
+			if !ok || file != "manifest.json" {
+				continue
+			}
+			vi := byVersion[v]
+			if vi == nil {
+				vi = &VersionInfo{Version: v, Created: obj.Modified.UTC()}
+				byVersion[v] = vi
+			}
+			vi.Regions = append(vi.Regions, c.Regions[i].Name)
+			if obj.Modified.Before(vi.Created) {
+				vi.Created = obj.Modified.UTC()
+			}
+		}
+	}
+	out := make([]VersionInfo, 0, len(byVersion))
+	for _, vi := range byVersion {
+		out = append(out, *vi)
+	}
+	sort.Slice(out, func(i, j int) bool { return CompareVersions(out[i].Version, out[j].Version) < 0 })
+	if len(failed) == len(c.Regions) {
+		return nil, &MultiError{Op: "list versions of " + project, Errors: failed}
+	}
+	if len(failed) > 0 {
+		return out, &MultiError{Op: "list versions of " + project, Errors: failed}
+	}
+	return out, nil
+}
+
+// RegionPresence says whether a region holds a version.
+type RegionPresence struct {
+	Name    string `json:"name"`
+	Present bool   `json:"present"`
+	Error   string `json:"error,omitempty"`
+}
+
+// VersionDetails is what Info returns.
+type VersionDetails struct {
+	Manifest
+	Latest  string           `json:"latest"`
+	Regions []RegionPresence `json:"regions"`
+}
+
+// Info returns the manifest of project at version ("latest" allowed), the
+// project's latest version and which regions hold it.
+func (c *Client) Info(ctx context.Context, project, version string) (*VersionDetails, error) {
+	if err := c.checkRegions(); err != nil {
+		return nil, err
+	}
+	if err := ValidateProject(project); err != nil {
+		return nil, err
+	}
+	if version == "" {
+		version = Latest
+	}
+	if version != Latest {
+		if _, err := ParseVersion(version); err != nil {
+			return nil, err
+		}
+	}
+	latest, latestErrs := c.latest(ctx, project)
+	want := version
+	if version == Latest {
+		if latest == "" {
+			return nil, downloadError(project, version, latestErrs)
+		}
+		want = latest
+	}
+	d := &VersionDetails{Latest: latest}
+	manifests := make([]*Manifest, len(c.Regions))
+	errs := make([]error, len(c.Regions))
+	parallel(len(c.Regions), func(i int) {
+		m, err := readManifest(ctx, c.Regions[i].Store, project, want)
+		if err == nil {
+			manifests[i] = &m
+		}
+		errs[i] = err
+	})
+	var failed []*RegionError
+	for i, r := range c.Regions {
+		p := RegionPresence{Name: r.Name, Present: manifests[i] != nil}
+		if errs[i] != nil && !errors.Is(errs[i], store.ErrNotFound) {
+			p.Error = errs[i].Error()
+		}
+		if errs[i] != nil {
+			failed = append(failed, &RegionError{Region: r.Name, Err: errs[i]})
+		}
+		d.Regions = append(d.Regions, p)
+		if manifests[i] != nil && d.Manifest.SHA256 == "" {
+			d.Manifest = *manifests[i]
+		}
+	}
+	if d.Manifest.SHA256 == "" {
+		return nil, downloadError(project, want, failed)
+	}
+	return d, nil
+}
+
+// latest returns the highest latest pointer among regions; regions disagree
+// only while a stage is in progress or after a partial one.
+func (c *Client) latest(ctx context.Context, project string) (string, []*RegionError) {
+	vals := make([]string, len(c.Regions))
+	errs := make([]error, len(c.Regions))
+	parallel(len(c.Regions), func(i int) {
+		r := c.Regions[i]
+		if r.Pointer == nil {
+			errs[i] = fmt.Errorf("no latest pointer configured: %w", store.ErrNotFound)
+			return
+		}
+		vals[i], errs[i] = r.Pointer.Get(ctx, project)
+	})
+	best := ""
+	var failed []*RegionError
+	for i, v := range vals {
+		if errs[i] != nil {
+			failed = append(failed, &RegionError{Region: c.Regions[i].Name, Err: errs[i]})
+			continue
+		}
+		if best == "" || CompareVersions(v, best) > 0 {
+			best = v
+		}
+	}
+	return best, failed
+}
+
+// Exists reports whether any region holds project at version. It answers
+// false only when every region answered; otherwise it returns an error.
+func (c *Client) Exists(ctx context.Context, project, version string) (bool, error) {
+	if err := c.checkRegions(); err != nil {
+		return false, err
+	}
+	if err := ValidateProject(project); err != nil {
+		return false, err
+	}
+	if _, err := ParseVersion(version); err != nil {
+		return false, err
+	}
+	found := make([]bool, len(c.Regions))
+	errs := make([]error, len(c.Regions))
+	parallel(len(c.Regions), func(i int) {
+		_, err := c.Regions[i].Store.Stat(ctx, manifestKey(project, version))
+		found[i] = err == nil
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			errs[i] = err
+		}
+	})
+	var failed []*RegionError
+	for i, ok := range found {
+		if ok {
+			return true, nil
+		}
+		if errs[i] != nil {
+			failed = append(failed, &RegionError{Region: c.Regions[i].Name, Err: errs[i]})
+		}
+	}
+	if len(failed) > 0 {
+		return false, &MultiError{Op: fmt.Sprintf("look up %s %s", project, version), Errors: failed}
+	}
+	return false, nil
+}

@@ -1,0 +1,422 @@
+package artifact
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/berth-dev/berth/store"
+)
+
+// StageOptions are the inputs of Stage besides project, version and file.
+type StageOptions struct {
+	Metadata map[string]string
+	Filename string // recorded file name; default: the file's base name
+	DryRun   bool   // check access and existence, write nothing
+	// ForceLatest moves the latest pointer to this version even if it is
+	// lower than the current one.
+	ForceLatest bool
+}
+
+// Region outcomes of a stage.
+const (
+	StatusStaged   = "staged"  // written by this stage
+	StatusPresent  = "present" // already there with the same bytes
+	StatusWouldAdd = "would-stage"
+	StatusFailed   = "failed"
+	StatusConflict = "conflict"
+)
+
+// RegionResult is the outcome of an operation in one region.
+type RegionResult struct {
+	Region       string `json:"region"`
+	Status       string `json:"status"`
+	LatestMoved  bool   `json:"latest_moved,omitempty"`
+	LatestBefore string `json:"latest_before,omitempty"`
+	Error        string `json:"error,omitempty"`
+	err          error
+}
+
+// StageResult summarises a stage.
+type StageResult struct {
+	Project  string         `json:"project"`
+	Version  string         `json:"version"`
+	Size     int64          `json:"size"`
+	SHA256   string         `json:"sha256,omitempty"`
+	Filename string         `json:"filename"`
+	DryRun   bool           `json:"dry_run,omitempty"`
+	Regions  []RegionResult `json:"regions"`
+}
+
+type regionStage struct {
+	region   Region
+	existing *Manifest // manifest already present
+	upload   bool
+	dataKey  string
+	res      RegionResult
+}
+
+// Stage writes file as project/version to every region. The file is read
+// once; its bytes go to all regions in parallel under keys unique to this
+// stage, and each region is committed by a create-only manifest written only
+// after the SHA-256 is known and checked against any copy already there.
+// A region that fails leaves no manifest; running Stage again completes it.
+func (c *Client) Stage(ctx context.Context, project, version, file string, opts StageOptions) (*StageResult, error) {
+	if err := c.checkRegions(); err != nil {
+		return nil, err
+	}
+	if err := ValidateProject(project); err != nil {
+		return nil, err
+	}
+	if _, err := ParseVersion(version); err != nil {
+		return nil, err
+	}
+	if err := ValidateMetadata(opts.Metadata); err != nil {
+		return nil, err
+	}
+	filename := opts.Filename
+	if filename == "" {
+		filename = filepath.Base(file)
+	}
+	if err := ValidateFilename(filename); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, fmt.Errorf("open artifact file: %w: %w", err, ErrInvalid)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("stat artifact file: %w: %w", err, ErrInvalid)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("artifact file %s is not a regular file: %w", file, ErrInvalid)
+	}
+	size := fi.Size()
+	res := &StageResult{Project: project, Version: version, Size: size, Filename: filename, DryRun: opts.DryRun}
+
+	// Look at every region first: what is there decides what to write.
+	stages := make([]*regionStage, len(c.Regions))
+	parallel(len(c.Regions), func(i int) {
+		r := c.Regions[i]
+		rs := &regionStage{region: r, res: RegionResult{Region: r.Name}}
+		stages[i] = rs
+		m, err := readManifest(ctx, r.Store, project, version)
+		switch {
+		case err == nil:
+			rs.existing = &m
+		case errors.Is(err, store.ErrNotFound):
+			rs.upload = true
+			if opts.DryRun {
+				err = c.checkWritable(ctx, r, project, version)
+				rs.fail(err)
+			}
+		default:
+			rs.fail(err)
+		}
+	})
+
+	if opts.DryRun {
+		for _, rs := range stages {
+			if rs.res.Status == "" {
+				rs.res.Status = StatusPresent
+				if rs.upload {
+					rs.res.Status = StatusWouldAdd
+				}
+				if rs.existing != nil && rs.existing.Size != size {
+					rs.res.Status = StatusConflict
+					rs.res.err = fmt.Errorf("%s %s is already staged with %d bytes, the file has %d: %w", project, version, rs.existing.Size, size, ErrConflict)
+					rs.res.Error = rs.res.err.Error()
+				}
+			}
+			res.Regions = append(res.Regions, rs.res)
+		}
+		return res, stageError(res)
+	}
+
+	var uploads []*regionStage
+	for _, rs := range stages {
+		if rs.upload && rs.res.Status == "" {
+			rs.dataKey = dataPrefix(project, version) + newID()
+			uploads = append(uploads, rs)
+			if cl, ok := rs.region.Store.(store.Cleaner); ok {
+				// Uploads abandoned by an earlier, interrupted stage.
+				if n, err := cl.AbortIncomplete(ctx, dataPrefix(project, version)); err != nil {
+					c.log().Warn("could not clean abandoned uploads", "region", rs.region.Name, "err", err)
+				} else if n > 0 {
+					c.log().Info("removed abandoned uploads of an earlier stage", "region", rs.region.Name, "count", n)
+				}
+			}
+		}
+	}
+
+	sum, err := c.fanOut(ctx, f, size, uploads)
+	if err != nil {
+		return nil, fmt.Errorf("read artifact file %s: %w", file, err)
+	}
+	res.SHA256 = sum
+
+	// The same version with other bytes anywhere is a conflict: commit nothing.
+	for _, rs := range stages {
+		if rs.existing != nil && (rs.existing.SHA256 != sum || rs.existing.Size != size) {
+			for _, u := range uploads {
+				c.discard(u)
+			}
+			rs.res.Status = StatusConflict
+			rs.res.err = conflictErr(project, version, rs.region.Name, rs.existing.SHA256, sum)
+			rs.res.Error = rs.res.err.Error()
+			for _, other := range stages {
+				res.Regions = append(res.Regions, other.res)
+			}
+			return res, rs.res.err
+		}
+	}
+
+	m := Manifest{
+		Format: manifestFormat, Project: project, Version: version, Size: size, SHA256: sum,
+		Metadata: opts.Metadata, Filename: filename, Created: time.Now().UTC().Truncate(time.Millisecond),
+		StagedBy: c.Identity,
+	}
+	if m.Metadata == nil {
+		m.Metadata = map[string]string{}
+	}
+	// The first region that takes a manifest decides the winner of a race:
+	// commit one region at a time, in order, until one holds our bytes, then
+	// the rest in parallel. Committing all at once could let two stagers each
+	// win a different region.
+	decided := false
+	for _, rs := range stages {
+		if rs.existing != nil {
+			decided = true
+		}
+	}
+	for i := 0; i < len(stages) && !decided; i++ {
+		rs := stages[i]
+		if rs.res.Status != "" {
+			continue
+		}
+		c.commit(ctx, rs, m, opts)
+		switch rs.res.Status {
+		case StatusConflict:
+			for _, other := range stages[i+1:] {
+				c.discard(other)
+			}
+			for _, other := range stages {
+				res.Regions = append(res.Regions, other.res)
+			}
+			return res, rs.res.err
+		case StatusStaged, StatusPresent:
+			decided = true
+		}
+	}
+	parallel(len(stages), func(i int) {
+		if rs := stages[i]; rs.res.Status == "" {
+			c.commit(ctx, rs, m, opts)
+		}
+	})
+	for _, rs := range stages {
+		res.Regions = append(res.Regions, rs.res)
+	}
+	return res, stageError(res)
+}
+
+func conflictErr(project, version, region, theirs, ours string) error {
+	return fmt.Errorf("%s %s is already staged in %s with other bytes (sha256 %s, this file %s); versions are immutable, stage a new version: %w",
+		project, version, region, short(theirs), short(ours), ErrConflict)
+}
+
+func short(sum string) string {
+	if len(sum) > 12 {
+		return sum[:12]
+	}
+	return sum
+}
+
+func (rs *regionStage) fail(err error) {
+	if err == nil {
+		return
+	}
+	rs.res.Status = StatusFailed
+	rs.res.err = err
+	rs.res.Error = err.Error()
+}
+
+// discard removes a data object that will not be committed. Writers may
+// lack delete permission; then the orphan stays and verify reports it.
+func (c *Client) discard(rs *regionStage) {
+	if rs.dataKey == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := rs.region.Store.Delete(ctx, rs.dataKey); err != nil {
+		c.log().Debug("could not remove unused data object", "region", rs.region.Name, "key", rs.dataKey, "err", err)
+	}
+}
+
+// checkWritable proves, without writing, that the region can be reached.
+func (c *Client) checkWritable(ctx context.Context, r Region, project, version string) error {
+	_, err := r.Store.List(ctx, dataPrefix(project, version))
+	return err
+}
+
+func stageError(res *StageResult) error {
+	var errs []*RegionError
+	for _, r := range res.Regions {
+		if r.err != nil {
+			errs = append(errs, &RegionError{Region: r.Region, Err: r.err})
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return &MultiError{Op: fmt.Sprintf("stage %s %s", res.Project, res.Version), Errors: errs}
+}
+
+func newID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+func parallel(n int, fn func(i int)) {
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(i)
+		}()
+	}
+	wg.Wait()
+}
+
+// fanOut reads r once, hashing it, and feeds every upload its own pipe so
+// all regions receive the bytes in parallel. A failed region drops out
+// without stopping the others. It returns the SHA-256 of all bytes read.
+func (c *Client) fanOut(ctx context.Context, r io.Reader, size int64, uploads []*regionStage) (string, error) {
+	h := sha256.New()
+	type sink struct {
+		rs   *regionStage
+		pw   *io.PipeWriter
+		bar  ProgressBar
+		dead bool
+	}
+	sinks := make([]*sink, len(uploads))
+	var wg sync.WaitGroup
+	for i, rs := range uploads {
+		pr, pw := io.Pipe()
+		s := &sink{rs: rs, pw: pw, bar: c.bar(rs.region.Name, size)}
+		sinks[i] = s
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := rs.region.Store.Put(ctx, rs.dataKey, pr, size, store.PutOptions{IfNoneMatch: true})
+			if err != nil {
+				rs.fail(fmt.Errorf("upload %s: %w", rs.dataKey, err))
+				pr.CloseWithError(err)
+			} else {
+				pr.Close()
+			}
+			s.bar.Done(err)
+		}()
+	}
+	buf := make([]byte, 1<<20)
+	var readErr error
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			h.Write(buf[:n])
+			chunk := buf[:n]
+			var ww sync.WaitGroup
+			for _, s := range sinks {
+				if s.dead {
+					continue
+				}
+				ww.Add(1)
+				go func() {
+					defer ww.Done()
+					if _, err := s.pw.Write(chunk); err != nil {
+						s.dead = true
+						return
+					}
+					s.bar.Add(len(chunk))
+				}()
+			}
+			ww.Wait()
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			readErr = err
+			break
+		}
+		if ctx.Err() != nil {
+			readErr = ctx.Err()
+			break
+		}
+	}
+	for _, s := range sinks {
+		if readErr != nil {
+			s.pw.CloseWithError(readErr)
+		} else {
+			s.pw.Close()
+		}
+	}
+	wg.Wait()
+	if readErr != nil {
+		return "", readErr
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// commit writes the region's manifest and moves its latest pointer.
+func (c *Client) commit(ctx context.Context, rs *regionStage, m Manifest, opts StageOptions) {
+	if rs.existing != nil {
+		rs.res.Status = StatusPresent
+	} else {
+		m.Object = rs.dataKey
+		err := writeManifest(ctx, rs.region.Store, m)
+		switch {
+		case errors.Is(err, store.ErrPreconditionFailed):
+			// Another stager committed first; we lost unless our bytes match.
+			c.discard(rs)
+			theirs, rerr := readManifest(ctx, rs.region.Store, m.Project, m.Version)
+			switch {
+			case rerr != nil:
+				rs.fail(rerr)
+				return
+			case theirs.SHA256 != m.SHA256 || theirs.Size != m.Size:
+				rs.res.Status = StatusConflict
+				rs.res.err = conflictErr(m.Project, m.Version, rs.region.Name, theirs.SHA256, m.SHA256)
+				rs.res.Error = rs.res.err.Error()
+				return
+			}
+			rs.res.Status = StatusPresent
+		case err != nil:
+			c.discard(rs)
+			rs.fail(fmt.Errorf("commit manifest: %w", err))
+			return
+		default:
+			rs.res.Status = StatusStaged
+		}
+	}
+	if rs.region.Pointer != nil {
+		moved, before, err := rs.region.Pointer.Advance(ctx, m.Project, m.Version, CompareVersions, opts.ForceLatest)
+		if err != nil {
+			rs.fail(fmt.Errorf("version is staged but the latest pointer was not moved: %w", err))
+			return
+		}
+		rs.res.LatestMoved, rs.res.LatestBefore = moved, before
+	}
+}
