@@ -1,0 +1,219 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/spf13/cobra"
+
+	"github.com/berth-dev/berth/artifact"
+	"github.com/berth-dev/berth/internal/awserr"
+	"github.com/berth-dev/berth/internal/awsx"
+	"github.com/berth-dev/berth/internal/config"
+	"github.com/berth-dev/berth/pointer"
+	"github.com/berth-dev/berth/store"
+	"github.com/berth-dev/berth/store/filestore"
+	"github.com/berth-dev/berth/store/s3store"
+)
+
+// storeFlags are the settings artifact commands accept on top of the file.
+type storeFlags struct {
+	stores      []string
+	prefix      string
+	pointers    string
+	partSize    string
+	concurrency int
+}
+
+func (f *storeFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringArrayVar(&f.stores, "store", nil, "region store as NAME=URL, repeatable; replaces the configured regions (env BERTH_STORES, comma-separated)")
+	fl.StringVar(&f.prefix, "prefix", "", "key prefix in every store (env BERTH_PREFIX)")
+	fl.StringVar(&f.pointers, "pointers", "", "where latest pointers live: store or ssm:/PARAM/PREFIX (env BERTH_POINTERS)")
+	fl.StringVar(&f.partSize, "part-size", "", "S3 multipart part and download range size, such as 16MiB (env BERTH_PART_SIZE; default 8MiB)")
+	fl.IntVar(&f.concurrency, "concurrency", 0, "S3 parts in flight per region (env BERTH_CONCURRENCY; default 4)")
+}
+
+// client builds the artifact client for the resolved configuration.
+func (g *Globals) client(ctx context.Context, cmd *cobra.Command, f *storeFlags) (*artifact.Client, error) {
+	cfg, err := g.loadConfig(cmd, f)
+	if err != nil {
+		return nil, err
+	}
+	opts, err := g.s3Options(f)
+	if err != nil {
+		return nil, err
+	}
+	ssmPrefix, _ := cfg.SSMPrefix()
+	c := &artifact.Client{Identity: g.identity(), Logger: g.log}
+	for _, r := range cfg.Regions {
+		region, err := g.openRegion(ctx, r, cfg.Prefix, ssmPrefix, opts)
+		if err != nil {
+			return nil, fmt.Errorf("open region %s: %w", r.Name, err)
+		}
+		c.Regions = append(c.Regions, region)
+	}
+	return c, nil
+}
+
+// loadConfig applies the precedence flags > env > file > embedded default.
+func (g *Globals) loadConfig(cmd *cobra.Command, f *storeFlags) (*config.Config, error) {
+	path := g.ConfigPath
+	explicit := path != ""
+	if !explicit {
+		path = config.DefaultPath(g.Env)
+	}
+	base, err := config.Load(path)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) || explicit {
+			return nil, err
+		}
+		base = nil
+	}
+	o := config.Overrides{Stores: f.stores, Pointers: f.pointers}
+	if cmd.Flags().Changed("prefix") {
+		o.Prefix = &f.prefix
+	}
+	cfg, err := config.Resolve(base, g.Env, o)
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.Regions) == 0 {
+		dir := config.DefaultDataDir(g.Env)
+		g.info("berth: no configuration found; using the local store %s (run \"berth init\" to configure regions)", dir)
+		cfg.Regions = []config.Region{{Name: "local", Store: "file://" + dir}}
+	}
+	return cfg, nil
+}
+
+func (g *Globals) s3Options(f *storeFlags) (s3store.Options, error) {
+	var o s3store.Options
+	ps := f.partSize
+	if ps == "" {
+		ps = g.Env("BERTH_PART_SIZE")
+	}
+	if ps != "" {
+		n, err := parseSize(ps)
+		if err != nil {
+			return o, usageErr(fmt.Errorf("--part-size %q: %w", ps, err))
+		}
+		if n < s3store.MinPartSize {
+			return o, usageErr(fmt.Errorf("--part-size %q: S3 needs parts of at least 5MiB", ps))
+		}
+		o.PartSize = n
+	}
+	o.Concurrency = f.concurrency
+	if o.Concurrency == 0 && g.Env("BERTH_CONCURRENCY") != "" {
+		n, err := strconv.Atoi(g.Env("BERTH_CONCURRENCY"))
+		if err != nil || n < 1 || n > 64 {
+			return o, usageErr(fmt.Errorf("BERTH_CONCURRENCY=%q: use a number from 1 to 64", g.Env("BERTH_CONCURRENCY")))
+		}
+		o.Concurrency = n
+	}
+	if o.Concurrency < 0 || o.Concurrency > 64 {
+		return o, usageErr(fmt.Errorf("--concurrency %d: use a number from 1 to 64", o.Concurrency))
+	}
+	return o, nil
+}
+
+// parseSize reads sizes such as 8MiB, 16MB, 5242880.
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}}
+	num, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(num, u.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 || n > (5<<30)/mult {
+		return 0, errors.New("use a size such as 8MiB, 64MiB or 16777216")
+	}
+	return n * mult, nil
+}
+
+func (g *Globals) openRegion(ctx context.Context, r config.Region, prefix, ssmPrefix string, opts s3store.Options) (artifact.Region, error) {
+	u, err := config.ParseStore(r.Store)
+	if err != nil {
+		return artifact.Region{}, err
+	}
+	out := artifact.Region{Name: r.Name}
+	var awsCfg aws.Config
+	if u.Scheme == "s3" || ssmPrefix != "" {
+		region := u.Region
+		if region == "" {
+			region = r.Name
+		}
+		awsCfg, err = awsx.Load(ctx, awsx.Options{Profile: g.Profile, Region: region})
+		if err != nil {
+			return out, fmt.Errorf("%w: %w", err, store.ErrPermissionDenied)
+		}
+	}
+	switch u.Scheme {
+	case "file":
+		s, err := filestore.New(filepath.Join(u.Dir, filepath.FromSlash(prefix)))
+		if err != nil {
+			return out, err
+		}
+		out.Store = s
+	case "s3":
+		bucket := u.Bucket
+		if u.BucketParameter != "" {
+			bucket, err = bucketFromSSM(ctx, ssm.NewFromConfig(awsCfg), u.BucketParameter)
+			if err != nil {
+				return out, err
+			}
+		}
+		client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+			if u.Endpoint != "" {
+				o.BaseEndpoint = aws.String(u.Endpoint)
+			}
+			o.UsePathStyle = u.PathStyle || u.Endpoint != ""
+		})
+		out.Store = s3store.New(client, bucket, prefix, opts)
+	}
+	if ssmPrefix != "" {
+		out.Pointer = pointer.SSM{Client: ssm.NewFromConfig(awsCfg), Prefix: ssmPrefix, Region: awsCfg.Region}
+	} else {
+		out.Pointer = pointer.InStore{Store: out.Store}
+	}
+	return out, nil
+}
+
+func bucketFromSSM(ctx context.Context, client *ssm.Client, name string) (string, error) {
+	out, err := client.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name)})
+	if err != nil {
+		return "", fmt.Errorf("read bucket name from SSM parameter %s: %w", name, awserr.Classify(err))
+	}
+	b := aws.ToString(out.Parameter.Value)
+	if _, err := config.ParseStore("s3://" + b + "?region=x"); err != nil || b == "" {
+		return "", fmt.Errorf("SSM parameter %s holds %q, not a bucket name: %w", name, b, config.ErrInvalid)
+	}
+	return b, nil
+}
+
+// identity is recorded as staged_by: BERTH_STAGED_BY, else user@host.
+func (g *Globals) identity() string {
+	if v := g.Env("BERTH_STAGED_BY"); v != "" {
+		return v
+	}
+	name := "unknown"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	host, _ := os.Hostname()
+	return name + "@" + host
+}
