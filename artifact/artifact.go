@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/berth-dev/berth/pointer"
@@ -108,13 +109,31 @@ func readManifest(ctx context.Context, s store.Store, project, version string) (
 	if err != nil {
 		return Manifest{}, fmt.Errorf("read manifest of %s %s: %w", project, version, store.ErrUnavailable)
 	}
+	m, err := parseManifest(data, project, version)
+	if err != nil {
+		return Manifest{}, fmt.Errorf("manifest of %s %s in %s: %w", project, version, s, err)
+	}
+	return m, nil
+}
+
+// parseManifest decodes a manifest and checks that it describes
+// project/version and points inside that version's data prefix: a manifest
+// is outside input like any other.
+func parseManifest(data []byte, project, version string) (Manifest, error) {
 	var m Manifest
 	if err := json.Unmarshal(data, &m); err != nil {
-		return Manifest{}, fmt.Errorf("parse manifest of %s %s in %s: %v: %w", project, version, s, err, ErrCorrupt)
+		return Manifest{}, fmt.Errorf("parse: %v: %w", err, ErrCorrupt)
 	}
-	if m.Project != project || m.Version != version || len(m.SHA256) != 64 || m.Size < 0 ||
-		m.Object != dataPrefix(project, version)+pathBase(m.Object) {
-		return Manifest{}, fmt.Errorf("manifest of %s %s in %s does not describe this version: %w", project, version, s, ErrCorrupt)
+	base := pathBase(m.Object)
+	switch {
+	case m.Project != project || m.Version != version:
+		return Manifest{}, fmt.Errorf("it describes %s %s: %w", m.Project, m.Version, ErrCorrupt)
+	case len(m.SHA256) != 64 || strings.Trim(m.SHA256, "0123456789abcdef") != "":
+		return Manifest{}, fmt.Errorf("sha256 %q is malformed: %w", m.SHA256, ErrCorrupt)
+	case m.Size < 0:
+		return Manifest{}, fmt.Errorf("size %d is negative: %w", m.Size, ErrCorrupt)
+	case base == "" || base == "." || base == ".." || m.Object != dataPrefix(project, version)+base:
+		return Manifest{}, fmt.Errorf("data object %q is outside the version: %w", m.Object, ErrCorrupt)
 	}
 	return m, nil
 }

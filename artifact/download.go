@@ -58,8 +58,8 @@ func (c *Client) Download(ctx context.Context, project, version string, opts Dow
 		return nil, fmt.Errorf("give either a destination path or a directory: %w", ErrInvalid)
 	}
 	if opts.Dir != "" {
-		if fi, err := os.Stat(opts.Dir); err != nil || !fi.IsDir() {
-			return nil, fmt.Errorf("destination directory %s does not exist: %w", opts.Dir, ErrInvalid)
+		if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+			return nil, fmt.Errorf("create destination directory: %w: %w", err, ErrInvalid)
 		}
 	}
 	order, err := c.order(opts.PreferRegion)

@@ -77,6 +77,9 @@ func ParseVersion(s string) (Version, error) {
 	if s == "latest" {
 		return fail("\"latest\" is reserved for the latest-version pointer")
 	}
+	if len(s) > 1 && (s[0] == 'v' || s[0] == 'V') && s[1] >= '0' && s[1] <= '9' {
+		return fail("drop the leading \"v\"")
+	}
 	v := Version{raw: s}
 	rest := s
 	if i := strings.IndexByte(rest, '+'); i >= 0 {
@@ -96,9 +99,6 @@ func ParseVersion(s string) (Version, error) {
 	}
 	parts := strings.Split(rest, ".")
 	if len(parts) != 3 {
-		if strings.HasPrefix(s, "v") {
-			return fail("drop the leading \"v\"")
-		}
 		return fail("it needs three numbers separated by dots")
 	}
 	nums := []*uint64{&v.Major, &v.Minor, &v.Patch}
