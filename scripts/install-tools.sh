@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the servers and peer tools the tests use into $BERTH_TOOLS_DIR
+# (default ~/.cache/berth-tools) and reuses them when present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TOOLS="${BERTH_TOOLS_DIR:-$HOME/.cache/berth-tools}"
+mkdir -p "$TOOLS/bin"
+
+# MinIO: the pinned module version the proxy serves; a cold build takes
+# about four minutes, so the binary is kept with its version beside it.
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+if [ ! -x "$TOOLS/bin/minio" ] || [ "$(cat "$TOOLS/minio.version" 2>/dev/null)" != "$MINIO_VERSION" ]; then
+	echo "installing MinIO $MINIO_VERSION from its Go module (about four minutes cold)"
+	(cd "$(mktemp -d)" && GOBIN="$TOOLS/bin" GOFLAGS=-mod=mod go install "github.com/minio/minio@$MINIO_VERSION")
+	echo "$MINIO_VERSION" >"$TOOLS/minio.version"
+fi
+
+# The AWS CLI, a peer client that must read what berth writes.
+if ! command -v aws >/dev/null 2>&1; then
+	echo "installing the AWS CLI (Debian package awscli)"
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq awscli >/dev/null
+fi
+
+# npm tools for the policy tests, when their installer exists.
+if [ -x scripts/install-npm-tools.sh ]; then
+	./scripts/install-npm-tools.sh
+fi

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs berth's whole test suite on a fresh machine, installing what it needs:
+# MinIO (built from its Go module, cached), the AWS CLI (Debian package when
+# missing) and the npm tools the policy tests compare against. Tests that
+# need a server fail instead of skipping (BERTH_REQUIRE_SERVERS=1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TOOLS="${BERTH_TOOLS_DIR:-$HOME/.cache/berth-tools}"
+export BERTH_TOOLS_DIR="$TOOLS"
+mkdir -p "$TOOLS/bin"
+export PATH="$TOOLS/bin:$PATH"
+
+./scripts/install-tools.sh
+
+export BERTH_REQUIRE_SERVERS=1
+log="$(mktemp -t berth-test.XXXXXX)"
+trap 'rm -f "$log"' EXIT
+
+echo "== go vet"
+go vet ./...
+
+echo "== go test"
+set +e
+go test -count=1 -v -timeout 30m ./... >"$log" 2>&1
+rc=$?
+set -e
+
+grep -E '^(ok|FAIL|---.FAIL|panic:|\?)' "$log" || true
+if grep -qE '^\s*--- SKIP' "$log"; then
+	echo "tests were skipped; in this suite a skip means a missing server or tool:"
+	grep -E '^\s*--- SKIP' -A2 "$log"
+	rc=1
+fi
+if [ "$rc" -ne 0 ]; then
+	echo "== failures (last 400 lines of the log)"
+	tail -n 400 "$log"
+	exit "$rc"
+fi
+passed=$(grep -cE '^\s*--- PASS' "$log" || true)
+failed=$(grep -cE '^\s*--- FAIL' "$log" || true)
+echo "$passed passed, $failed failed"
