@@ -144,9 +144,10 @@ func (c *Client) Stage(ctx context.Context, project, version, file string, opts 
 	}
 
 	var uploads []*regionStage
+	dataKey := dataPrefix(project, version) + newID() // one key for this stage in every region
 	for _, rs := range stages {
 		if rs.upload && rs.res.Status == "" {
-			rs.dataKey = dataPrefix(project, version) + newID()
+			rs.dataKey = dataKey
 			uploads = append(uploads, rs)
 			if cl, ok := rs.region.Store.(store.Cleaner); ok {
 				// Uploads abandoned by an earlier, interrupted stage.

@@ -1,0 +1,283 @@
+package artifact_test
+
+// End-to-end and fault tests on real MinIO servers acting as regions.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/berth-dev/berth/artifact"
+	"github.com/berth-dev/berth/internal/testenv"
+	"github.com/berth-dev/berth/pointer"
+	"github.com/berth-dev/berth/store"
+	"github.com/berth-dev/berth/store/s3store"
+)
+
+const bucket = "releases"
+
+type minioRegions struct {
+	servers []*testenv.MinIO
+	client  *artifact.Client
+}
+
+// startRegions starts n MinIO servers and an artifact client over them with
+// a small retry budget, so a dead region fails fast.
+func startRegions(t *testing.T, n int) *minioRegions {
+	t.Helper()
+	servers := testenv.StartRegions(t, n)
+	c := &artifact.Client{Identity: "test"}
+	for _, m := range servers {
+		m.CreateBucket(t, bucket)
+		s3c := m.S3Client(t, func(o *s3.Options) {
+			o.Retryer = retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = 2 })
+		})
+		s := s3store.New(s3c, bucket, "releases", s3store.Options{PartSize: s3store.MinPartSize, Concurrency: 3})
+		c.Regions = append(c.Regions, artifact.Region{Name: m.Region, Store: s, Pointer: pointer.InStore{Store: s}})
+	}
+	return &minioRegions{servers: servers, client: c}
+}
+
+func incompleteUploads(t *testing.T, m *testenv.MinIO) int {
+	t.Helper()
+	out, err := m.S3Client(t).ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
+	if err != nil {
+		t.Fatalf("list multipart uploads on %s: %v", m.Region, err)
+	}
+	return len(out.Uploads)
+}
+
+func TestMinIOStageDownloadAndAWSCLI(t *testing.T) {
+	ctx := context.Background()
+	r := startRegions(t, 3)
+	data := random(17<<20 + 123) // several multipart parts
+	if _, err := r.client.Stage(ctx, "app", "1.0.0", writeFile(t, data), artifact.StageOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "app")
+	res, err := r.client.Download(ctx, "app", "latest", artifact.DownloadOptions{Path: out, PreferRegion: r.servers[2].Region})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Region != r.servers[2].Region {
+		t.Fatalf("downloaded from %s, want the preferred %s", res.Region, r.servers[2].Region)
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
+		t.Fatal("downloaded bytes differ")
+	}
+
+	// A peer client reads what berth wrote.
+	aws := testenv.AWSCLI(t)
+	info, err := r.client.Info(ctx, "app", "1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range r.servers {
+		peer := filepath.Join(t.TempDir(), "peer")
+		cmd := exec.Command(aws, "s3", "cp", "--endpoint-url", m.Endpoint, "s3://"+bucket+"/releases/"+info.Object, peer)
+		cmd.Env = append(os.Environ(), m.AWSEnv()...)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("aws s3 cp from %s: %v\n%s", m.Region, err, b)
+		}
+		if got, _ := os.ReadFile(peer); !bytes.Equal(got, data) {
+			t.Fatalf("aws s3 cp from %s: bytes differ", m.Region)
+		}
+	}
+	if _, err := r.client.Verify(ctx, "app", "1.0.0", false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// killAt wraps progress so that region's server is killed once n bytes
+// have gone to it.
+type killBar struct {
+	sent  *atomic.Int64
+	limit int64
+	kill  func()
+	once  *sync.Once
+}
+
+func (k killBar) Add(n int) {
+	if k.sent.Add(int64(n)) >= k.limit {
+		k.once.Do(k.kill)
+	}
+}
+func (killBar) Done(error) {}
+
+func TestMinIORegionKilledMidStage(t *testing.T) {
+	ctx := context.Background()
+	r := startRegions(t, 3)
+	victim := r.servers[1]
+	data := random(40 << 20)
+	file := writeFile(t, data)
+
+	var sent atomic.Int64
+	var once sync.Once
+	r.client.Progress = func(region string, total int64) artifact.ProgressBar {
+		if region != victim.Region {
+			return nil
+		}
+		return killBar{sent: &sent, limit: 15 << 20, kill: victim.Kill, once: &once}
+	}
+	r.client.Progress = wrapNil(r.client.Progress)
+	res, err := r.client.Stage(ctx, "app", "2.0.0", file, artifact.StageOptions{})
+	if err == nil {
+		t.Fatal("stage succeeded although a region died")
+	}
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("err = %v, want a region unavailable", err)
+	}
+	for i, rr := range res.Regions {
+		want := artifact.StatusStaged
+		if i == 1 {
+			want = artifact.StatusFailed
+		}
+		if rr.Status != want {
+			t.Fatalf("region %s: status %s, want %s (%s)", rr.Region, rr.Status, want, rr.Error)
+		}
+	}
+
+	victim.Restart(t)
+	r.client.Progress = nil
+	one := &artifact.Client{Regions: r.client.Regions[1:2]}
+	if ok, err := one.Exists(ctx, "app", "2.0.0"); ok || err != nil {
+		t.Fatalf("killed region has a manifest: %v %v", ok, err)
+	}
+
+	res, err = r.client.Stage(ctx, "app", "2.0.0", file, artifact.StageOptions{})
+	if err != nil {
+		t.Fatalf("re-run: %v", err)
+	}
+	if res.Regions[1].Status != artifact.StatusStaged || res.Regions[0].Status != artifact.StatusPresent {
+		t.Fatalf("re-run regions: %+v", res.Regions)
+	}
+	if n := incompleteUploads(t, victim); n != 0 {
+		t.Fatalf("%d incomplete multipart uploads left on the killed region", n)
+	}
+	if _, err := r.client.Verify(ctx, "app", "2.0.0", false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type nopBar struct{}
+
+func (nopBar) Add(int)    {}
+func (nopBar) Done(error) {}
+
+func wrapNil(f func(string, int64) artifact.ProgressBar) func(string, int64) artifact.ProgressBar {
+	return func(region string, total int64) artifact.ProgressBar {
+		if b := f(region, total); b != nil {
+			return b
+		}
+		return nopBar{}
+	}
+}
+
+func TestMinIOConcurrentStagers(t *testing.T) {
+	ctx := context.Background()
+	r := startRegions(t, 3)
+	const n = 10
+	files := make([][]byte, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		files[i] = random(6 << 20) // multipart: two parts each
+		p := writeFile(t, files[i])
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = r.client.Stage(ctx, "app", "3.0.0", p, artifact.StageOptions{})
+		}()
+	}
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			if winner >= 0 {
+				t.Fatalf("stagers %d and %d both won", winner, i)
+			}
+			winner = i
+		case !errors.Is(err, artifact.ErrConflict):
+			t.Fatalf("stager %d: %v", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatalf("no stager won: %v", errs)
+	}
+	for _, reg := range r.client.Regions {
+		one := &artifact.Client{Regions: []artifact.Region{reg}}
+		out := filepath.Join(t.TempDir(), "out")
+		if _, err := one.Download(ctx, "app", "3.0.0", artifact.DownloadOptions{Path: out}); err != nil {
+			t.Fatalf("region %s: %v", reg.Name, err)
+		}
+		if got, _ := os.ReadFile(out); !bytes.Equal(got, files[winner]) {
+			t.Fatalf("region %s holds bytes that are not the winner's", reg.Name)
+		}
+	}
+}
+
+func TestMinIODownloadFailover(t *testing.T) {
+	ctx := context.Background()
+	r := startRegions(t, 3)
+	data := random(7 << 20)
+	if _, err := r.client.Stage(ctx, "app", "1.0.0", writeFile(t, data), artifact.StageOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := r.client.Info(ctx, "app", "1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Preferred region down.
+	r.servers[0].Kill()
+	out := filepath.Join(t.TempDir(), "a")
+	res, err := r.client.Download(ctx, "app", "latest", artifact.DownloadOptions{Path: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Region != r.servers[1].Region || len(res.Failures) != 1 || res.Failures[0].Region != r.servers[0].Region {
+		t.Fatalf("down: result %+v", res)
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
+		t.Fatal("bytes differ")
+	}
+
+	// Preferred region holds a corrupted copy.
+	bad := random(len(data))
+	if _, err := r.servers[1].S3Client(t).PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(bucket), Key: aws.String("releases/" + info.Object), Body: bytes.NewReader(bad),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	out2 := filepath.Join(t.TempDir(), "b")
+	res, err = r.client.Download(ctx, "app", "1.0.0", artifact.DownloadOptions{Path: out2, PreferRegion: r.servers[1].Region})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Region != r.servers[2].Region || !strings.Contains(res.Failures[0].Error, "sha256") {
+		t.Fatalf("corrupt: result %+v", res)
+	}
+	if got, _ := os.ReadFile(out2); !bytes.Equal(got, data) {
+		t.Fatal("bytes differ")
+	}
+
+	// All regions unreachable: unavailable, not "not found".
+	r.servers[1].Kill()
+	r.servers[2].Kill()
+	_, err = r.client.Download(ctx, "app", "1.0.0", artifact.DownloadOptions{Path: out2})
+	if !errors.Is(err, store.ErrUnavailable) || errors.Is(err, artifact.ErrVersionNotFound) {
+		t.Fatalf("all down: err = %v", err)
+	}
+}
