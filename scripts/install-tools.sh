@@ -22,7 +22,5 @@ if ! command -v aws >/dev/null 2>&1; then
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq awscli >/dev/null
 fi
 
-# npm tools for the policy tests, when their installer exists.
-if [ -x scripts/install-npm-tools.sh ]; then
-	./scripts/install-npm-tools.sh
-fi
+# The independent IAM evaluator the policy simulator is compared with (npm).
+bash scripts/iamdata/install-simulate.sh

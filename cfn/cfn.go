@@ -1,0 +1,394 @@
+// Package cfn builds berth's CloudFormation templates with goformation: the
+// regional data plane stack and the account bootstrap stack. The IAM
+// policies inside come from the policy package's renderers, so a template
+// and `berth policy render` never disagree.
+package cfn
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/awslabs/goformation/v7/cloudformation"
+	"github.com/awslabs/goformation/v7/cloudformation/iam"
+	"github.com/awslabs/goformation/v7/cloudformation/kms"
+	"github.com/awslabs/goformation/v7/cloudformation/policies"
+	"github.com/awslabs/goformation/v7/cloudformation/s3"
+	"github.com/awslabs/goformation/v7/cloudformation/ssm"
+	"github.com/awslabs/goformation/v7/cloudformation/tags"
+
+	"github.com/berth-dev/berth/policy"
+)
+
+// BootstrapVersion is written to the bootstrap stack's version parameter
+// and output. Bump it whenever the bootstrap template changes in a way the
+// data plane deploy depends on, so berth can refuse an older bootstrap.
+const BootstrapVersion = 1
+
+// Format is the output format of a template.
+type Format string
+
+const (
+	YAML Format = "yaml"
+	JSON Format = "json"
+)
+
+// Params are the inputs of the templates.
+type Params struct {
+	Qualifier       string // prefix of every name; "berth" when empty
+	Prefix          string // artifact key prefix inside the bucket
+	ParameterPrefix string // SSM prefix; "/QUALIFIER" when empty
+	KMSKeyARN       string // data plane: use this key instead of creating one
+
+	// Bootstrap only.
+	Administrator       bool   // provisioner gets AdministratorAccess (with a warning)
+	PermissionsBoundary string // boundary ARN set on both roles
+}
+
+// Result is a rendered template and the warnings to show with it.
+type Result struct {
+	Template *cloudformation.Template
+	Warnings []string
+}
+
+// Render returns the template as YAML or JSON.
+func (r *Result) Render(f Format) ([]byte, error) {
+	switch f {
+	case JSON, "":
+		b, err := r.Template.JSON()
+		if err != nil {
+			return nil, fmt.Errorf("render template: %w", err)
+		}
+		return append(b, '\n'), nil
+	case YAML:
+		b, err := r.Template.YAML()
+		if err != nil {
+			return nil, fmt.Errorf("render template: %w", err)
+		}
+		return b, nil
+	}
+	return nil, fmt.Errorf("render template: unknown format %q (use yaml or json)", f)
+}
+
+var qualifierRe = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,19}$`)
+
+func (p Params) check() (Params, error) {
+	if p.Qualifier == "" {
+		p.Qualifier = policy.DefaultQualifier
+	}
+	if !qualifierRe.MatchString(p.Qualifier) {
+		return p, fmt.Errorf("invalid qualifier %q: 1-20 lower-case letters, digits and hyphens", p.Qualifier)
+	}
+	if p.ParameterPrefix == "" {
+		p.ParameterPrefix = "/" + p.Qualifier
+	}
+	// The template fills partition, account and region in; validate the
+	// user's fields with stand-ins.
+	v := policy.Params{Prefix: p.Prefix, ParameterPrefix: p.ParameterPrefix, KMSKeyARN: p.KMSKeyARN,
+		PermissionsBoundary: p.PermissionsBoundary, Qualifier: p.Qualifier}
+	if err := v.Validate(); err != nil {
+		return p, err
+	}
+	return p, nil
+}
+
+// Names are the physical names the templates derive from the qualifier;
+// region-dependent ones hold CloudFormation substitutions.
+type Names struct {
+	DataPlaneStack   string // the stack name berth deploys the data plane as
+	BootstrapStack   string
+	Bucket           string // Q-${AWS::AccountId}-${AWS::Region}
+	ManagedPolicy    func(kind policy.Kind) string
+	ProvisionerRole  string
+	OpsRole          string
+	BucketParameter  string
+	VersionParameter string
+}
+
+// DeriveNames derives every name from the qualifier and checks them
+// against the AWS limits for the longest region name.
+func DeriveNames(qualifier, parameterPrefix string) (Names, error) {
+	q := qualifier
+	if q == "" {
+		q = policy.DefaultQualifier
+	}
+	if parameterPrefix == "" {
+		parameterPrefix = "/" + q
+	}
+	n := Names{
+		DataPlaneStack:   policy.DataPlaneStackName(q),
+		BootstrapStack:   q + "-bootstrap",
+		Bucket:           q + "-${AWS::AccountId}-${AWS::Region}",
+		ManagedPolicy:    func(k policy.Kind) string { return q + "-" + string(k) + "-${AWS::Region}" },
+		ProvisionerRole:  q + "-provisioner",
+		OpsRole:          q + "-ops",
+		BucketParameter:  policy.BucketParameterName(parameterPrefix),
+		VersionParameter: policy.BootstrapVersionParameterName(q),
+	}
+	// Longest values the substitutions can take.
+	const account, region = "123456789012", "ap-southeast-14"
+	expand := strings.NewReplacer("${AWS::AccountId}", account, "${AWS::Region}", region)
+	if b := expand.Replace(n.Bucket); len(b) > 63 {
+		return n, fmt.Errorf("bucket name %s is %d characters, S3 allows 63: use a shorter qualifier", b, len(b))
+	}
+	if len(n.DataPlaneStack) > 128 {
+		return n, fmt.Errorf("stack name %s is too long", n.DataPlaneStack)
+	}
+	for _, c := range []struct {
+		kind, name string
+		max        int
+	}{
+		{"role", n.ProvisionerRole, policy.MaxRoleNameLen},
+		{"role", n.OpsRole, policy.MaxRoleNameLen},
+		{"policy", expand.Replace(n.ManagedPolicy(policy.KindArtifactWrite)), policy.MaxPolicyNameLen},
+	} {
+		if err := policy.CheckIAMName(c.kind, c.name, c.max); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// subst turns a rendered policy document into template JSON, wrapping every
+// string that holds a ${...} substitution in Fn::Sub.
+func subst(d *policy.Document) (any, error) {
+	var v any
+	if err := json.Unmarshal(d.JSON(), &v); err != nil {
+		return nil, fmt.Errorf("convert policy: %w", err)
+	}
+	var walk func(any) any
+	walk = func(x any) any {
+		switch t := x.(type) {
+		case string:
+			if strings.Contains(t, "${") {
+				// goformation encodes intrinsics as strings and resolves raw
+				// {"Fn::Sub": ...} maps on output, so use its encoder.
+				return cloudformation.Sub(t)
+			}
+		case []any:
+			for i := range t {
+				t[i] = walk(t[i])
+			}
+		case map[string]any:
+			for k := range t {
+				t[k] = walk(t[k])
+			}
+		}
+		return x
+	}
+	return walk(v), nil
+}
+
+func str(s string) *string { return &s }
+
+// templateParams are policy parameters whose fields are CloudFormation
+// substitutions, filled in by the stack.
+func templateParams(p Params, bucketRef, keyARN string) policy.Params {
+	return policy.Params{Bucket: bucketRef, Prefix: p.Prefix, ParameterPrefix: p.ParameterPrefix,
+		Account: "${AWS::AccountId}", Region: "${AWS::Region}", Partition: "${AWS::Partition}",
+		KMSKeyARN: keyARN, Qualifier: p.Qualifier, PermissionsBoundary: p.PermissionsBoundary}
+}
+
+// DataPlane is the regional data plane: an artifact bucket (public access
+// blocked, SSE-KMS, versioned, TLS only, incomplete multipart uploads
+// aborted after one day), an SSM parameter holding its name, and the
+// artifact-read, artifact-write and configure managed policies.
+func DataPlane(p Params) (*Result, error) {
+	p, err := p.check()
+	if err != nil {
+		return nil, fmt.Errorf("render data plane template: %w", err)
+	}
+	n, err := DeriveNames(p.Qualifier, p.ParameterPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("render data plane template: %w", err)
+	}
+	t := cloudformation.NewTemplate()
+	t.Description = fmt.Sprintf("berth data plane (qualifier %s): artifact bucket, bucket-name parameter and artifact policies", p.Qualifier)
+	qualifierTag := []tags.Tag{{Key: policy.QualifierTagKey, Value: p.Qualifier}}
+	retain := policies.DeletionPolicy("Retain")
+
+	keyARN := p.KMSKeyARN
+	if keyARN == "" {
+		keyPolicy, err := subst(&policy.Document{Version: policy.Version2012, Statement: []policy.Statement{{
+			Sid: "AccountAdministersKeyThroughIAM", Effect: "Allow",
+			Principal: policy.AWSPrincipal("arn:${AWS::Partition}:iam::${AWS::AccountId}:root"),
+			Action:    policy.Values{"kms:*"}, Resource: policy.Values{"*"},
+		}}})
+		if err != nil {
+			return nil, err
+		}
+		t.Resources["ArtifactKey"] = &kms.Key{
+			Description:                          str("berth artifact bucket key (" + p.Qualifier + ")"),
+			EnableKeyRotation:                    cloudformation.Bool(true),
+			KeyPolicy:                            keyPolicy,
+			Tags:                                 qualifierTag,
+			AWSCloudFormationDeletionPolicy:      retain,
+			AWSCloudFormationUpdateReplacePolicy: policies.UpdateReplacePolicy("Retain"),
+		}
+		keyARN = "${ArtifactKey.Arn}"
+	}
+	kmsID := keyARN
+	if strings.Contains(kmsID, "${") {
+		kmsID = cloudformation.GetAtt("ArtifactKey", "Arn")
+	}
+	t.Resources["ArtifactBucket"] = &s3.Bucket{
+		BucketName: str(cloudformation.Sub(n.Bucket)),
+		PublicAccessBlockConfiguration: &s3.Bucket_PublicAccessBlockConfiguration{
+			BlockPublicAcls: cloudformation.Bool(true), BlockPublicPolicy: cloudformation.Bool(true),
+			IgnorePublicAcls: cloudformation.Bool(true), RestrictPublicBuckets: cloudformation.Bool(true),
+		},
+		BucketEncryption: &s3.Bucket_BucketEncryption{ServerSideEncryptionConfiguration: []s3.Bucket_ServerSideEncryptionRule{{
+			BucketKeyEnabled: cloudformation.Bool(true),
+			ServerSideEncryptionByDefault: &s3.Bucket_ServerSideEncryptionByDefault{
+				SSEAlgorithm: "aws:kms", KMSMasterKeyID: str(kmsID),
+			},
+		}}},
+		OwnershipControls:       &s3.Bucket_OwnershipControls{Rules: []s3.Bucket_OwnershipControlsRule{{ObjectOwnership: str("BucketOwnerEnforced")}}},
+		VersioningConfiguration: &s3.Bucket_VersioningConfiguration{Status: "Enabled"},
+		LifecycleConfiguration: &s3.Bucket_LifecycleConfiguration{Rules: []s3.Bucket_Rule{{
+			Id: str("AbortIncompleteMultipartUploads"), Status: "Enabled",
+			AbortIncompleteMultipartUpload: &s3.Bucket_AbortIncompleteMultipartUpload{DaysAfterInitiation: 1},
+		}}},
+		Tags:                                 qualifierTag,
+		AWSCloudFormationDeletionPolicy:      retain,
+		AWSCloudFormationUpdateReplacePolicy: policies.UpdateReplacePolicy("Retain"),
+	}
+	tlsOnly, err := subst(&policy.Document{Version: policy.Version2012, Statement: []policy.Statement{{
+		Sid: "TLSOnly", Effect: "Deny", Principal: &policy.Principal{All: true}, Action: policy.Values{"s3:*"},
+		Resource:  policy.Values{"${ArtifactBucket.Arn}", "${ArtifactBucket.Arn}/*"},
+		Condition: policy.Condition{"Bool": {"aws:SecureTransport": {"false"}}},
+	}}})
+	if err != nil {
+		return nil, err
+	}
+	t.Resources["ArtifactBucketPolicy"] = &s3.BucketPolicy{Bucket: cloudformation.Ref("ArtifactBucket"), PolicyDocument: tlsOnly}
+	t.Resources["BucketParameter"] = &ssm.Parameter{
+		Name: str(n.BucketParameter), Type: "String", Value: cloudformation.Ref("ArtifactBucket"),
+		Description: str("Name of the berth artifact bucket in this region"),
+		Tags:        map[string]string{policy.QualifierTagKey: p.Qualifier},
+	}
+	tp := templateParams(p, "${ArtifactBucket}", keyARN)
+	for _, k := range []struct {
+		kind    policy.Kind
+		logical string
+	}{{policy.KindArtifactRead, "ArtifactReadPolicy"}, {policy.KindArtifactWrite, "ArtifactWritePolicy"}, {policy.KindConfigure, "ConfigurePolicy"}} {
+		r, err := policy.RenderForTemplate(k.kind, tp)
+		if err != nil {
+			return nil, fmt.Errorf("render data plane template: %w", err)
+		}
+		doc, err := subst(r.Policy)
+		if err != nil {
+			return nil, err
+		}
+		t.Resources[k.logical] = &iam.ManagedPolicy{
+			ManagedPolicyName: str(cloudformation.Sub(n.ManagedPolicy(k.kind))),
+			Description:       str("berth " + string(k.kind) + " for the artifact bucket in this region"),
+			PolicyDocument:    doc,
+		}
+		t.Outputs[strings.TrimSuffix(k.logical, "Policy")+"PolicyArn"] = cloudformation.Output{Value: cloudformation.Ref(k.logical)}
+	}
+	t.Outputs["BucketName"] = cloudformation.Output{Value: cloudformation.Ref("ArtifactBucket")}
+	t.Outputs["BucketArn"] = cloudformation.Output{Value: cloudformation.GetAtt("ArtifactBucket", "Arn")}
+	t.Outputs["BucketParameterName"] = cloudformation.Output{Value: cloudformation.Ref("BucketParameter")}
+	t.Outputs["KeyArn"] = cloudformation.Output{Value: kmsID}
+	return &Result{Template: t}, nil
+}
+
+// Bootstrap is the account bootstrap: the provisioner and ops roles trusted
+// by one principal with an external ID (both stack parameters), and a
+// version parameter and output.
+func Bootstrap(p Params) (*Result, error) {
+	p, err := p.check()
+	if err != nil {
+		return nil, fmt.Errorf("render bootstrap template: %w", err)
+	}
+	n, err := DeriveNames(p.Qualifier, p.ParameterPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("render bootstrap template: %w", err)
+	}
+	t := cloudformation.NewTemplate()
+	t.Description = fmt.Sprintf("berth bootstrap (qualifier %s, version %d): roles the trusted principal assumes to deploy the data plane", p.Qualifier, BootstrapVersion)
+	t.Parameters["TrustPrincipal"] = cloudformation.Parameter{
+		Type: "String", Description: str("ARN of the one principal allowed to assume the bootstrap roles"),
+		AllowedPattern: str(`^arn:aws[a-z-]*:(iam::[0-9]{12}:(root|role/.+|user/.+))$`),
+	}
+	t.Parameters["ExternalId"] = cloudformation.Parameter{
+		Type: "String", Description: str("External ID the trusted principal must pass (sts:ExternalId)"),
+		NoEcho: cloudformation.Bool(true), MinLength: cloudformation.Int(2), MaxLength: cloudformation.Int(1224),
+		AllowedPattern: str(`^[A-Za-z0-9+=,.@:/_-]+$`),
+	}
+	trust, err := subst(policy.TrustPolicy("${TrustPrincipal}", "${ExternalId}"))
+	if err != nil {
+		return nil, err
+	}
+	var warnings []string
+	for _, k := range []struct {
+		kind    policy.Kind
+		logical string
+		name    string
+	}{{policy.KindProvisioner, "ProvisionerRole", n.ProvisionerRole}, {policy.KindOps, "OpsRole", n.OpsRole}} {
+		tp := templateParams(p, "", p.KMSKeyARN)
+		tp.Region = "*" // the data plane is deployed to several regions
+		tp.TrustPrincipal, tp.ExternalID, tp.Administrator = "${TrustPrincipal}", "${ExternalId}", p.Administrator
+		r, err := policy.RenderForTemplate(k.kind, tp)
+		if err != nil {
+			return nil, fmt.Errorf("render bootstrap template: %w", err)
+		}
+		warnings = append(warnings, r.Warnings...)
+		role := &iam.Role{
+			RoleName:                 str(k.name),
+			Description:              str("berth " + string(k.kind) + " role"),
+			AssumeRolePolicyDocument: trust,
+			MaxSessionDuration:       cloudformation.Int(3600),
+			Tags:                     []tags.Tag{{Key: policy.QualifierTagKey, Value: p.Qualifier}},
+		}
+		for _, arn := range r.Role.ManagedPolicyARNs {
+			role.ManagedPolicyArns = append(role.ManagedPolicyArns, cloudformation.Sub(arn))
+		}
+		if p.PermissionsBoundary != "" {
+			role.PermissionsBoundary = str(p.PermissionsBoundary)
+		}
+		if r.Role.Policy != nil {
+			doc, err := subst(r.Role.Policy)
+			if err != nil {
+				return nil, err
+			}
+			role.Policies = []iam.Role_Policy{{PolicyName: "berth-" + string(k.kind), PolicyDocument: doc}}
+		}
+		t.Resources[k.logical] = role
+		t.Outputs[k.logical+"Arn"] = cloudformation.Output{Value: cloudformation.GetAtt(k.logical, "Arn")}
+	}
+	t.Resources["VersionParameter"] = &ssm.Parameter{
+		Name: str(n.VersionParameter), Type: "String", Value: fmt.Sprint(BootstrapVersion),
+		Description: str("berth bootstrap version; berth refuses to deploy with an older one"),
+	}
+	t.Outputs["BootstrapVersion"] = cloudformation.Output{Value: cloudformation.GetAtt("VersionParameter", "Value")}
+	return &Result{Template: t, Warnings: warnings}, nil
+}
+
+// ErrUnknownTemplate is returned by RenderKind for an unknown kind.
+var ErrUnknownTemplate = errors.New("unknown template kind")
+
+// RenderKind renders "dataplane" or "bootstrap" in the given format: the
+// entry point of `berth template render`.
+func RenderKind(kind string, p Params, f Format) ([]byte, []string, error) {
+	var (
+		r   *Result
+		err error
+	)
+	switch kind {
+	case "dataplane":
+		r, err = DataPlane(p)
+	case "bootstrap":
+		r, err = Bootstrap(p)
+	default:
+		return nil, nil, fmt.Errorf("render template %q: %w (known: dataplane, bootstrap)", kind, ErrUnknownTemplate)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := r.Render(f)
+	return b, r.Warnings, err
+}

@@ -1,0 +1,374 @@
+package policy
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// The differential test runs every rendered policy through berth's
+// evaluator and through @cloud-copilot/iam-simulate (an independent
+// implementation, installed by scripts/iamdata/install-simulate.sh) and
+// requires the same decision. Table cases must also give the expected one.
+
+const (
+	diffAccount = "123456789012"
+	diffVendor  = "arn:aws:iam::210987654321:role/vendor-deployer"
+	diffCaller  = "arn:aws:iam::123456789012:role/ci"
+)
+
+type diffCase struct {
+	name   string
+	req    Request
+	pol    Policies
+	want   Outcome // "" for generated cases: agreement only
+	strict bool    // the other evaluator must accept the case
+}
+
+type simCase struct {
+	Identity []*Document `json:"identity"`
+	Resource *Document   `json:"resource,omitempty"`
+	Boundary *Document   `json:"boundary,omitempty"`
+	Request  struct {
+		Principal       string         `json:"principal"`
+		Action          string         `json:"action"`
+		Resource        string         `json:"resource"`
+		ResourceAccount string         `json:"resourceAccount"`
+		Context         map[string]any `json:"context"`
+	} `json:"request"`
+}
+
+type simResult struct {
+	Result string `json:"result"`
+	Error  string `json:"error"`
+}
+
+func simulator(t *testing.T) (node, modules string) {
+	t.Helper()
+	require := os.Getenv("BERTH_REQUIRE_SERVERS") == "1"
+	skip := func(msg string) {
+		if require {
+			t.Fatalf("%s (BERTH_REQUIRE_SERVERS=1; run scripts/iamdata/install-simulate.sh)", msg)
+		}
+		t.Skipf("%s; run scripts/iamdata/install-simulate.sh", msg)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		skip("node not found")
+	}
+	dir := os.Getenv("BERTH_TOOLS_NPM")
+	if dir == "" {
+		home, _ := os.UserHomeDir()
+		dir = filepath.Join(home, ".cache", "berth-tools", "npm")
+	}
+	modules = filepath.Join(dir, "node_modules")
+	if _, err := os.Stat(filepath.Join(modules, "@cloud-copilot", "iam-simulate", "package.json")); err != nil {
+		skip("@cloud-copilot/iam-simulate not installed in " + dir)
+	}
+	return node, modules
+}
+
+func runSimulator(t *testing.T, node, modules string, cases []diffCase) []simResult {
+	t.Helper()
+	var in []simCase
+	for _, c := range cases {
+		var s simCase
+		s.Identity = c.pol.Identity
+		if s.Identity == nil {
+			s.Identity = []*Document{}
+		}
+		s.Resource = c.pol.Resource
+		if isAssumeRole(c.req.Action) && c.pol.Trust != nil {
+			s.Resource = c.pol.Trust
+		}
+		s.Boundary = c.pol.Boundary
+		s.Request.Principal = c.req.Principal
+		s.Request.Action = c.req.Action
+		s.Request.Resource = c.req.Resource
+		s.Request.ResourceAccount = c.req.resourceAccount(principalAccount(c.req.Principal))
+		s.Request.Context = map[string]any{}
+		for k, v := range c.req.Context {
+			if len(v) == 1 && !multivalued(k) {
+				s.Request.Context[k] = v[0]
+			} else {
+				s.Request.Context[k] = v
+			}
+		}
+		in = append(in, s)
+	}
+	data, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, file, _, _ := runtime.Caller(0)
+	script := filepath.Join(filepath.Dir(file), "..", "scripts", "iamdata", "simulate.cjs")
+	cmd := exec.Command(node, script, modules)
+	cmd.Stdin = bytes.NewReader(data)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("run iam-simulate: %v\n%s", err, stderr.String())
+	}
+	var res []simResult
+	if err := json.Unmarshal(out, &res); err != nil || len(res) != len(cases) {
+		t.Fatalf("read iam-simulate output (%d results for %d cases): %v", len(res), len(cases), err)
+	}
+	return res
+}
+
+func theirOutcome(r simResult) Outcome {
+	switch r.Result {
+	case "Allowed":
+		return Allowed
+	case "ExplicitlyDenied":
+		return ExplicitDeny
+	}
+	return ImplicitDeny
+}
+
+func ctx(kv ...string) map[string][]string {
+	m := map[string][]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = append(m[kv[i]], kv[i+1])
+	}
+	return m
+}
+
+// tableCases are the must-allow and must-deny requests for each rendered
+// policy, with the "full" parameters.
+func tableCases(t *testing.T) []diffCase {
+	p := renderCases["full"]
+	render := func(k Kind) *Result {
+		r, err := Render(k, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	bucket := "arn:aws:s3:::acme-artifacts"
+	obj := func(key string) string { return bucket + "/" + key }
+	param := func(name string) string { return "arn:aws:ssm:eu-west-1:123456789012:parameter" + name }
+	key := p.KMSKeyARN
+	viaS3 := ctx("kms:ViaService", "s3.eu-west-1.amazonaws.com")
+	var cases []diffCase
+	add := func(kind Kind, pol Policies, want Outcome, name, action, resource string, c map[string][]string) {
+		cases = append(cases, diffCase{name: string(kind) + ": " + name, want: want, strict: true, pol: pol,
+			req: Request{Action: action, Resource: resource, Principal: diffCaller, ResourceAccount: diffAccount, Context: c}})
+	}
+	id := func(k Kind) Policies { return Policies{Identity: []*Document{render(k).Policy}} }
+
+	read := id(KindArtifactRead)
+	add(KindArtifactRead, read, Allowed, "download data", "s3:GetObject", obj("releases/app/1.0.0/data/0a1b"), nil)
+	add(KindArtifactRead, read, Allowed, "read manifest", "s3:GetObject", obj("releases/app/1.0.0/manifest.json"), nil)
+	add(KindArtifactRead, read, Allowed, "list project", "s3:ListBucket", bucket, ctx("s3:prefix", "releases/app/"))
+	add(KindArtifactRead, read, Allowed, "read latest parameter", "ssm:GetParameter", param("/berth/app/latest"), nil)
+	add(KindArtifactRead, read, Allowed, "read bucket parameter", "ssm:GetParameter", param("/berth/bucket"), nil)
+	add(KindArtifactRead, read, Allowed, "decrypt via s3", "kms:Decrypt", key, viaS3)
+	add(KindArtifactRead, read, ImplicitDeny, "put object", "s3:PutObject", obj("releases/app/1.0.0/data/0a1b"), nil)
+	add(KindArtifactRead, read, ImplicitDeny, "delete object", "s3:DeleteObject", obj("releases/app/1.0.0/data/0a1b"), nil)
+	add(KindArtifactRead, read, ImplicitDeny, "other prefix", "s3:GetObject", obj("private/app/1.0.0/data/0a1b"), nil)
+	add(KindArtifactRead, read, ImplicitDeny, "list other prefix", "s3:ListBucket", bucket, ctx("s3:prefix", "private/"))
+	add(KindArtifactRead, read, ImplicitDeny, "list whole bucket", "s3:ListBucket", bucket, nil)
+	add(KindArtifactRead, read, ImplicitDeny, "other bucket", "s3:GetObject", "arn:aws:s3:::other-bucket/releases/x", nil)
+	add(KindArtifactRead, read, ImplicitDeny, "move latest", "ssm:PutParameter", param("/berth/app/latest"), nil)
+	add(KindArtifactRead, read, ImplicitDeny, "decrypt outside s3", "kms:Decrypt", key, ctx("kms:ViaService", "ssm.eu-west-1.amazonaws.com"))
+	add(KindArtifactRead, read, ImplicitDeny, "decrypt direct", "kms:Decrypt", key, nil)
+
+	write := id(KindArtifactWrite)
+	add(KindArtifactWrite, write, Allowed, "stage data", "s3:PutObject", obj("releases/app/1.0.0/data/0a1b"), nil)
+	add(KindArtifactWrite, write, Allowed, "abort upload", "s3:AbortMultipartUpload", obj("releases/app/1.0.0/data/0a1b"), nil)
+	add(KindArtifactWrite, write, Allowed, "commit manifest", "s3:PutObject", obj("releases/app/1.0.0/manifest.json"), nil)
+	add(KindArtifactWrite, write, Allowed, "move latest object", "s3:PutObject", obj("releases/app/latest.json"), nil)
+	add(KindArtifactWrite, write, Allowed, "re-read manifest", "s3:GetObject", obj("releases/app/1.0.0/manifest.json"), nil)
+	add(KindArtifactWrite, write, Allowed, "find uploads", "s3:ListBucketMultipartUploads", bucket, nil)
+	add(KindArtifactWrite, write, Allowed, "move latest parameter", "ssm:PutParameter", param("/berth/app/latest"), nil)
+	add(KindArtifactWrite, write, Allowed, "data key", "kms:GenerateDataKey", key, viaS3)
+	add(KindArtifactWrite, write, ImplicitDeny, "delete data", "s3:DeleteObject", obj("releases/app/1.0.0/data/0a1b"), nil)
+	add(KindArtifactWrite, write, ImplicitDeny, "put elsewhere under prefix", "s3:PutObject", obj("releases/app/1.0.0/notes.txt"), nil)
+	add(KindArtifactWrite, write, ImplicitDeny, "put other prefix", "s3:PutObject", obj("private/app/1.0.0/data/0a1b"), nil)
+	add(KindArtifactWrite, write, ImplicitDeny, "overwrite bucket parameter", "ssm:PutParameter", param("/berth/bucket"), nil)
+	add(KindArtifactWrite, write, ImplicitDeny, "delete bucket", "s3:DeleteBucket", bucket, nil)
+
+	conf := id(KindConfigure)
+	add(KindConfigure, conf, Allowed, "set bucket parameter", "ssm:PutParameter", param("/berth/bucket"), nil)
+	add(KindConfigure, conf, Allowed, "get bucket parameter", "ssm:GetParameter", param("/berth/bucket"), nil)
+	add(KindConfigure, conf, ImplicitDeny, "move latest", "ssm:PutParameter", param("/berth/app/latest"), nil)
+	add(KindConfigure, conf, ImplicitDeny, "delete parameter", "ssm:DeleteParameter", param("/berth/bucket"), nil)
+
+	be := id(KindBackend)
+	inst := "arn:aws:ec2:eu-west-1:123456789012:instance/i-0123456789abcdef0"
+	add(KindBackend, be, Allowed, "delete state", "s3:DeleteObject", obj("runs/x.json"), nil)
+	add(KindBackend, be, Allowed, "terminate own", "ec2:TerminateInstances", inst, ctx("aws:ResourceTag/dstack_bucket", "acme-artifacts"))
+	add(KindBackend, be, ImplicitDeny, "terminate other", "ec2:TerminateInstances", inst, ctx("aws:ResourceTag/dstack_bucket", "someone-else"))
+	add(KindBackend, be, ImplicitDeny, "terminate untagged", "ec2:TerminateInstances", inst, nil)
+	add(KindBackend, be, Allowed, "create own role", "iam:CreateRole", "arn:aws:iam::123456789012:role/berth_role_acme_artifacts", nil)
+	add(KindBackend, be, ImplicitDeny, "create other role", "iam:CreateRole", "arn:aws:iam::123456789012:role/admin", nil)
+	add(KindBackend, be, Allowed, "pass role to ec2", "iam:PassRole", "arn:aws:iam::123456789012:role/berth_role_acme_artifacts", ctx("iam:PassedToService", "ec2.amazonaws.com"))
+	add(KindBackend, be, ImplicitDeny, "pass role to lambda", "iam:PassRole", "arn:aws:iam::123456789012:role/berth_role_acme_artifacts", ctx("iam:PassedToService", "lambda.amazonaws.com"))
+	add(KindBackend, be, Allowed, "own secret", "secretsmanager:GetSecretValue", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:berth/acme-artifacts/creds-AbCdEf", nil)
+	add(KindBackend, be, ImplicitDeny, "other secret", "secretsmanager:GetSecretValue", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbCdEf", nil)
+	add(KindBackend, be, Allowed, "own log group", "logs:CreateLogGroup", "arn:aws:logs:eu-west-1:123456789012:log-group:/berth/acme-artifacts/jobs", nil)
+	add(KindBackend, be, ImplicitDeny, "other log group", "logs:CreateLogGroup", "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/x", nil)
+
+	prov := render(KindProvisioner).Role
+	pp := Policies{Identity: []*Document{prov.Policy}}
+	stack := "arn:aws:cloudformation:eu-west-1:123456789012:stack/berth-dataplane/0d4c0a30-1111-2222-3333-444455556666"
+	add(KindProvisioner, pp, Allowed, "create change set", "cloudformation:CreateChangeSet", stack, nil)
+	add(KindProvisioner, pp, ImplicitDeny, "other stack", "cloudformation:CreateChangeSet", "arn:aws:cloudformation:eu-west-1:123456789012:stack/prod-app/0d4c0a30-1111", nil)
+	add(KindProvisioner, pp, Allowed, "create bucket", "s3:CreateBucket", "arn:aws:s3:::berth-123456789012-eu-west-1", nil)
+	add(KindProvisioner, pp, ImplicitDeny, "create other bucket", "s3:CreateBucket", "arn:aws:s3:::prod-data", nil)
+	add(KindProvisioner, pp, ImplicitDeny, "delete bucket", "s3:DeleteBucket", "arn:aws:s3:::berth-123456789012-eu-west-1", nil)
+	add(KindProvisioner, pp, Allowed, "create managed policy", "iam:CreatePolicy", "arn:aws:iam::123456789012:policy/berth-artifact-read-eu-west-1", nil)
+	add(KindProvisioner, pp, ImplicitDeny, "create role", "iam:CreateRole", "arn:aws:iam::123456789012:role/berth-x", nil)
+	add(KindProvisioner, pp, Allowed, "bucket parameter", "ssm:PutParameter", "arn:aws:ssm:eu-west-1:123456789012:parameter/berth/bucket", nil)
+	add(KindProvisioner, pp, ImplicitDeny, "latest parameter", "ssm:PutParameter", "arn:aws:ssm:eu-west-1:123456789012:parameter/berth/app/latest", nil)
+
+	ops := render(KindOps).Role
+	op := Policies{Identity: []*Document{ops.Policy}}
+	add(KindOps, op, Allowed, "describe stack", "cloudformation:DescribeStacks", stack, nil)
+	add(KindOps, op, ImplicitDeny, "change stack", "cloudformation:ExecuteChangeSet", stack, nil)
+	add(KindOps, op, Allowed, "read bucket policy", "s3:GetBucketPolicy", "arn:aws:s3:::berth-123456789012-eu-west-1", nil)
+	add(KindOps, op, ImplicitDeny, "write bucket policy", "s3:PutBucketPolicy", "arn:aws:s3:::berth-123456789012-eu-west-1", nil)
+
+	// Trust policies: cross-account, with and without the external ID.
+	assume := MustParse(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}`)
+	for _, k := range []Kind{KindProvisioner, KindOps} {
+		trust := render(k).Role.Trust
+		role := "arn:aws:iam::123456789012:role/berth-" + string(k)
+		tp := Policies{Identity: []*Document{assume}, Trust: trust}
+		tc := func(want Outcome, name, principal string, c map[string][]string, pol Policies) {
+			cases = append(cases, diffCase{name: string(k) + " trust: " + name, want: want, strict: true, pol: pol,
+				req: Request{Action: "sts:AssumeRole", Resource: role, Principal: principal, Context: c}})
+		}
+		tc(Allowed, "vendor with external id", diffVendor, ctx("sts:ExternalId", p.ExternalID), tp)
+		tc(ImplicitDeny, "vendor without external id", diffVendor, nil, tp)
+		tc(ImplicitDeny, "vendor with wrong external id", diffVendor, ctx("sts:ExternalId", "guess"), tp)
+		tc(ImplicitDeny, "other role of the vendor account", "arn:aws:iam::210987654321:role/other", ctx("sts:ExternalId", p.ExternalID), tp)
+		tc(ImplicitDeny, "vendor without identity allow", diffVendor, ctx("sts:ExternalId", p.ExternalID), Policies{Trust: trust})
+		tc(ImplicitDeny, "same-account caller", diffCaller, ctx("sts:ExternalId", p.ExternalID), tp)
+		tc(Allowed, "vendor session", "arn:aws:sts::210987654321:assumed-role/vendor-deployer/job-1", ctx("sts:ExternalId", p.ExternalID), tp)
+	}
+	return cases
+}
+
+// generatedCases derive requests from every statement of every rendered
+// policy: each action against each resource pattern with its wildcards
+// filled in several ways, with and without the condition keys, plus
+// requests against another bucket and account. Only agreement is checked.
+func generatedCases(t *testing.T) []diffCase {
+	var cases []diffCase
+	fills := []string{"a", "app/1.0.0/data/x", "app/latest.json", ""}
+	for pname, p := range renderCases {
+		for _, k := range Kinds {
+			r, err := Render(k, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := r.Policy
+			if d == nil {
+				d = r.Role.Policy
+			}
+			for si, s := range d.Statement {
+				for _, a := range s.Action {
+					for _, res := range s.Resource {
+						for fi, f := range fills {
+							arn := "*"
+							if res != "*" {
+								// Region and account wildcards get real values;
+								// wildcards in the resource part get the fill.
+								a, err := ParseARN(res)
+								if err != nil {
+									t.Fatal(err)
+								}
+								if a.Region == "*" {
+									a.Region = "eu-west-1"
+								}
+								if a.Account == "*" {
+									a.Account = diffAccount
+								}
+								a.Resource = strings.ReplaceAll(a.Resource, "*", f)
+								if strings.HasSuffix(a.Resource, "/") || a.Resource == "" {
+									a.Resource += "x"
+								}
+								arn = a.String()
+							}
+							c := map[string][]string{}
+							if fi%2 == 0 {
+								for _, keys := range s.Condition {
+									for key, vals := range keys {
+										c[key] = []string{strings.ReplaceAll(vals[0], "*", f)}
+									}
+								}
+							}
+							for _, mutate := range []func(string) string{
+								func(s string) string { return s },
+								func(s string) string { return strings.Replace(s, "acme", "other", 1) },
+							} {
+								cases = append(cases, diffCase{
+									name: fmt.Sprintf("%s/%s Statement[%d] %s %s", pname, k, si, a, mutate(arn)),
+									pol:  Policies{Identity: []*Document{d}},
+									req: Request{Action: a, Resource: mutate(arn), Principal: diffCaller,
+										ResourceAccount: diffAccount, Context: c},
+								})
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	return cases
+}
+
+// defaultKeyPolicy is AWS's default key policy: the account administers the
+// key through IAM, so identity policies decide.
+var defaultKeyPolicy = MustParse(`{"Version":"2012-10-17","Statement":[{"Sid":"EnableIAMPolicies","Effect":"Allow",
+	"Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"kms:*","Resource":"*"}]}`)
+
+func TestDifferential(t *testing.T) {
+	node, modules := simulator(t)
+	table := tableCases(t)
+	generated := generatedCases(t)
+	all := append(append([]diffCase{}, table...), generated...)
+	for i := range all {
+		if isKMSKey(all[i].req) && all[i].pol.Resource == nil {
+			all[i].pol.Resource = defaultKeyPolicy
+		}
+	}
+	theirs := runSimulator(t, node, modules, all)
+	compared, refused := 0, 0
+	for i, c := range all {
+		ours, err := Evaluate(c.req, c.pol)
+		if err != nil {
+			t.Errorf("%s: berth refused: %v", c.name, err)
+			continue
+		}
+		if theirs[i].Error != "" {
+			if c.strict {
+				t.Errorf("%s: iam-simulate refused: %s", c.name, theirs[i].Error)
+			}
+			refused++
+			continue
+		}
+		compared++
+		if got := theirOutcome(theirs[i]); got != ours.Outcome {
+			t.Errorf("%s: berth says %s (%s), iam-simulate says %s", c.name, ours.Outcome, ours.Reason, got)
+			continue
+		}
+		if c.want != "" && ours.Outcome != c.want {
+			t.Errorf("%s: both say %s, want %s", c.name, ours.Outcome, c.want)
+		}
+	}
+	t.Logf("%d table and %d generated cases: %d compared, %d refused by iam-simulate (invalid generated requests)",
+		len(table), len(generated), compared, refused)
+	if compared < len(table) {
+		t.Errorf("only %d cases compared", compared)
+	}
+}

@@ -1,0 +1,95 @@
+package policy
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// golden compares got with testdata/NAME, rewriting it with -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden file (run go test -update): %v", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file (run go test -update and review the diff):\n%s", name, got)
+	}
+}
+
+// renderCases are the parameter sets every renderer is rendered, linted,
+// golden-tested and simulated with.
+var renderCases = map[string]Params{
+	"full": {Bucket: "acme-artifacts", Prefix: "releases", ParameterPrefix: "/berth", Account: "123456789012",
+		Region: "eu-west-1", KMSKeyARN: "arn:aws:kms:eu-west-1:123456789012:key/0b2c1f8e-1111-2222-3333-444455556666",
+		TrustPrincipal: "arn:aws:iam::210987654321:role/vendor-deployer", ExternalID: "ext-8d1f0c"},
+	"minimal": {Bucket: "acme-artifacts", TrustPrincipal: "arn:aws:iam::210987654321:role/vendor-deployer", ExternalID: "ext-8d1f0c",
+		ParameterPrefix: "/berth"},
+	"boundary": {Bucket: "acme.artifacts", Account: "123456789012", Partition: "aws-us-gov", Qualifier: "acme",
+		TrustPrincipal: "arn:aws-us-gov:iam::210987654321:root", ExternalID: "ext-8d1f0c", ParameterPrefix: "/acme",
+		PermissionsBoundary: "arn:aws-us-gov:iam::123456789012:policy/boundary"},
+}
+
+func TestRenderGolden(t *testing.T) {
+	for name, p := range renderCases {
+		for _, k := range Kinds {
+			r, err := Render(k, p)
+			if err != nil {
+				t.Errorf("%s/%s: %v", name, k, err)
+				continue
+			}
+			golden(t, "render/"+name+"-"+string(k)+".json", r.JSON())
+		}
+	}
+}
+
+func TestRenderAdministrator(t *testing.T) {
+	p := renderCases["full"]
+	p.Administrator = true
+	r, err := Render(KindProvisioner, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Warnings) == 0 || r.Role.Policy != nil || len(r.Role.ManagedPolicyARNs) != 1 {
+		t.Errorf("administrator render: warnings %v, policy %v, managed %v", r.Warnings, r.Role.Policy, r.Role.ManagedPolicyARNs)
+	}
+	golden(t, "render/full-provisioner-administrator.json", r.JSON())
+}
+
+func TestRenderErrors(t *testing.T) {
+	for _, c := range []struct {
+		kind Kind
+		p    Params
+		want string
+	}{
+		{KindArtifactRead, Params{}, "bucket is required"},
+		{KindArtifactRead, Params{Bucket: "Bad_Bucket"}, "invalid bucket"},
+		{KindConfigure, Params{}, "parameter prefix is required"},
+		{KindProvisioner, Params{TrustPrincipal: "arn:aws:iam::210987654321:role/x"}, "external ID is required"},
+		{KindOps, Params{ExternalID: "abc"}, "trust principal ARN is required"},
+		{KindBackend, Params{Bucket: strings.Repeat("b", 60)}, "IAM role name"},
+		{KindArtifactRead, Params{Bucket: "b-b-b", Region: "mars"}, "invalid region"},
+		{"nope", Params{}, "unknown policy kind"},
+	} {
+		_, err := Render(c.kind, c.p)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Render(%s, %+v) = %v, want error containing %q", c.kind, c.p, err, c.want)
+		}
+	}
+}

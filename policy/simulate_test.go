@@ -1,0 +1,98 @@
+package policy
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestEvaluate(t *testing.T) {
+	const (
+		user    = "arn:aws:iam::111111111111:user/alice"
+		role    = "arn:aws:iam::111111111111:role/app"
+		session = "arn:aws:sts::111111111111:assumed-role/app/s1"
+		vendor  = "arn:aws:iam::222222222222:role/vendor"
+		target  = "arn:aws:iam::111111111111:role/target"
+	)
+	read := MustParse(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:Get*","Resource":"arn:aws:s3:::b/${aws:username}/*"}]}`)
+	deny := MustParse(`{"Version":"2012-10-17","Statement":[{"Sid":"NoTLS","Effect":"Deny","Action":"s3:*","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"false"}}}]}`)
+	trust := TrustPolicy(vendor, "ext-1")
+	assumeAny := MustParse(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}`)
+	bucketPolicy := MustParse(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111111111111:role/app"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}]}`)
+	boundary := MustParse(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}]}`)
+	tags := MustParse(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ec2:TerminateInstances","Resource":"*",
+		"Condition":{"StringEquals":{"aws:ResourceTag/team":"${aws:PrincipalTag/team}"},"ForAllValues:StringLike":{"aws:TagKeys":["team","env*"]},
+		"IpAddress":{"aws:SourceIp":"10.0.0.0/8"},"DateLessThan":{"aws:CurrentTime":"2030-01-01T00:00:00Z"},"NumericLessThanEquals":{"aws:MultiFactorAuthAge":"3600"}}}]}`)
+	okCtx := map[string][]string{"aws:ResourceTag/team": {"red"}, "aws:PrincipalTag/team": {"red"}, "aws:TagKeys": {"team", "env-x"},
+		"aws:SourceIp": {"10.1.2.3"}, "aws:CurrentTime": {"2026-01-01T00:00:00Z"}, "aws:MultiFactorAuthAge": {"60"}}
+	with := func(k, v string) map[string][]string {
+		m := map[string][]string{}
+		for a, b := range okCtx {
+			m[a] = b
+		}
+		m[k] = []string{v}
+		return m
+	}
+	ec2 := "arn:aws:ec2:eu-west-1:111111111111:instance/i-1"
+	for _, c := range []struct {
+		name string
+		req  Request
+		pol  Policies
+		want Outcome
+	}{
+		{"variable match", Request{Action: "s3:GetObject", Resource: "arn:aws:s3:::b/alice/x", Principal: user, Context: map[string][]string{"aws:username": {"alice"}}}, Policies{Identity: []*Document{read}}, Allowed},
+		{"variable other user", Request{Action: "s3:GetObject", Resource: "arn:aws:s3:::b/bob/x", Principal: user, Context: map[string][]string{"aws:username": {"alice"}}}, Policies{Identity: []*Document{read}}, ImplicitDeny},
+		{"variable missing", Request{Action: "s3:GetObject", Resource: "arn:aws:s3:::b/alice/x", Principal: user}, Policies{Identity: []*Document{read}}, ImplicitDeny},
+		{"explicit deny", Request{Action: "s3:GetObject", Resource: "arn:aws:s3:::b/alice/x", Principal: user, Context: map[string][]string{"aws:username": {"alice"}, "aws:SecureTransport": {"false"}}}, Policies{Identity: []*Document{read, deny}}, ExplicitDeny},
+		{"deny condition false", Request{Action: "s3:GetObject", Resource: "arn:aws:s3:::b/alice/x", Principal: user, Context: map[string][]string{"aws:username": {"alice"}, "aws:SecureTransport": {"true"}}}, Policies{Identity: []*Document{read, deny}}, Allowed},
+		{"trust with external id", Request{Action: "sts:AssumeRole", Resource: target, Principal: vendor, Context: map[string][]string{"sts:ExternalId": {"ext-1"}}}, Policies{Identity: []*Document{assumeAny}, Trust: trust}, Allowed},
+		{"trust wrong external id", Request{Action: "sts:AssumeRole", Resource: target, Principal: vendor, Context: map[string][]string{"sts:ExternalId": {"ext-2"}}}, Policies{Identity: []*Document{assumeAny}, Trust: trust}, ImplicitDeny},
+		{"trust no external id", Request{Action: "sts:AssumeRole", Resource: target, Principal: vendor}, Policies{Identity: []*Document{assumeAny}, Trust: trust}, ImplicitDeny},
+		{"trust other principal", Request{Action: "sts:AssumeRole", Resource: target, Principal: "arn:aws:iam::222222222222:role/other", Context: map[string][]string{"sts:ExternalId": {"ext-1"}}}, Policies{Identity: []*Document{assumeAny}, Trust: trust}, ImplicitDeny},
+		{"trust needs caller identity allow", Request{Action: "sts:AssumeRole", Resource: target, Principal: vendor, Context: map[string][]string{"sts:ExternalId": {"ext-1"}}}, Policies{Trust: trust}, ImplicitDeny},
+		{"same account trust required", Request{Action: "sts:AssumeRole", Resource: target, Principal: role}, Policies{Identity: []*Document{assumeAny}, Trust: trust}, ImplicitDeny},
+		{"bucket policy session", Request{Action: "s3:GetObject", Resource: "arn:aws:s3:::b/k", Principal: session}, Policies{Resource: bucketPolicy}, Allowed},
+		{"bucket policy cross account", Request{Action: "s3:GetObject", Resource: "arn:aws:s3:::b/k", Principal: session, ResourceAccount: "333333333333"}, Policies{Resource: bucketPolicy}, ImplicitDeny},
+		{"boundary limits identity", Request{Action: "s3:GetObject", Resource: "arn:aws:s3:::b/alice/x", Principal: user, Context: map[string][]string{"aws:username": {"alice"}}}, Policies{Identity: []*Document{read}, Boundary: boundary}, ImplicitDeny},
+		{"boundary bypass by session", Request{Action: "s3:GetObject", Resource: "arn:aws:s3:::b/k", Principal: session}, Policies{Resource: bucketPolicy, Boundary: boundary}, Allowed},
+		{"conditions all match", Request{Action: "ec2:TerminateInstances", Resource: ec2, Principal: role, Context: okCtx}, Policies{Identity: []*Document{tags}}, Allowed},
+		{"tag mismatch", Request{Action: "ec2:TerminateInstances", Resource: ec2, Principal: role, Context: with("aws:ResourceTag/team", "blue")}, Policies{Identity: []*Document{tags}}, ImplicitDeny},
+		{"ip outside", Request{Action: "ec2:TerminateInstances", Resource: ec2, Principal: role, Context: with("aws:SourceIp", "192.168.0.1")}, Policies{Identity: []*Document{tags}}, ImplicitDeny},
+		{"date after", Request{Action: "ec2:TerminateInstances", Resource: ec2, Principal: role, Context: with("aws:CurrentTime", "2031-01-01T00:00:00Z")}, Policies{Identity: []*Document{tags}}, ImplicitDeny},
+		{"mfa too old", Request{Action: "ec2:TerminateInstances", Resource: ec2, Principal: role, Context: with("aws:MultiFactorAuthAge", "7200")}, Policies{Identity: []*Document{tags}}, ImplicitDeny},
+		{"tag keys not all", Request{Action: "ec2:TerminateInstances", Resource: ec2, Principal: role, Context: func() map[string][]string {
+			m := with("x", "y")
+			m["aws:TagKeys"] = []string{"team", "owner"}
+			return m
+		}()}, Policies{Identity: []*Document{tags}}, ImplicitDeny},
+		{"not action", Request{Action: "iam:CreateUser", Resource: "arn:aws:iam::111111111111:user/x", Principal: role}, Policies{Identity: []*Document{MustParse(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","NotAction":"iam:*","Resource":"*"}]}`)}}, ImplicitDeny},
+		{"not resource", Request{Action: "s3:GetObject", Resource: "arn:aws:s3:::secret/x", Principal: role}, Policies{Identity: []*Document{MustParse(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","NotResource":"arn:aws:s3:::secret/*"}]}`)}}, ImplicitDeny},
+		{"arn segments", Request{Action: "s3:GetObject", Resource: "arn:aws:s3:::b/k", Principal: role}, Policies{Identity: []*Document{MustParse(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/?"}]}`)}}, Allowed},
+		{"null and ifexists", Request{Action: "s3:GetObject", Resource: "arn:aws:s3:::b/k", Principal: role}, Policies{Identity: []*Document{MustParse(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*","Condition":{"Null":{"aws:SourceVpc":"true"},"StringEqualsIfExists":{"aws:SourceVpce":"vpce-1"},"StringNotEquals":{"aws:PrincipalOrgID":"o-1"}}}]}`)}}, Allowed},
+	} {
+		d, err := Evaluate(c.req, c.pol)
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		if d.Outcome != c.want {
+			t.Errorf("%s: %s (%s %v), want %s", c.name, d.Outcome, d.Reason, d.Decisive, c.want)
+		}
+	}
+}
+
+func TestEvaluateRefuses(t *testing.T) {
+	p := MustParse(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::*:role/x"},"Action":"s3:GetObject","Resource":"*"}]}`)
+	_, err := Evaluate(Request{Action: "s3:GetObject", Resource: "arn:aws:s3:::b/k", Principal: "arn:aws:iam::111111111111:role/x"}, Policies{Resource: p})
+	if !errors.Is(err, ErrUnsupported) {
+		t.Errorf("wildcard principal: %v, want ErrUnsupported", err)
+	}
+	for _, r := range []Request{
+		{Action: "s3:Get*", Resource: "arn:aws:s3:::b/k", Principal: "arn:aws:iam::111111111111:role/x"},
+		{Action: "s3:GetObject", Resource: "bucket/k", Principal: "arn:aws:iam::111111111111:role/x"},
+		{Action: "s3:GetObject", Resource: "arn:aws:s3:::b/k", Principal: "alice"},
+	} {
+		if _, err := Evaluate(r, Policies{}); err == nil {
+			t.Errorf("Evaluate(%+v) accepted a bad request", r)
+		}
+	}
+}
