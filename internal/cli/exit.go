@@ -49,7 +49,7 @@ func ExitCode(err error) int {
 		return ExitUsage
 	case errors.Is(err, artifact.ErrConflict), errors.Is(err, os.ErrExist):
 		return ExitConflict
-	case errors.Is(err, errNo), errors.Is(err, artifact.ErrVerifyFailed), errors.Is(err, artifact.ErrVersionNotFound):
+	case errors.Is(err, errNo), errors.Is(err, errLintFindings), errors.Is(err, artifact.ErrVerifyFailed), errors.Is(err, artifact.ErrVersionNotFound):
 		return ExitNo
 	case errors.Is(err, store.ErrPermissionDenied):
 		return ExitDenied

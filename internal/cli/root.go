@@ -103,7 +103,8 @@ Exit codes:
 	root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 
 	root.AddCommand(newInitCommand(g), newStageCommand(g), newDownloadCommand(g), newVersionsCommand(g),
-		newInfoCommand(g), newExistsCommand(g), newVerifyCommand(g))
+		newInfoCommand(g), newExistsCommand(g), newVerifyCommand(g),
+		newPolicyCommand(g), newTemplateCommand(g))
 	return root
 }
 
