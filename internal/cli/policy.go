@@ -303,7 +303,7 @@ func newTemplateCommand(g *Globals) *cobra.Command {
              permissions boundary, and a version parameter and output
 
 Names derive from --qualifier, with IAM and S3 length checks.`,
-		Example: "  berth template render dataplane --qualifier berth --prefix releases --format yaml\n  berth template render bootstrap --qualifier acme -o bootstrap.json --format json",
+		Example:   "  berth template render dataplane --qualifier berth --prefix releases --format yaml\n  berth template render bootstrap --qualifier acme -o bootstrap.json --format json",
 		Args:      args(1, "dataplane or bootstrap"),
 		ValidArgs: []string{"dataplane", "bootstrap"},
 		RunE: func(cmd *cobra.Command, a []string) error {
