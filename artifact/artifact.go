@@ -204,3 +204,23 @@ func (c *Client) checkRegions() error {
 	}
 	return nil
 }
+
+// checkRef validates a project and a version that may be "latest" or empty
+// (meaning latest), and returns the version to look up.
+func (c *Client) checkRef(project, version string) (string, error) {
+	if err := c.checkRegions(); err != nil {
+		return "", err
+	}
+	if err := ValidateProject(project); err != nil {
+		return "", err
+	}
+	if version == "" {
+		return Latest, nil
+	}
+	if version != Latest {
+		if _, err := ParseVersion(version); err != nil {
+			return "", err
+		}
+	}
+	return version, nil
+}

@@ -40,19 +40,9 @@ type DownloadResult struct {
 // file beside the destination and are renamed into place only when their
 // SHA-256 matches the manifest; any failure moves on to the next region.
 func (c *Client) Download(ctx context.Context, project, version string, opts DownloadOptions) (*DownloadResult, error) {
-	if err := c.checkRegions(); err != nil {
+	version, err := c.checkRef(project, version)
+	if err != nil {
 		return nil, err
-	}
-	if err := ValidateProject(project); err != nil {
-		return nil, err
-	}
-	if version == "" {
-		version = Latest
-	}
-	if version != Latest {
-		if _, err := ParseVersion(version); err != nil {
-			return nil, err
-		}
 	}
 	if (opts.Path == "") == (opts.Dir == "") {
 		return nil, fmt.Errorf("give either a destination path or a directory: %w", ErrInvalid)

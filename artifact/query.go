@@ -88,19 +88,9 @@ type VersionDetails struct {
 // Info returns the manifest of project at version ("latest" allowed), the
 // project's latest version and which regions hold it.
 func (c *Client) Info(ctx context.Context, project, version string) (*VersionDetails, error) {
-	if err := c.checkRegions(); err != nil {
+	version, err := c.checkRef(project, version)
+	if err != nil {
 		return nil, err
-	}
-	if err := ValidateProject(project); err != nil {
-		return nil, err
-	}
-	if version == "" {
-		version = Latest
-	}
-	if version != Latest {
-		if _, err := ParseVersion(version); err != nil {
-			return nil, err
-		}
 	}
 	latest, latestErrs := c.latest(ctx, project)
 	want := version
