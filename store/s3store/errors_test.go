@@ -1,0 +1,142 @@
+package s3store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+
+	"github.com/berth-dev/berth/store"
+)
+
+func TestClassify(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want error
+	}{
+		{context.DeadlineExceeded, store.ErrUnavailable},
+		{context.Canceled, nil},
+		{&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, store.ErrUnavailable},
+		{fmt.Errorf("read: %w", syscall.ECONNRESET), store.ErrUnavailable},
+		{io.ErrUnexpectedEOF, store.ErrUnavailable},
+		{fmt.Errorf("get token: %w", ratelimit.QuotaExceededError{Available: 0, Requested: 5}), store.ErrUnavailable},
+		{&smithy.GenericAPIError{Code: "NoSuchKey"}, store.ErrNotFound},
+		{&smithy.GenericAPIError{Code: "ConditionalRequestConflict"}, store.ErrPreconditionFailed},
+		{&smithy.GenericAPIError{Code: "SignatureDoesNotMatch"}, store.ErrPermissionDenied},
+		{&smithy.GenericAPIError{Code: "SlowDown"}, store.ErrUnavailable},
+		{&smithy.GenericAPIError{Code: "EntityTooSmall"}, store.ErrInvalid},
+		{withKind(store.ErrInvalid, errors.New("x")), store.ErrInvalid},
+		{readError(&net.OpError{Op: "read", Err: syscall.ECONNRESET}), nil},
+		{errors.New("something else"), nil},
+	} {
+		if got := classify(tc.err); got != tc.want {
+			t.Errorf("classify(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
+
+// TestErrorResponses checks the mapping of S3 error responses that MinIO
+// does not produce on demand, through the SDK's real deserialisation.
+func TestErrorResponses(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		code   string // empty: no XML body, as from a proxy or for HEAD
+		want   error
+	}{
+		{503, "SlowDown", store.ErrUnavailable},
+		{500, "InternalError", store.ErrUnavailable},
+		{502, "", store.ErrUnavailable},
+		{429, "", store.ErrUnavailable},
+		{409, "ConditionalRequestConflict", store.ErrPreconditionFailed},
+		{412, "PreconditionFailed", store.ErrPreconditionFailed},
+		{403, "ExpiredToken", store.ErrPermissionDenied},
+		{403, "AccessDenied", store.ErrPermissionDenied},
+		{400, "InvalidArgument", store.ErrInvalid},
+		{404, "NoSuchBucket", store.ErrNotFound},
+	} {
+		name := fmt.Sprintf("%d%s", tc.status, tc.code)
+		t.Run(name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				if tc.code == "" {
+					w.WriteHeader(tc.status)
+					return
+				}
+				w.Header().Set("Content-Type", "application/xml")
+				w.WriteHeader(tc.status)
+				fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>test</Message><RequestId>r1</RequestId></Error>`, tc.code)
+			}))
+			defer srv.Close()
+			client := s3.New(s3.Options{
+				Region:       "eu-west-1",
+				Credentials:  credentials.NewStaticCredentialsProvider("AKIDTEST", "secret-for-test", ""),
+				BaseEndpoint: aws.String(srv.URL),
+				UsePathStyle: true,
+				Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
+					o.MaxAttempts = 2
+					o.MaxBackoff = time.Millisecond
+				}),
+			})
+			s := New(client, "bkt", "", Options{})
+			_, err := s.Put(context.Background(), "k", strings.NewReader("x"), 1, store.PutOptions{IfNoneMatch: true})
+			if got := store.KindOf(err); got != tc.want {
+				t.Fatalf("put: kind %v, want %v (err: %v)", got, tc.want, err)
+			}
+			if tc.code == "NoSuchBucket" && !strings.Contains(err.Error(), "bucket bkt does not exist") {
+				t.Errorf("missing bucket message: %v", err)
+			}
+			if strings.Contains(err.Error(), "secret-for-test") {
+				t.Errorf("message contains the secret: %v", err)
+			}
+		})
+	}
+}
+
+func TestPartSizeFor(t *testing.T) {
+	s := New(nil, "b", "", Options{})
+	for _, tc := range []struct {
+		size int64
+		want int64
+	}{
+		{-1, DefaultPartSize},
+		{5 << 30, DefaultPartSize},
+		{DefaultPartSize * maxParts, DefaultPartSize},
+		{100 << 30, 11 << 20},
+		{5 << 40, 525 << 20},
+	} {
+		got, err := s.partSizeFor(tc.size)
+		if err != nil || got != tc.want {
+			t.Errorf("partSizeFor(%d) = %d, %v; want %d", tc.size, got, err, tc.want)
+		}
+		if tc.size > 0 && (tc.size+got-1)/got > maxParts {
+			t.Errorf("partSizeFor(%d) = %d needs more than %d parts", tc.size, got, maxParts)
+		}
+	}
+	if _, err := s.partSizeFor(maxPartSize*maxParts + 1); classify(err) != store.ErrInvalid {
+		t.Errorf("object beyond S3's limit: %v", err)
+	}
+}
+
+func TestNewDefaults(t *testing.T) {
+	s := New(nil, "b", "/x/y/", Options{PartSize: 1})
+	if s.partSize != MinPartSize || s.concurrency != DefaultConcurrency || s.threshold != MinPartSize {
+		t.Errorf("defaults: part %d, concurrency %d, threshold %d", s.partSize, s.concurrency, s.threshold)
+	}
+	if s.String() != "s3://b/x/y" || s.objectKey("k") != "x/y/k" || s.storeKey("x/y/k") != "k" {
+		t.Errorf("prefix handling: %s %s", s.String(), s.objectKey("k"))
+	}
+}
