@@ -74,7 +74,10 @@ type Client struct {
 	Identity string
 	// Progress, when set, is asked for one bar per region and transfer.
 	Progress func(region string, total int64) ProgressBar
-	Logger   *slog.Logger
+	// Journal, when set, records started uploads so a later stage can
+	// abort those an interrupted one left behind.
+	Journal UploadJournal
+	Logger  *slog.Logger
 }
 
 func (c *Client) log() *slog.Logger {

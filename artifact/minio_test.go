@@ -49,9 +49,11 @@ func startRegions(t *testing.T, n int) *minioRegions {
 	return &minioRegions{servers: servers, client: c}
 }
 
-func incompleteUploads(t *testing.T, m *testenv.MinIO) int {
+// incompleteUploads counts the multipart uploads of key. MinIO lists
+// uploads by exact key only, and forgets prefix listings on restart.
+func incompleteUploads(t *testing.T, m *testenv.MinIO, key string) int {
 	t.Helper()
-	out, err := m.S3Client(t).ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
+	out, err := m.S3Client(t).ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket), Prefix: aws.String(key)})
 	if err != nil {
 		t.Fatalf("list multipart uploads on %s: %v", m.Region, err)
 	}
@@ -131,6 +133,7 @@ func TestMinIORegionKilledMidStage(t *testing.T) {
 		return killBar{sent: &sent, limit: 15 << 20, kill: victim.Kill, once: &once}
 	}
 	r.client.Progress = wrapNil(r.client.Progress)
+	r.client.Journal = artifact.FileJournal{Path: filepath.Join(t.TempDir(), "uploads.json")}
 	res, err := r.client.Stage(ctx, "app", "2.0.0", file, artifact.StageOptions{})
 	if err == nil {
 		t.Fatal("stage succeeded although a region died")
@@ -150,6 +153,14 @@ func TestMinIORegionKilledMidStage(t *testing.T) {
 
 	victim.Restart(t)
 	r.client.Progress = nil
+	stale, err := r.client.Journal.Stale(ctx, victim.Region, r.client.Regions[1].Store.String())
+	if err != nil || len(stale) != 1 {
+		t.Fatalf("journal holds %v, %v; want the killed region's upload", stale, err)
+	}
+	leftover := stale[0].Key
+	if n := incompleteUploads(t, victim, "releases/"+leftover); n != 1 {
+		t.Fatalf("%d incomplete uploads under %s after the kill, want 1", n, leftover)
+	}
 	one := &artifact.Client{Regions: r.client.Regions[1:2]}
 	if ok, err := one.Exists(ctx, "app", "2.0.0"); ok || err != nil {
 		t.Fatalf("killed region has a manifest: %v %v", ok, err)
@@ -162,8 +173,11 @@ func TestMinIORegionKilledMidStage(t *testing.T) {
 	if res.Regions[1].Status != artifact.StatusStaged || res.Regions[0].Status != artifact.StatusPresent {
 		t.Fatalf("re-run regions: %+v", res.Regions)
 	}
-	if n := incompleteUploads(t, victim); n != 0 {
+	if n := incompleteUploads(t, victim, "releases/"+leftover); n != 0 {
 		t.Fatalf("%d incomplete multipart uploads left on the killed region", n)
+	}
+	if stale, _ := r.client.Journal.Stale(ctx, victim.Region, r.client.Regions[1].Store.String()); len(stale) != 0 {
+		t.Fatalf("journal still holds %v", stale)
 	}
 	if _, err := r.client.Verify(ctx, "app", "2.0.0", false); err != nil {
 		t.Fatal(err)

@@ -149,14 +149,7 @@ func (c *Client) Stage(ctx context.Context, project, version, file string, opts 
 		if rs.upload && rs.res.Status == "" {
 			rs.dataKey = dataKey
 			uploads = append(uploads, rs)
-			if cl, ok := rs.region.Store.(store.Cleaner); ok {
-				// Uploads abandoned by an earlier, interrupted stage.
-				if n, err := cl.AbortIncomplete(ctx, dataPrefix(project, version)); err != nil {
-					c.log().Warn("could not clean abandoned uploads", "region", rs.region.Name, "err", err)
-				} else if n > 0 {
-					c.log().Info("removed abandoned uploads of an earlier stage", "region", rs.region.Name, "count", n)
-				}
-			}
+			c.abortStale(ctx, rs.region)
 		}
 	}
 
@@ -321,7 +314,13 @@ func (c *Client) fanOut(ctx context.Context, r io.Reader, size int64, uploads []
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			entry := c.journalAdd(ctx, rs.region, rs.dataKey)
 			_, err := rs.region.Store.Put(ctx, rs.dataKey, pr, size, store.PutOptions{IfNoneMatch: true})
+			if err == nil {
+				c.journalRemove(ctx, entry)
+			} else {
+				c.journalEnded(ctx, entry)
+			}
 			if err != nil {
 				rs.fail(fmt.Errorf("upload %s: %w", rs.dataKey, err))
 				pr.CloseWithError(err)
@@ -419,5 +418,61 @@ func (c *Client) commit(ctx context.Context, rs *regionStage, m Manifest, opts S
 			return
 		}
 		rs.res.LatestMoved, rs.res.LatestBefore = moved, before
+	}
+}
+
+// abortStale aborts the uploads an earlier, interrupted stage from this
+// machine left in region, as recorded in the journal.
+func (c *Client) abortStale(ctx context.Context, r Region) {
+	cl, ok := r.Store.(store.Cleaner)
+	if !ok || c.Journal == nil {
+		return
+	}
+	stale, err := c.Journal.Stale(ctx, r.Name, r.Store.String())
+	if err != nil {
+		c.log().Warn("could not read the upload journal", "err", err)
+		return
+	}
+	for _, e := range stale {
+		n, err := cl.AbortIncomplete(ctx, e.Key)
+		if err != nil {
+			c.log().Warn("could not abort an unfinished upload of an earlier stage", "region", r.Name, "key", e.Key, "err", err)
+			continue
+		}
+		if n > 0 {
+			c.log().Info("aborted unfinished uploads of an earlier stage", "region", r.Name, "key", e.Key, "count", n)
+		}
+		c.journalRemove(ctx, &e)
+	}
+}
+
+func (c *Client) journalAdd(ctx context.Context, r Region, key string) *JournalEntry {
+	if _, ok := r.Store.(store.Cleaner); !ok || c.Journal == nil {
+		return nil
+	}
+	e := newEntry(r.Name, r.Store.String(), key)
+	if err := c.Journal.Add(ctx, e); err != nil {
+		c.log().Warn("could not record the upload in the journal", "err", err)
+		return nil
+	}
+	return &e
+}
+
+func (c *Client) journalRemove(ctx context.Context, e *JournalEntry) {
+	if e == nil {
+		return
+	}
+	if err := c.Journal.Remove(ctx, *e); err != nil {
+		c.log().Warn("could not update the upload journal", "err", err)
+	}
+}
+
+func (c *Client) journalEnded(ctx context.Context, e *JournalEntry) {
+	if e == nil {
+		return
+	}
+	e.Ended = true
+	if err := c.Journal.Add(context.WithoutCancel(ctx), *e); err != nil {
+		c.log().Warn("could not update the upload journal", "err", err)
 	}
 }

@@ -54,7 +54,8 @@ func (g *Globals) client(ctx context.Context, cmd *cobra.Command, f *storeFlags)
 		return nil, err
 	}
 	ssmPrefix, _ := cfg.SSMPrefix()
-	c := &artifact.Client{Identity: g.identity(), Logger: g.log}
+	c := &artifact.Client{Identity: g.identity(), Logger: g.log,
+		Journal: artifact.FileJournal{Path: filepath.Join(config.DefaultStateDir(g.Env), "uploads.json")}}
 	for _, r := range cfg.Regions {
 		region, err := g.openRegion(ctx, r, cfg.Prefix, ssmPrefix, opts)
 		if err != nil {

@@ -104,7 +104,7 @@ Exit codes:
 
 	root.AddCommand(newInitCommand(g), newStageCommand(g), newDownloadCommand(g), newVersionsCommand(g),
 		newInfoCommand(g), newExistsCommand(g), newVerifyCommand(g),
-		newPolicyCommand(g), newTemplateCommand(g))
+		newPolicyCommand(g), newTemplateCommand(g), newDataplaneCommand(g))
 	return root
 }
 

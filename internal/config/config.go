@@ -299,6 +299,11 @@ func DefaultDataDir(env Env) string {
 	return filepath.Join(xdg(env, "XDG_DATA_HOME", filepath.Join(".local", "share")), "berth")
 }
 
+// DefaultStateDir keeps berth's own bookkeeping: $XDG_STATE_HOME/berth.
+func DefaultStateDir(env Env) string {
+	return filepath.Join(xdg(env, "XDG_STATE_HOME", filepath.Join(".local", "state")), "berth")
+}
+
 func xdg(env Env, name, fallback string) string {
 	if v := env(name); v != "" && filepath.IsAbs(v) {
 		return v

@@ -1,0 +1,184 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/spf13/cobra"
+
+	"github.com/berth-dev/berth/dataplane"
+	"github.com/berth-dev/berth/internal/awsx"
+	"github.com/berth-dev/berth/internal/config"
+	"github.com/berth-dev/berth/store"
+)
+
+func newDataplaneCommand(g *Globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dataplane",
+		Short: "Deploy, inspect and remove the regional data plane (buckets, keys, policies)",
+	}
+	cmd.AddCommand(newDataplaneDeployCommand(g))
+	return cmd
+}
+
+type dataplaneDeployOpts struct {
+	endpoints    []string
+	bucket       string
+	prefix       string
+	qualifier    string
+	noIdentities bool
+	yes          bool
+}
+
+func newDataplaneDeployCommand(g *Globals) *cobra.Command {
+	var o dataplaneDeployOpts
+	cmd := &cobra.Command{
+		Use:   "deploy --endpoint NAME=URL [--endpoint NAME=URL]... [--yes]",
+		Short: "Deploy the data plane and write berth's config so that stage works at once",
+		Long: `deploy sets up one bucket per region and writes berth's configuration.
+
+With --endpoint (an S3-compatible service such as MinIO, one per region): creates
+the bucket with versioning and a lifecycle rule that removes abandoned multipart
+uploads (where the service supports them), and where the service has a MinIO
+admin API, a writer identity for CI and a reader identity for deploys with the
+rendered artifact-write and artifact-read policies. Their credentials are printed
+once; a second deploy changes nothing and shows no secrets.
+
+The admin credentials come from the AWS credential chain (AWS_ACCESS_KEY_ID,
+--profile). deploy prints the plan and applies it only with --yes or after a yes
+at the prompt.`,
+		Example: `  berth dataplane deploy --endpoint eu-west-1=https://s3.eu.example.com \
+      --endpoint us-east-1=https://s3.us.example.com --bucket releases --prefix rel --yes`,
+		Args: args(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(o.endpoints) == 0 {
+				return usageErr(errors.New("give --endpoint NAME=URL for each region (deploys to AWS accounts come with the bootstrap)"))
+			}
+			return g.deployS3Compat(cmd.Context(), o)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringArrayVar(&o.endpoints, "endpoint", nil, "S3-compatible region as NAME=URL, repeatable, in download order")
+	fl.StringVar(&o.bucket, "bucket", "berth-releases", "bucket name in every region")
+	fl.StringVar(&o.prefix, "prefix", "", "key prefix for artifacts")
+	fl.StringVar(&o.qualifier, "qualifier", "berth", "prefix of identity and policy names")
+	fl.BoolVar(&o.noIdentities, "no-identities", false, "create buckets only, no writer and reader identities")
+	fl.BoolVar(&o.yes, "yes", false, "apply without asking")
+	return cmd
+}
+
+func (g *Globals) deployS3Compat(ctx context.Context, o dataplaneDeployOpts) error {
+	var targets []dataplane.Target
+	var regions []config.Region
+	for _, raw := range o.endpoints {
+		ep, err := dataplane.ParseEndpoint(raw)
+		if err != nil {
+			return usageErr(err)
+		}
+		cfg, err := awsx.Load(ctx, awsx.Options{Profile: g.Profile, Region: ep.Name})
+		if err != nil {
+			return fmt.Errorf("%w: %w", err, store.ErrPermissionDenied)
+		}
+		creds, err := cfg.Credentials.Retrieve(ctx)
+		if err != nil {
+			return fmt.Errorf("get admin credentials for %s from %s: %w", ep.Name, awsx.CredentialSource(g.Env, g.Profile), store.ErrPermissionDenied)
+		}
+		t := dataplane.Target{Endpoint: ep, S3: s3.NewFromConfig(cfg, func(so *s3.Options) {
+			so.BaseEndpoint = aws.String(ep.URL)
+			so.UsePathStyle = true
+		})}
+		if !o.noIdentities {
+			if t.Admin, err = dataplane.NewAdmin(ep.URL, creds.AccessKeyID, creds.SecretAccessKey); err != nil {
+				return err
+			}
+		}
+		targets = append(targets, t)
+		regions = append(regions, config.Region{Name: ep.Name, Store: fmt.Sprintf("s3://%s?region=%s&endpoint=%s", o.bucket, ep.Name, ep.URL)})
+	}
+	in := dataplane.S3CompatInput{Targets: targets, Bucket: o.bucket, Prefix: strings.Trim(o.prefix, "/"), Identities: !o.noIdentities, Qualifier: o.qualifier}
+	plan, err := dataplane.PlanS3Compat(ctx, in)
+	if err != nil {
+		if errors.Is(err, dataplane.ErrInvalid) {
+			return usageErr(err)
+		}
+		return err
+	}
+	if !g.json() {
+		printS3CompatPlan(g, plan)
+	}
+	if plan.Changes() {
+		ok, err := g.confirm(o.yes, "apply these changes?")
+		if err != nil || !ok {
+			return err
+		}
+	}
+	res, err := dataplane.ApplyS3Compat(ctx, plan)
+	if err != nil {
+		return err
+	}
+	cfgPath := g.ConfigPath
+	if cfgPath == "" {
+		cfgPath = config.DefaultPath(g.Env)
+	}
+	c := &config.Config{Prefix: in.Prefix, Pointers: "store", Regions: regions}
+	if err := config.Write(cfgPath, c, true); err != nil {
+		return fmt.Errorf("write berth config: %w", err)
+	}
+	if g.json() {
+		return g.printJSON(map[string]any{"plan": plan, "result": res, "config": cfgPath})
+	}
+	for _, s := range res.Unsupported {
+		fmt.Fprintf(g.Stdout, "  %s: %s %s: %s\n", s.Region, s.Action, s.Target, s.Note)
+	}
+	if plan.Changes() {
+		fmt.Fprintf(g.Stdout, "applied %d change(s)\n", len(res.Applied))
+	}
+	fmt.Fprintf(g.Stdout, "wrote %s: berth stage now writes to %d region(s)\n", cfgPath, len(regions))
+	if len(res.Credentials) > 0 {
+		fmt.Fprintln(g.Stdout, "\nnew identities (the secrets are shown this once; store them now):")
+		for _, c := range res.Credentials {
+			fmt.Fprintf(g.Stdout, "  %s: AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s\n", c.Role, c.AccessKeyID, c.SecretAccessKey)
+		}
+	}
+	return nil
+}
+
+func printS3CompatPlan(g *Globals, p *dataplane.S3CompatPlan) {
+	if !p.Changes() {
+		fmt.Fprintln(g.Stdout, "no changes: the data plane is as configured")
+		return
+	}
+	fmt.Fprintln(g.Stdout, "plan:")
+	w := tabwriter.NewWriter(g.Stdout, 0, 0, 2, ' ', 0)
+	for _, s := range p.Steps {
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\n", s.Region, s.Action, s.Target, s.Note)
+	}
+	for _, s := range p.Skipped {
+		fmt.Fprintf(w, "  %s\tskip %s\t%s\t%s\n", s.Region, s.Action, s.Target, s.Note)
+	}
+	w.Flush()
+}
+
+// confirm asks on a terminal unless yes is set; without a terminal it
+// refuses, so scripts must say --yes.
+func (g *Globals) confirm(yes bool, question string) (bool, error) {
+	if yes {
+		return true, nil
+	}
+	if !g.StdinTerminal {
+		return false, usageErr(errors.New("not applied: pass --yes to apply without a terminal"))
+	}
+	fmt.Fprintf(g.Stderr, "%s [y/N] ", question)
+	answer, _ := bufio.NewReader(g.Stdin).ReadString('\n')
+	if a := strings.ToLower(strings.TrimSpace(answer)); a == "y" || a == "yes" {
+		return true, nil
+	}
+	g.info("berth: nothing applied")
+	return false, nil
+}
