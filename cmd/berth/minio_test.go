@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,4 +91,75 @@ func TestExitCodesOnMinIO(t *testing.T) {
 			t.Fatalf("exit %d, want %d\n%s%s", code, cli.ExitUnavailable, stdout, stderr)
 		}
 	})
+}
+
+// TestOnboardMinIO goes from empty servers to a staged artifact: deploy the
+// data plane on three MinIO regions, stage with the writer identity it
+// created, download with the reader, and deploy again to no effect.
+func TestOnboardMinIO(t *testing.T) {
+	servers := testenv.StartRegions(t, 3)
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "berth.yaml")
+	admin := servers[0]
+	setAWS := func(ak, sk string) {
+		t.Setenv("AWS_ACCESS_KEY_ID", ak)
+		t.Setenv("AWS_SECRET_ACCESS_KEY", sk)
+	}
+	for _, kv := range admin.AWSEnv() {
+		k, v, _ := strings.Cut(kv, "=")
+		if k != "AWS_ENDPOINT_URL" {
+			t.Setenv(k, v)
+		}
+	}
+	env := map[string]string{"XDG_CONFIG_HOME": filepath.Join(dir, "config"), "XDG_DATA_HOME": filepath.Join(dir, "data")}
+	deploy := []string{"dataplane", "deploy", "--config", cfgPath, "--bucket", "releases", "--prefix", "rel", "--yes"}
+	for _, m := range servers {
+		deploy = append(deploy, "--endpoint", m.Region+"="+m.Endpoint)
+	}
+	setAWS(admin.AccessKey, admin.SecretKey)
+
+	code, stdout, stderr := run(t, env, append(deploy[:len(deploy):len(deploy)], "--output", "json")...)
+	if code != 0 {
+		t.Fatalf("deploy: exit %d\n%s%s", code, stdout, stderr)
+	}
+	var out struct {
+		Result struct {
+			Credentials []struct {
+				Role            string `json:"role"`
+				AccessKeyID     string `json:"access_key_id"`
+				SecretAccessKey string `json:"secret_access_key"`
+			} `json:"credentials"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+		t.Fatalf("deploy output is not one JSON document: %v\n%s", err, stdout)
+	}
+	creds := map[string][2]string{}
+	for _, c := range out.Result.Credentials {
+		creds[c.Role] = [2]string{c.AccessKeyID, c.SecretAccessKey}
+	}
+	if len(creds) != 2 {
+		t.Fatalf("credentials: %+v", out.Result.Credentials)
+	}
+
+	file := filepath.Join(dir, "app.bin")
+	os.WriteFile(file, bytes.Repeat([]byte("onboard"), 1<<20), 0o644)
+	setAWS(creds["writer"][0], creds["writer"][1])
+	if code, stdout, stderr := run(t, env, "stage", "app", "1.0.0", file, "--config", cfgPath); code != 0 || strings.Count(stdout, "staged") != 4 {
+		t.Fatalf("stage as writer: exit %d\n%s%s", code, stdout, stderr)
+	}
+	setAWS(creds["reader"][0], creds["reader"][1])
+	got := filepath.Join(dir, "got.bin")
+	if code, stdout, stderr := run(t, env, "download", "app", "-o", got, "--config", cfgPath, "--region", servers[2].Region); code != 0 {
+		t.Fatalf("download as reader: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if code, _, _ := run(t, env, "stage", "app", "1.0.1", file, "--config", cfgPath); code != cli.ExitDenied {
+		t.Fatalf("stage as reader: exit %d, want %d", code, cli.ExitDenied)
+	}
+
+	setAWS(admin.AccessKey, admin.SecretKey)
+	code, stdout, stderr = run(t, env, deploy...)
+	if code != 0 || !strings.Contains(stdout, "no changes") || strings.Contains(stdout, "SECRET") {
+		t.Fatalf("second deploy: exit %d\n%s%s", code, stdout, stderr)
+	}
 }
