@@ -22,8 +22,18 @@ func newDataplaneCommand(g *Globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "dataplane",
 		Short: "Deploy, inspect and remove the regional data plane (buckets, keys, policies)",
+		Long: `The data plane is one artifact bucket per region with its KMS key, the
+bucket-name parameter and the artifact-read, artifact-write and configure managed
+policies, deployed as the CloudFormation stack QUALIFIER-dataplane in each region
+through the roles of the bootstrap stack (see "berth bootstrap deploy").
+
+On an S3-compatible service without CloudFormation, deploy --endpoint creates the
+buckets (and, on MinIO, writer and reader identities) directly.`,
+		Example: `  berth dataplane deploy --account 111122223333 --external-id 7d1f --regions eu-west-1,us-east-1
+  berth dataplane status --account 111122223333 --external-id 7d1f --regions eu-west-1,us-east-1
+  berth dataplane deploy --endpoint eu=https://s3.eu.example.com --bucket releases --yes`,
 	}
-	cmd.AddCommand(newDataplaneDeployCommand(g))
+	cmd.AddCommand(newDataplaneDeployCommand(g), newDataplaneStatusCommand(g), newDataplaneDriftCommand(g), newDataplaneDestroyCommand(g))
 	return cmd
 }
 
@@ -31,17 +41,30 @@ type dataplaneDeployOpts struct {
 	endpoints    []string
 	bucket       string
 	prefix       string
-	qualifier    string
 	noIdentities bool
 	yes          bool
+
+	// AWS (CloudFormation) deploys.
+	target awsTarget
+	kmsKey string
 }
 
 func newDataplaneDeployCommand(g *Globals) *cobra.Command {
 	var o dataplaneDeployOpts
 	cmd := &cobra.Command{
-		Use:   "deploy --endpoint NAME=URL [--endpoint NAME=URL]... [--yes]",
+		Use:   "deploy (--account ID --external-id ID --regions R1,R2,... | --endpoint NAME=URL...) [--yes]",
 		Short: "Deploy the data plane and write berth's config so that stage works at once",
 		Long: `deploy sets up one bucket per region and writes berth's configuration.
+
+On AWS (--account, --external-id, --regions): assumes the bootstrap's provisioner
+role QUALIFIER-provisioner in the account with the external ID, plans the data
+plane stack QUALIFIER-dataplane in every region at once through a change set,
+prints every plan, asks once (or --yes), applies in every region at once with each
+region's stack events on stderr, and writes berth's config: one store per region,
+s3://BUCKET?region=R from the stack's BucketName output, the --prefix, and latest
+pointers in SSM under /QUALIFIER, which the stack's policies grant. Without
+--kms-key each region's stack creates its own key; a key given with --kms-key must
+be in the region, or a multi-Region key (mrk-) with a replica in each region.
 
 With --endpoint (an S3-compatible service such as MinIO, one per region): creates
 the bucket with versioning and a lifecycle rule that removes abandoned multipart
@@ -53,22 +76,32 @@ once; a second deploy changes nothing and shows no secrets.
 The admin credentials come from the AWS credential chain (AWS_ACCESS_KEY_ID,
 --profile). deploy prints the plan and applies it only with --yes or after a yes
 at the prompt.`,
-		Example: `  berth dataplane deploy --endpoint eu-west-1=https://s3.eu.example.com \
+		Example: `  berth dataplane deploy --account 111122223333 --external-id 7d1f --regions eu-west-1,us-east-1 --prefix rel
+  berth dataplane deploy --endpoint eu-west-1=https://s3.eu.example.com \
       --endpoint us-east-1=https://s3.us.example.com --bucket releases --prefix rel --yes`,
 		Args: args(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if len(o.endpoints) == 0 {
-				return usageErr(errors.New("give --endpoint NAME=URL for each region (deploys to AWS accounts come with the bootstrap)"))
+			aws := o.target.account != "" || o.target.externalID != "" || len(o.target.regions) > 0 || o.kmsKey != ""
+			switch {
+			case len(o.endpoints) > 0 && aws:
+				return usageErr(errors.New("give either --endpoint (S3-compatible) or --account, --external-id and --regions (AWS), not both"))
+			case len(o.endpoints) > 0:
+				return g.deployS3Compat(cmd.Context(), o)
+			case !aws:
+				return usageErr(errors.New("give --account, --external-id and --regions to deploy to AWS, or --endpoint NAME=URL for each region of an S3-compatible service"))
+			case cmd.Flags().Changed("bucket") || o.noIdentities:
+				return usageErr(errors.New("--bucket and --no-identities are for --endpoint; on AWS the stack names the bucket QUALIFIER-ACCOUNT-REGION"))
 			}
-			return g.deployS3Compat(cmd.Context(), o)
+			return g.deployDataPlaneAWS(cmd.Context(), o)
 		},
 	}
 	fl := cmd.Flags()
 	fl.StringArrayVar(&o.endpoints, "endpoint", nil, "S3-compatible region as NAME=URL, repeatable, in download order")
-	fl.StringVar(&o.bucket, "bucket", "berth-releases", "bucket name in every region")
+	fl.StringVar(&o.bucket, "bucket", "berth-releases", "--endpoint: bucket name in every region")
 	fl.StringVar(&o.prefix, "prefix", "", "key prefix for artifacts")
-	fl.StringVar(&o.qualifier, "qualifier", "berth", "prefix of identity and policy names")
-	fl.BoolVar(&o.noIdentities, "no-identities", false, "create buckets only, no writer and reader identities")
+	fl.BoolVar(&o.noIdentities, "no-identities", false, "--endpoint: create buckets only, no writer and reader identities")
+	o.target.register(cmd) // --account, --external-id, --regions, --qualifier
+	fl.StringVar(&o.kmsKey, "kms-key", "", "AWS: encrypt the buckets with this KMS key instead of one created per region")
 	fl.BoolVar(&o.yes, "yes", false, "apply without asking")
 	return cmd
 }
@@ -101,7 +134,7 @@ func (g *Globals) deployS3Compat(ctx context.Context, o dataplaneDeployOpts) err
 		targets = append(targets, t)
 		regions = append(regions, config.Region{Name: ep.Name, Store: fmt.Sprintf("s3://%s?region=%s&endpoint=%s", o.bucket, ep.Name, ep.URL)})
 	}
-	in := dataplane.S3CompatInput{Targets: targets, Bucket: o.bucket, Prefix: strings.Trim(o.prefix, "/"), Identities: !o.noIdentities, Qualifier: o.qualifier}
+	in := dataplane.S3CompatInput{Targets: targets, Bucket: o.bucket, Prefix: strings.Trim(o.prefix, "/"), Identities: !o.noIdentities, Qualifier: o.target.qualifier}
 	plan, err := dataplane.PlanS3Compat(ctx, in)
 	if err != nil {
 		if errors.Is(err, dataplane.ErrInvalid) {
