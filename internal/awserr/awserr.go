@@ -5,11 +5,15 @@ package awserr
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"strings"
+	"syscall"
 
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/berth-dev/berth/store"
 )
@@ -34,53 +38,90 @@ func Classify(err error) error {
 	return err
 }
 
-// Kind returns the store error kind of an SDK error, or nil.
+// Kind returns the store error kind of an SDK error, or nil when it has
+// none: a cancelled context, or an S3 upload someone else aborted
+// (NoSuchUpload: the key is not missing).
 func Kind(err error) error {
 	if errors.Is(err, context.Canceled) {
-		return nil
+		return nil // the caller gave up; nothing is wrong with the service
 	}
-	var api smithy.APIError
-	if errors.As(err, &api) {
-		switch code := api.ErrorCode(); {
-		case code == "NoSuchKey" || code == "NotFound" || code == "NoSuchBucket" || code == "NoSuchUpload" ||
-			code == "ParameterNotFound" || strings.HasSuffix(code, "NotFoundException") || code == "NoSuchEntity":
+	if errors.Is(err, context.DeadlineExceeded) {
+		return store.ErrUnavailable
+	}
+	switch code := Code(err); code {
+	case "NoSuchUpload":
+		return nil
+	case "NoSuchKey", "NotFound", "NoSuchBucket", "ParameterNotFound", "NoSuchEntity":
+		return store.ErrNotFound
+	case "PreconditionFailed", "ConditionalRequestConflict":
+		return store.ErrPreconditionFailed
+	case "AccessDenied", "AccessDeniedException", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+		"ExpiredToken", "ExpiredTokenException", "InvalidToken", "TokenRefreshRequired", "AllAccessDisabled",
+		"AccountProblem", "InvalidSecurity", "RequestTimeTooSkewed", "InvalidClientTokenId",
+		"UnrecognizedClientException", "AuthorizationHeaderMalformed", "UnauthorizedOperation":
+		return store.ErrPermissionDenied
+	case "SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded",
+		"TooManyRequestsException", "RequestThrottled", "ServiceUnavailable", "InternalServerError",
+		"InternalError", "RequestTimeout", "XMinioServerNotInitialized":
+		return store.ErrUnavailable
+	case "InvalidArgument", "InvalidRange", "InvalidRequest", "InvalidPart",
+		"InvalidPartOrder", "EntityTooSmall", "EntityTooLarge", "KeyTooLongError",
+		"InvalidBucketName", "MalformedXML", "BadDigest", "InvalidDigest",
+		"XAmzContentChecksumMismatch", "InvalidObjectName", "MethodNotAllowed":
+		return store.ErrInvalid
+	default:
+		if strings.HasSuffix(code, "NotFoundException") {
 			return store.ErrNotFound
-		case code == "PreconditionFailed" || code == "ConditionalRequestConflict":
-			return store.ErrPreconditionFailed
-		case code == "AccessDenied" || code == "AccessDeniedException" || code == "InvalidAccessKeyId" ||
-			code == "SignatureDoesNotMatch" || code == "ExpiredToken" || code == "ExpiredTokenException" ||
-			code == "InvalidClientTokenId" || code == "UnrecognizedClientException" || code == "AllAccessDisabled" ||
-			code == "InvalidToken" || code == "AuthorizationHeaderMalformed" || code == "UnauthorizedOperation":
-			return store.ErrPermissionDenied
-		case strings.Contains(code, "Throttl") || code == "SlowDown" || code == "RequestTimeout" ||
-			code == "InternalError" || code == "ServiceUnavailable" || code == "InternalServerError":
-			return store.ErrUnavailable
 		}
 	}
-	var re *awshttp.ResponseError
-	if errors.As(err, &re) {
-		switch s := re.HTTPStatusCode(); {
-		case s == 404:
+	if status := HTTPStatus(err); status != 0 {
+		switch {
+		case status == 404:
 			return store.ErrNotFound
-		case s == 412:
+		case status == 412:
 			return store.ErrPreconditionFailed
-		case s == 401 || s == 403:
+		case status == 401 || status == 403:
 			return store.ErrPermissionDenied
-		case s == 429 || s >= 500:
+		case status == 429 || status >= 500:
 			return store.ErrUnavailable
-		case s >= 400:
+		case status == 400 || status == 416:
 			return store.ErrInvalid
 		}
 	}
+	var quota ratelimit.QuotaExceededError
 	var netErr net.Error
-	if errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) {
-		return store.ErrUnavailable
-	}
-	msg := err.Error()
-	if strings.Contains(msg, "connection refused") || strings.Contains(msg, "connection reset") ||
-		strings.Contains(msg, "retry quota exceeded") || strings.Contains(msg, "exceeded maximum number of attempts") ||
-		strings.Contains(msg, "no such host") || strings.Contains(msg, "EOF") {
+	var sendErr *smithyhttp.RequestSendError
+	switch {
+	case errors.As(err, &quota),
+		errors.As(err, &netErr),
+		errors.As(err, &sendErr),
+		errors.Is(err, syscall.ECONNREFUSED),
+		errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EPIPE),
+		errors.Is(err, io.ErrUnexpectedEOF):
 		return store.ErrUnavailable
 	}
 	return nil
+}
+
+// Code returns the API error code of err, or "".
+func Code(err error) string {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode()
+	}
+	return ""
+}
+
+// HTTPStatus returns the HTTP status of a service response error, or 0.
+func HTTPStatus(err error) int {
+	var respErr *awshttp.ResponseError
+	if errors.As(err, &respErr) {
+		return respErr.HTTPStatusCode()
+	}
+	var smithyErr *smithyhttp.ResponseError
+	if errors.As(err, &smithyErr) {
+		return smithyErr.HTTPStatusCode()
+	}
+	return 0
 }

@@ -1,17 +1,9 @@
 package s3store
 
 import (
-	"context"
 	"errors"
-	"io"
-	"net"
-	"syscall"
 
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/smithy-go"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
-
+	"github.com/berth-dev/berth/internal/awserr"
 	"github.com/berth-dev/berth/store"
 )
 
@@ -54,79 +46,7 @@ func classify(err error) error {
 	if errors.As(err, &ke) {
 		return ke.kind
 	}
-	if errors.Is(err, context.Canceled) {
-		return nil // the caller gave up; nothing is wrong with the store
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return store.ErrUnavailable
-	}
-	switch errorCode(err) {
-	case "NoSuchKey", "NotFound", "NoSuchBucket":
-		return store.ErrNotFound
-	case "NoSuchUpload":
-		return nil // our upload was aborted by someone else; the key is not missing
-	case "PreconditionFailed", "ConditionalRequestConflict":
-		return store.ErrPreconditionFailed
-	case "AccessDenied", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch",
-		"ExpiredToken", "InvalidToken", "TokenRefreshRequired", "AllAccessDisabled",
-		"AccountProblem", "InvalidSecurity", "RequestTimeTooSkewed":
-		return store.ErrPermissionDenied
-	case "SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded",
-		"TooManyRequestsException", "RequestThrottled", "ServiceUnavailable",
-		"InternalError", "RequestTimeout", "XMinioServerNotInitialized":
-		return store.ErrUnavailable
-	case "InvalidArgument", "InvalidRange", "InvalidRequest", "InvalidPart",
-		"InvalidPartOrder", "EntityTooSmall", "EntityTooLarge", "KeyTooLongError",
-		"InvalidBucketName", "MalformedXML", "BadDigest", "InvalidDigest",
-		"XAmzContentChecksumMismatch", "InvalidObjectName", "MethodNotAllowed":
-		return store.ErrInvalid
-	}
-	if status := httpStatus(err); status != 0 {
-		switch {
-		case status == 404:
-			return store.ErrNotFound
-		case status == 412:
-			return store.ErrPreconditionFailed
-		case status == 401 || status == 403:
-			return store.ErrPermissionDenied
-		case status == 429 || status >= 500:
-			return store.ErrUnavailable
-		case status == 400 || status == 416:
-			return store.ErrInvalid
-		}
-	}
-	var quota ratelimit.QuotaExceededError
-	var netErr net.Error
-	var sendErr *smithyhttp.RequestSendError
-	switch {
-	case errors.As(err, &quota),
-		errors.As(err, &netErr),
-		errors.As(err, &sendErr),
-		errors.Is(err, syscall.ECONNREFUSED),
-		errors.Is(err, syscall.ECONNRESET),
-		errors.Is(err, syscall.EPIPE),
-		errors.Is(err, io.ErrUnexpectedEOF):
-		return store.ErrUnavailable
-	}
-	return nil
+	return awserr.Kind(err)
 }
 
-func errorCode(err error) string {
-	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) {
-		return apiErr.ErrorCode()
-	}
-	return ""
-}
-
-func httpStatus(err error) int {
-	var respErr *awshttp.ResponseError
-	if errors.As(err, &respErr) {
-		return respErr.HTTPStatusCode()
-	}
-	var smithyErr *smithyhttp.ResponseError
-	if errors.As(err, &smithyErr) {
-		return smithyErr.HTTPStatusCode()
-	}
-	return 0
-}
+func errorCode(err error) string { return awserr.Code(err) }

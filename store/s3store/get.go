@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/berth-dev/berth/internal/awserr"
 	"github.com/berth-dev/berth/store"
 )
 
@@ -50,7 +51,7 @@ func (s *Store) get(ctx context.Context, key string, rng store.Range) (io.ReadCl
 	// The first part's request also tells the size and ETag, so small
 	// objects cost one request.
 	out, err := s.getObject(ctx, key, fmt.Sprintf("bytes=0-%d", s.partSize-1), "")
-	if errorCode(err) == "InvalidRange" || httpStatus(err) == 416 {
+	if errorCode(err) == "InvalidRange" || awserr.HTTPStatus(err) == 416 {
 		// S3 refuses any range of an empty object.
 		out, err = s.getObject(ctx, key, "", "")
 	}
