@@ -105,6 +105,7 @@ Exit codes:
 	root.AddCommand(newInitCommand(g), newStageCommand(g), newDownloadCommand(g), newVersionsCommand(g),
 		newInfoCommand(g), newExistsCommand(g), newVerifyCommand(g),
 		newPolicyCommand(g), newTemplateCommand(g), newDataplaneCommand(g))
+	root.AddCommand(newBootstrapCommand(g), newCheckCommand(g))
 	return root
 }
 

@@ -1,0 +1,64 @@
+// Package archtest holds the layering rules of DESIGN.md as a test:
+// dependencies point downwards.
+package archtest
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/berth-dev/berth/"
+
+// allowed lists, per package prefix, the project packages it may import.
+var allowed = map[string][]string{
+	"store":           {},
+	"store/storetest": {"store"},
+	"store/filestore": {"store"},
+	"store/s3store":   {"store", "internal/awserr"},
+	"internal/awserr": {"store"},
+	"pointer":         {"store", "internal/awserr"},
+	"artifact":        {"store", "pointer"},
+	"policy":          {"policy/iamdata"},
+	"cfn":             {"policy"},
+	"deploy":          {"internal/awserr", "store"},
+	"internal/config": {},
+}
+
+func TestLayering(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", module+"...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	checked := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		pkg := strings.TrimPrefix(fields[0], module)
+		rules, ok := allowed[pkg]
+		if !ok {
+			continue
+		}
+		checked++
+		for _, imp := range fields[1:] {
+			if !strings.HasPrefix(imp, module) {
+				continue
+			}
+			dep := strings.TrimPrefix(imp, module)
+			if !contains(rules, dep) {
+				t.Errorf("%s imports %s; DESIGN.md lets it import only %v", pkg, dep, rules)
+			}
+		}
+	}
+	if checked < len(allowed) {
+		t.Fatalf("checked %d packages of %d with rules; was one renamed?", checked, len(allowed))
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
