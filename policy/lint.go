@@ -336,24 +336,7 @@ func (l *linter) suggestAction(prefix, name string) string {
 }
 
 func editDistanceFold(a, b string) int {
-	a, b = strings.ToLower(a), strings.ToLower(b)
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			c := 1
-			if a[i-1] == b[j-1] {
-				c = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return iamdata.EditDistance(strings.ToLower(a), strings.ToLower(b))
 }
 
 // ownAccountOnly reports whether a resource policy principal is only the

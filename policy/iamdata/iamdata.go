@@ -283,7 +283,7 @@ func (t *Table) SuggestConditionKey(key string) string {
 	}
 	best, bestD := "", 4
 	try := func(lower, canon string) {
-		if d := editDistance(lk, lower); d < bestD || d == bestD && canon < best {
+		if d := EditDistance(lk, lower); d < bestD || d == bestD && canon < best {
 			best, bestD = canon, d
 		}
 	}
@@ -310,7 +310,9 @@ func rank(key string) int {
 	return 2
 }
 
-func editDistance(a, b string) int {
+// EditDistance is the Levenshtein distance of a and b in bytes; the linter
+// uses it to suggest the name that was meant.
+func EditDistance(a, b string) int {
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
 	for j := range prev {
