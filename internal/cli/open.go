@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -25,6 +26,10 @@ import (
 	"github.com/berth-dev/berth/store/s3store"
 )
 
+// multiRegionConcurrency is the default parts in flight per region when
+// there are several regions.
+const multiRegionConcurrency = 2
+
 // storeFlags are the settings artifact commands accept on top of the file.
 type storeFlags struct {
 	stores      []string
@@ -40,7 +45,7 @@ func (f *storeFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.prefix, "prefix", "", "key prefix in every store (env BERTH_PREFIX)")
 	fl.StringVar(&f.pointers, "pointers", "", "where latest pointers live: store or ssm:/PARAM/PREFIX (env BERTH_POINTERS)")
 	fl.StringVar(&f.partSize, "part-size", "", "S3 multipart part and download range size, such as 16MiB (env BERTH_PART_SIZE; default 8MiB)")
-	fl.IntVar(&f.concurrency, "concurrency", 0, "S3 parts in flight per region (env BERTH_CONCURRENCY; default 4)")
+	fl.IntVar(&f.concurrency, "concurrency", 0, "S3 parts in flight per region (env BERTH_CONCURRENCY; default 4 with one region, 2 per region with several)")
 }
 
 // client builds the artifact client for the resolved configuration.
@@ -53,6 +58,13 @@ func (g *Globals) client(ctx context.Context, cmd *cobra.Command, f *storeFlags)
 	if err != nil {
 		return nil, err
 	}
+	if opts.Concurrency == 0 && len(cfg.Regions) > 1 {
+		// Every region holds its own part buffers while a stage fans out;
+		// fewer parts in flight per region keep the total flat (3 regions:
+		// 3 x 3 x 8 MiB) while the regions together still fill the links.
+		opts.Concurrency = multiRegionConcurrency
+	}
+	g.limitMemory(opts, len(cfg.Regions))
 	ssmPrefix, _ := cfg.SSMPrefix()
 	c := &artifact.Client{Identity: g.identity(), Logger: g.log,
 		Journal: artifact.FileJournal{Path: filepath.Join(config.DefaultStateDir(g.Env), "uploads.json")}}
@@ -220,4 +232,21 @@ func (g *Globals) identity() string {
 	}
 	host, _ := os.Hostname()
 	return name + "@" + host
+}
+
+// limitMemory sets a soft memory limit just above what the transfer buffers
+// need, so the collector returns garbage promptly instead of letting the
+// heap double. GOMEMLIMIT, when set, wins.
+func (g *Globals) limitMemory(o s3store.Options, regions int) {
+	if g.Env("GOMEMLIMIT") != "" {
+		return
+	}
+	part, conc := o.PartSize, int64(o.Concurrency)
+	if part == 0 {
+		part = s3store.DefaultPartSize
+	}
+	if conc == 0 {
+		conc = s3store.DefaultConcurrency
+	}
+	debug.SetMemoryLimit(int64(regions)*(conc+1)*part + 64<<20)
 }
