@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/berth-dev/berth/internal/awsfake"
 	"github.com/berth-dev/berth/internal/cli"
 	"github.com/berth-dev/berth/internal/testenv"
 )
@@ -161,5 +163,66 @@ func TestOnboardMinIO(t *testing.T) {
 	code, stdout, stderr = run(t, env, deploy...)
 	if code != 0 || !strings.Contains(stdout, "no changes") || strings.Contains(stdout, "SECRET") {
 		t.Fatalf("second deploy: exit %d\n%s%s", code, stdout, stderr)
+	}
+}
+
+// TestSSMBucketNameAndPointers reads the bucket name from an SSM parameter
+// and keeps the latest pointer in SSM, as an AWS set-up does: SSM at the
+// wire (a fake speaking its JSON protocol), S3 on real MinIO.
+func TestSSMBucketNameAndPointers(t *testing.T) {
+	m := testenv.StartMinIO(t, "eu-west-1")
+	m.CreateBucket(t, "releases")
+	fake := awsfake.New(t)
+	fake.Setenv(t, "eu-west-1")
+	t.Setenv("AWS_ACCESS_KEY_ID", m.AccessKey) // the fake checks no signatures; MinIO does
+	t.Setenv("AWS_SECRET_ACCESS_KEY", m.SecretKey)
+
+	var mu sync.Mutex
+	params := map[string]string{"/berth/bucket": "releases"}
+	fake.Handle("ssm", "GetParameter", func(r *awsfake.Request) awsfake.Response {
+		mu.Lock()
+		defer mu.Unlock()
+		name, _ := r.JSON["Name"].(string)
+		v, ok := params[name]
+		if !ok {
+			return awsfake.JSONError(400, "ParameterNotFound", "")
+		}
+		return awsfake.JSON(map[string]any{"Parameter": map[string]any{"Name": name, "Value": v, "Type": "String", "Version": 1}})
+	})
+	fake.Handle("ssm", "PutParameter", func(r *awsfake.Request) awsfake.Response {
+		mu.Lock()
+		defer mu.Unlock()
+		params[r.JSON["Name"].(string)] = r.JSON["Value"].(string)
+		return awsfake.JSON(map[string]any{"Version": 2})
+	})
+
+	dir := t.TempDir()
+	env := map[string]string{
+		"XDG_CONFIG_HOME": filepath.Join(dir, "config"), "XDG_DATA_HOME": filepath.Join(dir, "data"),
+		"BERTH_STORES":   "eu-west-1=s3://?region=eu-west-1&bucket_parameter=/berth/bucket&endpoint=" + m.Endpoint,
+		"BERTH_POINTERS": "ssm:/berth",
+	}
+	file := filepath.Join(dir, "app.bin")
+	os.WriteFile(file, []byte("from ssm"), 0o644)
+	if code, stdout, stderr := run(t, env, "stage", "app", "1.2.0", file); code != 0 {
+		t.Fatalf("stage: exit %d\n%s%s", code, stdout, stderr)
+	}
+	mu.Lock()
+	latest := params["/berth/app/latest"]
+	mu.Unlock()
+	if latest != "1.2.0" {
+		t.Fatalf("SSM latest pointer = %q, want 1.2.0", latest)
+	}
+	out := filepath.Join(dir, "out.bin")
+	if code, stdout, stderr := run(t, env, "download", "app", "-o", out); code != 0 || !strings.Contains(stdout, "app 1.2.0") {
+		t.Fatalf("download latest: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if got, _ := os.ReadFile(out); string(got) != "from ssm" {
+		t.Fatalf("downloaded %q", got)
+	}
+	// A missing bucket parameter is a clear error naming the parameter.
+	env["BERTH_STORES"] = "eu-west-1=s3://?region=eu-west-1&bucket_parameter=/berth/nope&endpoint=" + m.Endpoint
+	if code, _, stderr := run(t, env, "versions", "app"); code != cli.ExitNo || !strings.Contains(stderr, "/berth/nope") {
+		t.Fatalf("missing parameter: exit %d\n%s", code, stderr)
 	}
 }
