@@ -17,9 +17,12 @@ if [ ! -x "$TOOLS/bin/minio" ] || [ "$(cat "$TOOLS/minio.version" 2>/dev/null)" 
 fi
 
 # The AWS CLI, a peer client that must read what berth writes.
-if ! command -v aws >/dev/null 2>&1; then
+# `aws --version` rather than `command -v`: a pyenv shim can exist without
+# a working aws behind it.
+if ! aws --version >/dev/null 2>&1; then
 	echo "installing the AWS CLI (Debian package awscli)"
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq awscli >/dev/null
+	hash -r
 fi
 
 # The independent IAM evaluator the policy simulator is compared with (npm).
