@@ -325,6 +325,11 @@ func TestVerifyRepair(t *testing.T) {
 	if err != nil {
 		t.Fatalf("repair: %v", err)
 	}
+	// Region c kept the data object of the first stage; its new manifest
+	// points at the repaired copy, so the old one is an orphan.
+	if len(res.Regions[2].Orphans) != 1 || len(res.Regions[0].Orphans) != 0 {
+		t.Fatalf("orphans = %v / %v", res.Regions[0].Orphans, res.Regions[2].Orphans)
+	}
 	if !res.Regions[1].Repaired || !res.Regions[2].Repaired {
 		t.Fatalf("regions = %+v", res.Regions)
 	}

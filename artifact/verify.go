@@ -29,6 +29,10 @@ type VerifyRegion struct {
 	Status   string `json:"status"`
 	Repaired bool   `json:"repaired,omitempty"`
 	Error    string `json:"error,omitempty"`
+	// Orphans are data objects no manifest points at: left by a stager
+	// that lost a race or failed before committing. Stagers may not delete,
+	// so they stay until an operator removes them; they do no harm.
+	Orphans []string `json:"orphans,omitempty"`
 }
 
 // VerifyResult is what Verify returns.
@@ -41,10 +45,11 @@ type VerifyResult struct {
 }
 
 type regionCheck struct {
-	region   Region
-	manifest *Manifest
-	status   string
-	err      error
+	region           Region
+	project, version string
+	manifest         *Manifest
+	status           string
+	err              error
 }
 
 // Verify checks that every region holds an intact, identical copy of
@@ -97,7 +102,7 @@ func (c *Client) Verify(ctx context.Context, project, version string, repair boo
 
 	var problems []*RegionError
 	for _, ch := range checks {
-		vr := VerifyRegion{Region: ch.region.Name, Status: ch.status}
+		vr := VerifyRegion{Region: ch.region.Name, Status: ch.status, Orphans: c.orphans(ctx, ch)}
 		if repair && ref != nil && (ch.status == VerifyMissing || ch.status == VerifyCorrupt) {
 			if err := c.repair(ctx, ref, ch); err != nil {
 				ch.err = fmt.Errorf("repair from %s: %w", ref.region.Name, err)
@@ -124,7 +129,7 @@ func (c *Client) Verify(ctx context.Context, project, version string, repair boo
 }
 
 func (c *Client) check(ctx context.Context, r Region, project, version string) *regionCheck {
-	ch := &regionCheck{region: r}
+	ch := &regionCheck{region: r, project: project, version: version}
 	m, err := readManifest(ctx, r.Store, project, version)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -199,4 +204,30 @@ func (c *Client) repair(ctx context.Context, src, dst *regionCheck) error {
 		}
 	}
 	return nil
+}
+
+// orphans lists the version's data objects in a region that its manifest
+// does not point at. A listing error leaves the list empty: orphans are
+// information, not a verdict.
+func (c *Client) orphans(ctx context.Context, ch *regionCheck) []string {
+	if ch.status == VerifyUnreachable {
+		return nil
+	}
+	project, version := "", ""
+	if ch.manifest != nil {
+		project, version = ch.manifest.Project, ch.manifest.Version
+	} else {
+		project, version = ch.project, ch.version
+	}
+	objs, err := ch.region.Store.List(ctx, dataPrefix(project, version))
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, o := range objs {
+		if ch.manifest == nil || o.Key != ch.manifest.Object {
+			out = append(out, o.Key)
+		}
+	}
+	return out
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -417,6 +418,10 @@ corrupted gets one from a healthy region. Exit 1 when problems remain.`,
 				note := r.Error
 				if r.Repaired {
 					note = "repaired"
+				}
+				if len(r.Orphans) > 0 {
+					orphans := fmt.Sprintf("%d orphaned data object(s) no manifest points at (lost races, failed stages), safe to delete", len(r.Orphans))
+					note = strings.Join(slices.DeleteFunc([]string{note, orphans}, func(s string) bool { return s == "" }), "; ")
 				}
 				fmt.Fprintf(w, "  %s\t%s\t%s\n", r.Region, r.Status, note)
 			}
