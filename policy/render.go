@@ -325,7 +325,10 @@ func AdministratorAccessARN(partition string) string {
 // external ID: the confused-deputy guard for a vendor acting for many
 // customers.
 func TrustPolicy(principal, externalID string) *Document {
-	s := Statement{Sid: "TrustedPrincipal", Effect: "Allow", Principal: AWSPrincipal(principal), Action: Values{"sts:AssumeRole"},
+	// sts:TagSession lets the provisioner pass session tags (berth tags its
+	// sessions with the qualifier, visible in CloudTrail); AWS refuses tags
+	// unless the trust policy allows it, under the same external ID.
+	s := Statement{Sid: "TrustedPrincipal", Effect: "Allow", Principal: AWSPrincipal(principal), Action: Values{"sts:AssumeRole", "sts:TagSession"},
 		Condition: Condition{"StringEquals": {"sts:ExternalId": {externalID}}}}
 	return doc(s)
 }

@@ -156,7 +156,8 @@ func (g *Globals) assume(ctx context.Context, t *awsTarget, roleName func(cfn.Na
 	// No session tags: the bootstrap trust policy allows sts:AssumeRole
 	// only, and AWS refuses tags without sts:TagSession. The session name
 	// (berth-USER) is what CloudTrail in the customer's account shows.
-	assumed, err := awsx.AssumeRole(ctx, cfg, awsx.AssumeRoleInput{RoleARN: roleARN, ExternalID: t.externalID})
+	assumed, err := awsx.AssumeRole(ctx, cfg, awsx.AssumeRoleInput{RoleARN: roleARN, ExternalID: t.externalID,
+		Tags: map[string]string{"berth:qualifier": t.qualifier}})
 	if err != nil {
 		return aws.Config{}, "", err
 	}

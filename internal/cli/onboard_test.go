@@ -291,7 +291,8 @@ func TestDataplaneDeployTwoRegions(t *testing.T) {
 
 	as := s.Called("sts", "AssumeRole")
 	if len(as) != 1 || as[0].Form.Get("RoleArn") != "arn:aws:iam::111122223333:role/berth-provisioner" || as[0].Form.Get("ExternalId") != "ext-7d1f" ||
-		!strings.HasPrefix(as[0].Form.Get("RoleSessionName"), "berth-") {
+		!strings.HasPrefix(as[0].Form.Get("RoleSessionName"), "berth-") ||
+		as[0].Form.Get("Tags.member.1.Key") != "berth:qualifier" || as[0].Form.Get("Tags.member.1.Value") != "berth" {
 		t.Errorf("AssumeRole calls: %v", as)
 	}
 	for _, c := range s.Calls() {
