@@ -140,3 +140,39 @@ func TestNewDefaults(t *testing.T) {
 		t.Errorf("prefix handling: %s %s", s.String(), s.objectKey("k"))
 	}
 }
+
+// TestRefusedWhileSending: a server that refuses a write may answer and
+// close the connection before it has read the body, so the client sees a
+// reset, not the answer. Put asks again without a body to learn why.
+func TestRefusedWhileSending(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead {
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		conn.(*net.TCPConn).SetLinger(0) // close with a reset, body unread
+		conn.Close()
+	}))
+	defer srv.Close()
+	client := s3.New(s3.Options{
+		Region:       "eu-west-1",
+		Credentials:  credentials.NewStaticCredentialsProvider("AKIDTEST", "secret-for-test", ""),
+		BaseEndpoint: aws.String(srv.URL),
+		UsePathStyle: true,
+		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = 2
+			o.MaxBackoff = time.Millisecond
+		}),
+	})
+	s := New(client, "bkt", "", Options{})
+	body := strings.Repeat("x", 4<<20)
+	_, err := s.Put(context.Background(), "k", strings.NewReader(body), int64(len(body)), store.PutOptions{})
+	if store.KindOf(err) != store.ErrPermissionDenied {
+		t.Fatalf("put: kind %v, want permission denied (err: %v)", store.KindOf(err), err)
+	}
+}

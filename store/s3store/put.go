@@ -29,9 +29,31 @@ const abortTimeout = 30 * time.Second
 func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, opts store.PutOptions) (store.Info, error) {
 	info, err := s.put(ctx, key, r, size, opts)
 	if err != nil {
+		if k := s.probe(ctx, err); k != nil {
+			err = withKind(k, err)
+		}
 		return store.Info{}, s.fail("put", key, err)
 	}
 	return info, nil
+}
+
+// probe finds the real cause of a write that failed as "unavailable": a
+// server refusing a request (bad credentials, missing bucket) may answer and
+// close the connection while the body is still being sent, so the client
+// sees only a reset. A bodiless request tells. It returns nil when the probe
+// adds nothing.
+func (s *Store) probe(ctx context.Context, err error) error {
+	if classify(err) != store.ErrUnavailable || ctx.Err() != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, herr := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.bucket)})
+	switch k := classify(herr); k {
+	case store.ErrPermissionDenied, store.ErrNotFound:
+		return k
+	}
+	return nil
 }
 
 func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64, opts store.PutOptions) (store.Info, error) {
