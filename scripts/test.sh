@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs berth's whole test suite on a fresh machine, installing what it needs:
+# Runs berth's whole test suite (with the race detector) on a fresh machine,
+# installing what it needs:
 # MinIO (built from its Go module, cached), the AWS CLI (Debian package when
 # missing) and the npm tools the policy tests compare against. Tests that
 # need a server fail instead of skipping (BERTH_REQUIRE_SERVERS=1).
@@ -22,7 +23,7 @@ go vet ./...
 
 echo "== go test"
 set +e
-go test -count=1 -v -timeout 30m ./... >"$log" 2>&1
+go test -race -count=1 -v -timeout 30m ./... >"$log" 2>&1
 rc=$?
 set -e
 
