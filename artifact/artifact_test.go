@@ -174,14 +174,20 @@ func TestLatestOnlyMovesForward(t *testing.T) {
 }
 
 func TestConcurrentStagersOneWins(t *testing.T) {
+	raceStagers(t, newClient(t, "a", "b"), 64<<10)
+}
+
+// raceStagers stages ten different files as one version at once and checks
+// that exactly one stager wins and every region holds the winner's bytes.
+func raceStagers(t *testing.T, c *artifact.Client, size int) {
+	t.Helper()
 	ctx := context.Background()
-	c := newClient(t, "a", "b")
 	const n = 10
 	files := make([][]byte, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		files[i] = random(64 << 10)
+		files[i] = random(size)
 		p := writeFile(t, files[i])
 		wg.Add(1)
 		go func() {
@@ -203,7 +209,7 @@ func TestConcurrentStagersOneWins(t *testing.T) {
 		}
 	}
 	if winner < 0 {
-		t.Fatal("no stager won")
+		t.Fatalf("no stager won: %v", errs)
 	}
 	for _, r := range c.Regions {
 		one := &artifact.Client{Regions: []artifact.Region{r}}
@@ -211,8 +217,7 @@ func TestConcurrentStagersOneWins(t *testing.T) {
 		if _, err := one.Download(ctx, "app", "3.0.0", artifact.DownloadOptions{Path: out}); err != nil {
 			t.Fatalf("region %s: %v", r.Name, err)
 		}
-		got, _ := os.ReadFile(out)
-		if !bytes.Equal(got, files[winner]) {
+		if got, _ := os.ReadFile(out); !bytes.Equal(got, files[winner]) {
 			t.Fatalf("region %s holds bytes that are not the winner's", r.Name)
 		}
 	}

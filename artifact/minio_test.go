@@ -199,47 +199,7 @@ func wrapNil(f func(string, int64) artifact.ProgressBar) func(string, int64) art
 }
 
 func TestMinIOConcurrentStagers(t *testing.T) {
-	ctx := context.Background()
-	r := startRegions(t, 3)
-	const n = 10
-	files := make([][]byte, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		files[i] = random(6 << 20) // multipart: two parts each
-		p := writeFile(t, files[i])
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[i] = r.client.Stage(ctx, "app", "3.0.0", p, artifact.StageOptions{})
-		}()
-	}
-	wg.Wait()
-	winner := -1
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			if winner >= 0 {
-				t.Fatalf("stagers %d and %d both won", winner, i)
-			}
-			winner = i
-		case !errors.Is(err, artifact.ErrConflict):
-			t.Fatalf("stager %d: %v", i, err)
-		}
-	}
-	if winner < 0 {
-		t.Fatalf("no stager won: %v", errs)
-	}
-	for _, reg := range r.client.Regions {
-		one := &artifact.Client{Regions: []artifact.Region{reg}}
-		out := filepath.Join(t.TempDir(), "out")
-		if _, err := one.Download(ctx, "app", "3.0.0", artifact.DownloadOptions{Path: out}); err != nil {
-			t.Fatalf("region %s: %v", reg.Name, err)
-		}
-		if got, _ := os.ReadFile(out); !bytes.Equal(got, files[winner]) {
-			t.Fatalf("region %s holds bytes that are not the winner's", reg.Name)
-		}
-	}
+	raceStagers(t, startRegions(t, 3).client, 6<<20) // multipart: two parts each
 }
 
 func TestMinIODownloadFailover(t *testing.T) {

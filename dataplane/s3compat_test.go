@@ -119,7 +119,7 @@ func TestS3CompatDeployAndEnforcement(t *testing.T) {
 	dataKey := "rel/" + info.Object
 	for _, tc := range []struct {
 		role, op, key string
-		allowed        bool
+		allowed       bool
 	}{
 		{"reader", "get", dataKey, true},
 		{"reader", "put", "rel/app/9.9.9/manifest.json", false},

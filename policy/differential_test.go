@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"github.com/berth-dev/berth/internal/testenv"
+
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -51,13 +53,7 @@ type simResult struct {
 
 func simulator(t *testing.T) (node, modules string) {
 	t.Helper()
-	require := os.Getenv("BERTH_REQUIRE_SERVERS") == "1"
-	skip := func(msg string) {
-		if require {
-			t.Fatalf("%s (BERTH_REQUIRE_SERVERS=1; run scripts/iamdata/install-simulate.sh)", msg)
-		}
-		t.Skipf("%s; run scripts/iamdata/install-simulate.sh", msg)
-	}
+	skip := func(msg string) { testenv.Require(t, msg+"; run scripts/iamdata/install-simulate.sh") }
 	node, err := exec.LookPath("node")
 	if err != nil {
 		skip("node not found")

@@ -13,7 +13,7 @@ import (
 // RequireServersEnv names the variable that turns skips into failures.
 const RequireServersEnv = "BERTH_REQUIRE_SERVERS"
 
-const installHint = "install it with `make tools` (scripts/install-tools.sh)"
+const installHint = "install it with scripts/install-tools.sh"
 
 // Require skips the test with reason, or fails it when servers are required.
 func Require(t testing.TB, reason string) {
