@@ -1,8 +1,6 @@
 package policy
 
 import (
-	"github.com/berth-dev/berth/internal/testenv"
-
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -12,6 +10,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/berth-dev/berth/internal/testenv"
 )
 
 // The differential test runs every rendered policy through berth's
