@@ -86,7 +86,7 @@ type Credentials struct {
 	SecretAccessKey string `json:"secret_access_key"`
 }
 
-var bucketName = func(b string) bool {
+func bucketName(b string) bool {
 	if len(b) < 3 || len(b) > 63 || strings.Contains(b, "..") {
 		return false
 	}

@@ -139,7 +139,7 @@ func (d *Deployer) wait(ctx context.Context, op string, w *watch) (*types.Stack,
 		if !strings.HasSuffix(string(s), "_IN_PROGRESS") && (s != w.before || started) {
 			return st, nil
 		}
-		if now := time.Now(); now.Sub(w.quiet) >= progressEvery {
+		if now := time.Now(); now.Sub(w.quiet) >= d.progressEvery() {
 			d.printf("%s: %s, %s elapsed\n", where(w.name, d.Region), s, now.Sub(w.start).Round(time.Second))
 			w.quiet = now
 		}

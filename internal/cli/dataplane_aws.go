@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"text/tabwriter"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
@@ -23,10 +22,6 @@ import (
 	"github.com/berth-dev/berth/policy"
 	"github.com/berth-dev/berth/store"
 )
-
-// pollInterval is how often stack deploys poll CloudFormation; 0 is the
-// deploy package's default. Tests shorten it.
-var pollInterval time.Duration
 
 // awsCaller loads the AWS configuration for region (empty: AWS_REGION or the
 // profile's) and asks STS who the caller is, so that missing or expired
@@ -51,7 +46,7 @@ func (g *Globals) awsCaller(ctx context.Context, region string) (aws.Config, aws
 func (g *Globals) deployer(cfg aws.Config, region string, w io.Writer) *deploy.Deployer {
 	rc := cfg.Copy()
 	rc.Region = region
-	d := &deploy.Deployer{CFN: cloudformation.NewFromConfig(rc), Region: region, Poll: pollInterval}
+	d := &deploy.Deployer{CFN: cloudformation.NewFromConfig(rc), Region: region, Poll: g.StackPoll}
 	if !g.Quiet && w != nil {
 		d.Events = w
 	}

@@ -34,9 +34,6 @@ const (
 // answers GetCallerIdentity for callerARN.
 func newFake(t *testing.T) *awsfake.Server {
 	t.Helper()
-	old := pollInterval
-	pollInterval = time.Millisecond
-	t.Cleanup(func() { pollInterval = old })
 	s := awsfake.New(t)
 	s.Setenv(t, "eu-west-1")
 	dir := t.TempDir()
@@ -50,7 +47,7 @@ func newFake(t *testing.T) *awsfake.Server {
 func berth(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	g := &Globals{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, Env: os.Getenv}
+	g := &Globals{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, Env: os.Getenv, StackPoll: time.Millisecond}
 	code := Main(context.Background(), args, g)
 	t.Logf("berth %s: exit %d\n--- stdout\n%s--- stderr\n%s", strings.Join(args, " "), code, stdout.String(), stderr.String())
 	return code, stdout.String(), stderr.String()

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -23,6 +24,10 @@ type Globals struct {
 	// Terminal reports whether stderr (progress) and stdin (prompts) are terminals.
 	StderrTerminal bool
 	StdinTerminal  bool
+
+	// StackPoll is how often stack deploys poll CloudFormation; zero is the
+	// deploy package's default. Tests shorten it.
+	StackPoll time.Duration
 
 	ConfigPath string
 	Profile    string
