@@ -45,8 +45,9 @@ type dataplaneDeployOpts struct {
 	yes          bool
 
 	// AWS (CloudFormation) deploys.
-	target awsTarget
-	kmsKey string
+	target          awsTarget
+	kmsKey          string
+	bootstrapRegion string
 }
 
 func newDataplaneDeployCommand(g *Globals) *cobra.Command {
@@ -102,6 +103,7 @@ at the prompt.`,
 	fl.BoolVar(&o.noIdentities, "no-identities", false, "--endpoint: create buckets only, no writer and reader identities")
 	o.target.register(cmd) // --account, --external-id, --regions, --qualifier
 	fl.StringVar(&o.kmsKey, "kms-key", "", "AWS: encrypt the buckets with this KMS key instead of one created per region")
+	fl.StringVar(&o.bootstrapRegion, "bootstrap-region", "", "AWS: region of the bootstrap stack, whose version is checked (default: the first of --regions)")
 	fl.BoolVar(&o.yes, "yes", false, "apply without asking")
 	return cmd
 }

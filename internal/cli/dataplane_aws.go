@@ -7,16 +7,19 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/cfn"
 	"github.com/berth-dev/berth/deploy"
+	"github.com/berth-dev/berth/internal/awserr"
 	"github.com/berth-dev/berth/internal/awsx"
 	"github.com/berth-dev/berth/internal/config"
 	"github.com/berth-dev/berth/policy"
@@ -253,6 +256,13 @@ func (g *Globals) deployDataPlaneAWS(ctx context.Context, o dataplaneDeployOpts)
 	}
 	cfg, roleARN, err := g.assume(ctx, t, provisionerRole)
 	if err != nil {
+		return err
+	}
+	bootstrapRegion := o.bootstrapRegion
+	if bootstrapRegion == "" {
+		bootstrapRegion = t.regions[0]
+	}
+	if err := g.checkBootstrapVersion(ctx, cfg, bootstrapRegion, t); err != nil {
 		return err
 	}
 	runs := g.newRuns(cfg, t.regions)
@@ -552,4 +562,28 @@ deletes the kept buckets and schedules the keys' deletion.`,
 	t.register(cmd)
 	cmd.Flags().BoolVar(&yes, "yes", false, "delete without asking")
 	return cmd
+}
+
+// checkBootstrapVersion refuses to deploy through a bootstrap older than
+// this berth's: its roles may lack what the data plane template now needs,
+// which would fail half-way through a deploy. A version that cannot be read
+// (another region, no parameter) is a warning, not a refusal.
+func (g *Globals) checkBootstrapVersion(ctx context.Context, cfg aws.Config, region string, t *awsTarget) error {
+	rc := cfg.Copy()
+	rc.Region = region
+	name := policy.BootstrapVersionParameterName(t.qualifier)
+	out, err := ssm.NewFromConfig(rc).GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name)})
+	if err != nil {
+		g.info("berth: warning: could not read the bootstrap version %s in %s (%v); pass --bootstrap-region with the bootstrap's region to have it checked",
+			name, region, awserr.Code(err))
+		return nil
+	}
+	v, err := strconv.Atoi(aws.ToString(out.Parameter.Value))
+	if err != nil {
+		return fmt.Errorf("bootstrap version %s in %s holds %q, not a number: %w", name, region, aws.ToString(out.Parameter.Value), store.ErrInvalid)
+	}
+	if v < cfn.BootstrapVersion {
+		return usageErr(fmt.Errorf("the bootstrap in account %s is version %d and this berth needs %d: have the account owner run \"berth bootstrap deploy\" with this berth first", t.account, v, cfn.BootstrapVersion))
+	}
+	return nil
 }

@@ -271,9 +271,34 @@ func dataPlane(s *awsfake.Server, region string) *awsfake.Stack {
 
 var target = []string{"--account", "111122223333", "--external-id", "ext-7d1f", "--regions", "eu-west-1,us-east-1"}
 
+// bootstrapVersion answers the bootstrap version parameter in eu-west-1.
+func bootstrapVersion(s *awsfake.Server, version string) {
+	s.HandleIn("eu-west-1", "ssm", "GetParameter", func(r *awsfake.Request) awsfake.Response {
+		if r.JSON["Name"] != "/berth-bootstrap/berth/version" {
+			return awsfake.JSONError(400, "ParameterNotFound", "")
+		}
+		return awsfake.JSON(map[string]any{"Parameter": map[string]any{"Name": r.JSON["Name"], "Value": version, "Type": "String", "Version": 1}})
+	})
+}
+
+func TestDataplaneDeployOlderBootstrap(t *testing.T) {
+	s := newFake(t)
+	s.Handle("sts", "AssumeRole", awsfake.AssumeRole())
+	bootstrapVersion(s, "0")
+	code, _, stderr := berth(t, append([]string{"dataplane", "deploy", "--yes"}, target...)...)
+	if code != ExitUsage {
+		t.Fatalf("exit %d, want %d", code, ExitUsage)
+	}
+	wantIn(t, "stderr", stderr, "the bootstrap in account 111122223333 is version 0 and this berth needs 1", "berth bootstrap deploy")
+	if len(s.Called("cloudformation", "CreateChangeSet")) != 0 {
+		t.Error("a change set was created for an older bootstrap")
+	}
+}
+
 func TestDataplaneDeployTwoRegions(t *testing.T) {
 	s := newFake(t)
 	s.Handle("sts", "AssumeRole", awsfake.AssumeRole())
+	bootstrapVersion(s, "1")
 	eu, us := dataPlane(s, "eu-west-1"), dataPlane(s, "us-east-1")
 	cfgPath := filepath.Join(t.TempDir(), "berth.yaml")
 
