@@ -170,10 +170,7 @@ VERSION: a semantic version (https://semver.org) such as 1.4.0 or 2.0.0-rc.1;
 				return err
 			}
 			if g.json() {
-				if perr := g.printJSON(res); perr != nil {
-					return perr
-				}
-				return silence(err)
+				return g.jsonResult(res, err)
 			}
 			verb := "staged"
 			if err != nil {
@@ -407,10 +404,7 @@ corrupted gets one from a healthy region. Exit 1 when problems remain.`,
 				return err
 			}
 			if g.json() {
-				if perr := g.printJSON(res); perr != nil {
-					return perr
-				}
-				return silence(err)
+				return g.jsonResult(res, err)
 			}
 			fmt.Fprintf(g.Stdout, "%s %s (%s, sha256 %s)\n", res.Project, res.Version, humanSize(res.Size), orDash(res.SHA256))
 			w := tabwriter.NewWriter(g.Stdout, 0, 0, 2, ' ', 0)

@@ -51,3 +51,12 @@ func silence(err error) error {
 
 // errSilent marks errors already reported on stdout.
 var errSilent = errors.New("already reported")
+
+// jsonResult prints res as the one JSON document and keeps err's exit code
+// without printing err again: the document carries the details.
+func (g *Globals) jsonResult(res any, err error) error {
+	if perr := g.printJSON(res); perr != nil {
+		return perr
+	}
+	return silence(err)
+}

@@ -81,17 +81,7 @@ func TestErrorResponses(t *testing.T) {
 				fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>test</Message><RequestId>r1</RequestId></Error>`, tc.code)
 			}))
 			defer srv.Close()
-			client := s3.New(s3.Options{
-				Region:       "eu-west-1",
-				Credentials:  credentials.NewStaticCredentialsProvider("AKIDTEST", "secret-for-test", ""),
-				BaseEndpoint: aws.String(srv.URL),
-				UsePathStyle: true,
-				Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
-					o.MaxAttempts = 2
-					o.MaxBackoff = time.Millisecond
-				}),
-			})
-			s := New(client, "bkt", "", Options{})
+			s := fakeStore(srv.URL)
 			_, err := s.Put(context.Background(), "k", strings.NewReader("x"), 1, store.PutOptions{IfNoneMatch: true})
 			if got := store.KindOf(err); got != tc.want {
 				t.Fatalf("put: kind %v, want %v (err: %v)", got, tc.want, err)
@@ -159,20 +149,26 @@ func TestRefusedWhileSending(t *testing.T) {
 		conn.Close()
 	}))
 	defer srv.Close()
+	s := fakeStore(srv.URL)
+	body := strings.Repeat("x", 4<<20)
+	_, err := s.Put(context.Background(), "k", strings.NewReader(body), int64(len(body)), store.PutOptions{})
+	if store.KindOf(err) != store.ErrPermissionDenied {
+		t.Fatalf("put: kind %v, want permission denied (err: %v)", store.KindOf(err), err)
+	}
+}
+
+// fakeStore is a store on bucket bkt of the test server at url, with a
+// small, fast retry budget.
+func fakeStore(url string) *Store {
 	client := s3.New(s3.Options{
 		Region:       "eu-west-1",
 		Credentials:  credentials.NewStaticCredentialsProvider("AKIDTEST", "secret-for-test", ""),
-		BaseEndpoint: aws.String(srv.URL),
+		BaseEndpoint: aws.String(url),
 		UsePathStyle: true,
 		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
 			o.MaxAttempts = 2
 			o.MaxBackoff = time.Millisecond
 		}),
 	})
-	s := New(client, "bkt", "", Options{})
-	body := strings.Repeat("x", 4<<20)
-	_, err := s.Put(context.Background(), "k", strings.NewReader(body), int64(len(body)), store.PutOptions{})
-	if store.KindOf(err) != store.ErrPermissionDenied {
-		t.Fatalf("put: kind %v, want permission denied (err: %v)", store.KindOf(err), err)
-	}
+	return New(client, "bkt", "", Options{})
 }
