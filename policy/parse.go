@@ -105,13 +105,13 @@ func decodeStatement(n *yaml.Node, path string, str stringer) (*Statement, error
 		case "NotPrincipal":
 			s.NotPrincipal, err = decodePrincipal(v, p, str)
 		case "Action":
-			s.Action, err = values(v, p, str)
+			s.Action, err = nonEmptyValues(v, p, str, "Action")
 		case "NotAction":
-			s.NotAction, err = values(v, p, str)
+			s.NotAction, err = nonEmptyValues(v, p, str, "NotAction")
 		case "Resource":
-			s.Resource, err = values(v, p, str)
+			s.Resource, err = nonEmptyValues(v, p, str, "Resource")
 		case "NotResource":
-			s.NotResource, err = values(v, p, str)
+			s.NotResource, err = nonEmptyValues(v, p, str, "NotResource")
 		case "Condition":
 			s.Condition, err = decodeCondition(v, p, str)
 		default:
@@ -188,6 +188,15 @@ func decodeCondition(n *yaml.Node, path string, str stringer) (Condition, error)
 		c[op.Value] = m
 	}
 	return c, nil
+}
+
+// nonEmptyValues is values for elements IAM refuses as an empty list.
+func nonEmptyValues(n *yaml.Node, path string, str stringer, name string) (Values, error) {
+	v, err := values(n, path, str)
+	if err == nil && len(v) == 0 {
+		err = nodeErr(n, path, "%s is an empty list; name at least one, or leave %s out", name, name)
+	}
+	return v, err
 }
 
 // values accepts a scalar or a list of scalars.
