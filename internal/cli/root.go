@@ -72,7 +72,7 @@ func OSGlobals() *Globals {
 func NewRootCommand(g *Globals) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "berth",
-		Short: "Stage and download versioned release artifacts across regions",
+		Short: "Versioned release artifacts across regions, least-privilege AWS policies, account onboarding",
 		Long: `berth stages versioned release artifacts with their metadata to a store in
 every configured region at once, and downloads a given or the latest version
 from the nearest healthy region with checksum verification.
@@ -80,6 +80,12 @@ from the nearest healthy region with checksum verification.
 Stores are S3 buckets (AWS or any S3-compatible service such as MinIO) or local
 directories. Without a configuration file berth uses one local store under
 $XDG_DATA_HOME/berth, so every command works out of the box.
+
+It also renders, lints and simulates the IAM policies and CloudFormation
+templates its users need (berth policy, berth template), deploys the bootstrap
+of a dedicated sub-account and the regional data plane through it (berth
+bootstrap, berth dataplane), and checks credentials and permissions before
+anything is saved (berth check).
 
 Exit codes:
   0    success
