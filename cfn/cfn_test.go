@@ -1,21 +1,16 @@
 package cfn
 
 import (
-	"bytes"
 	"encoding/json"
-	"flag"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/awslabs/goformation/v7"
 
+	"github.com/berth-dev/berth/internal/golden"
 	"github.com/berth-dev/berth/policy"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 var cases = []struct {
 	name, kind string
@@ -40,7 +35,7 @@ func TestTemplates(t *testing.T) {
 				t.Errorf("%s: warnings %v", c.name, warnings)
 			}
 			name := c.name + "." + string(f)
-			golden(t, name, out)
+			golden.Check(t, name, out)
 
 			// Parse back with goformation (which also runs its intrinsic
 			// processor over the template).
@@ -167,23 +162,5 @@ func TestNames(t *testing.T) {
 	}
 	if _, _, err := RenderKind("nope", Params{}, YAML); err == nil {
 		t.Error("unknown kind accepted")
-	}
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run go test -update): %v", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (run go test -update and review the diff)", name)
 	}
 }

@@ -5,38 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"net/url"
-	"os"
-	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/internal/golden"
 	"github.com/berth-dev/berth/store"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (run go test -update to accept)\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
-}
 
 var dataStack = Stack{
 	Name:         "berth-data",
@@ -136,7 +114,7 @@ func TestFirstDeploy(t *testing.T) {
 	if err := FormatPlan(&out, p); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "plan-create.txt", out.Bytes())
+	golden.Check(t, "plan-create.txt", out.Bytes())
 }
 
 func TestNoOpRedeploy(t *testing.T) {
@@ -225,7 +203,7 @@ func TestUpdateWithReplacement(t *testing.T) {
 	if err := FormatPlan(&out, p); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "plan-update.txt", out.Bytes())
+	golden.Check(t, "plan-update.txt", out.Bytes())
 	js, _ := json.Marshal(p.Changes[0])
 	if !strings.Contains(string(js), `"replacement":"True"`) || !strings.Contains(string(js), `"requires_recreation":"Always"`) {
 		t.Errorf("json = %s", js)
@@ -388,7 +366,7 @@ func TestDrift(t *testing.T) {
 	if err := FormatDrift(&out, r); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "drift.txt", out.Bytes())
+	golden.Check(t, "drift.txt", out.Bytes())
 }
 
 func TestDeleteRetained(t *testing.T) {

@@ -1,37 +1,11 @@
 package policy
 
 import (
-	"bytes"
-	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/berth-dev/berth/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
-
-// golden compares got with testdata/NAME, rewriting it with -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run go test -update): %v", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (run go test -update and review the diff):\n%s", name, got)
-	}
-}
 
 // renderCases are the parameter sets every renderer is rendered, linted,
 // golden-tested and simulated with.
@@ -54,7 +28,7 @@ func TestRenderGolden(t *testing.T) {
 				t.Errorf("%s/%s: %v", name, k, err)
 				continue
 			}
-			golden(t, "render/"+name+"-"+string(k)+".json", r.JSON())
+			golden.Check(t, "render/"+name+"-"+string(k)+".json", r.JSON())
 		}
 	}
 }
@@ -69,7 +43,7 @@ func TestRenderAdministrator(t *testing.T) {
 	if len(r.Warnings) == 0 || r.Role.Policy != nil || len(r.Role.ManagedPolicyARNs) != 1 {
 		t.Errorf("administrator render: warnings %v, policy %v, managed %v", r.Warnings, r.Role.Policy, r.Role.ManagedPolicyARNs)
 	}
-	golden(t, "render/full-provisioner-administrator.json", r.JSON())
+	golden.Check(t, "render/full-provisioner-administrator.json", r.JSON())
 }
 
 func TestRenderErrors(t *testing.T) {
