@@ -385,15 +385,10 @@ without the stack shows "not deployed".`,
 		Args: args(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			if err := t.validate(); err != nil {
-				return err
-			}
-			cfg, _, err := g.assume(ctx, &t, opsRole)
+			runs, name, err := g.opsRuns(ctx, &t)
 			if err != nil {
 				return err
 			}
-			runs := g.newRuns(cfg, t.regions)
-			name := policy.DataPlaneStackName(t.qualifier)
 			forEachRegion(runs, func(r *regionRun) {
 				r.info, r.err = r.d.Status(ctx, name)
 				if errors.Is(r.err, deploy.ErrStackNotFound) {
@@ -447,15 +442,10 @@ Exit 0 when every region is in sync, 1 when drift was found.`,
 		Args:    args(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			if err := t.validate(); err != nil {
-				return err
-			}
-			cfg, _, err := g.assume(ctx, &t, opsRole)
+			runs, name, err := g.opsRuns(ctx, &t)
 			if err != nil {
 				return err
 			}
-			runs := g.newRuns(cfg, t.regions)
-			name := policy.DataPlaneStackName(t.qualifier)
 			forEachRegion(runs, func(r *regionRun) { r.drift, r.err = r.d.Drift(ctx, name) })
 			if err := joinErrs(runs); err != nil {
 				return err
@@ -586,4 +576,18 @@ func (g *Globals) checkBootstrapVersion(ctx context.Context, cfg aws.Config, reg
 		return usageErr(fmt.Errorf("the bootstrap in account %s is version %d and this berth needs %d: have the account owner run \"berth bootstrap deploy\" with this berth first", t.account, v, cfn.BootstrapVersion))
 	}
 	return nil
+}
+
+// opsRuns validates the target, assumes the read-only ops role and returns
+// one run per region with the data plane stack's name: what status and
+// drift share.
+func (g *Globals) opsRuns(ctx context.Context, t *awsTarget) ([]*regionRun, string, error) {
+	if err := t.validate(); err != nil {
+		return nil, "", err
+	}
+	cfg, _, err := g.assume(ctx, t, opsRole)
+	if err != nil {
+		return nil, "", err
+	}
+	return g.newRuns(cfg, t.regions), policy.DataPlaneStackName(t.qualifier), nil
 }
