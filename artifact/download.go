@@ -2,8 +2,6 @@ package artifact
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -155,21 +153,9 @@ func (c *Client) downloadFrom(ctx context.Context, r Region, project, version st
 		}
 		dest = filepath.Join(opts.Dir, m.Filename)
 	}
-	rc, info, err := r.Store.Get(ctx, m.Object, store.Range{})
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			// The manifest exists, so the version does: its bytes are lost here.
-			return fmt.Errorf("data object %s is missing: %w", m.Object, ErrCorrupt)
-		}
-		return err
-	}
-	defer rc.Close()
-	if info.Size != m.Size {
-		return fmt.Errorf("data object is %d bytes, manifest says %d: %w", info.Size, m.Size, ErrCorrupt)
-	}
-	bar := c.bar(r.Name, m.Size)
-	sum, err := writeVerified(ctx, rc, dest, m, bar)
-	bar.Done(err)
+	sum, err := writeVerified(ctx, dest, m, func(f *os.File) (int64, string, error) {
+		return c.fetch(ctx, r, m, f)
+	})
 	if err != nil {
 		return err
 	}
@@ -177,24 +163,19 @@ func (c *Client) downloadFrom(ctx context.Context, r Region, project, version st
 	return nil
 }
 
-type barWriter struct{ bar ProgressBar }
-
-func (b barWriter) Write(p []byte) (int, error) { b.bar.Add(len(p)); return len(p), nil }
-
-// writeVerified streams r into a temporary file next to dest, hashing as it
-// goes, and renames it over dest only if size and SHA-256 match.
-func writeVerified(ctx context.Context, r io.Reader, dest string, m Manifest, bar ProgressBar) (string, error) {
+// writeVerified has fill write the object's bytes into a temporary file next
+// to dest, and renames it over dest only if size and SHA-256 match.
+func writeVerified(ctx context.Context, dest string, m Manifest, fill func(*os.File) (int64, string, error)) (string, error) {
 	dir := filepath.Dir(dest)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".berth-*")
 	if err != nil {
 		return "", &localError{fmt.Errorf("create temporary file in %s: %w: %w", dir, err, ErrInvalid)}
 	}
 	defer os.Remove(tmp.Name())
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h, barWriter{bar}), ctxReader{ctx, r})
+	n, sum, err := fill(tmp)
 	if err != nil {
 		tmp.Close()
-		return "", fmt.Errorf("transfer: %w", err)
+		return "", err
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
@@ -203,7 +184,6 @@ func writeVerified(ctx context.Context, r io.Reader, dest string, m Manifest, ba
 	if err := tmp.Close(); err != nil {
 		return "", fmt.Errorf("write %s: %w", tmp.Name(), err)
 	}
-	sum := hex.EncodeToString(h.Sum(nil))
 	if n != m.Size || sum != m.SHA256 {
 		return "", fmt.Errorf("downloaded %d bytes with sha256 %s, manifest says %d bytes with %s: %w", n, short(sum), m.Size, short(m.SHA256), ErrCorrupt)
 	}
