@@ -20,8 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/smithy-go"
 
+	"github.com/berth-dev/berth/errkind"
 	"github.com/berth-dev/berth/internal/awserr"
-	"github.com/berth-dev/berth/store"
 )
 
 // CloudFormationAPI is the part of *cloudformation.Client that deploy uses.
@@ -41,10 +41,10 @@ type CloudFormationAPI interface {
 var _ CloudFormationAPI = (*cloudformation.Client)(nil)
 
 // Error kinds, tested with errors.Is. AWS errors additionally carry the store
-// kinds from awserr (store.ErrPermissionDenied, store.ErrUnavailable, ...).
+// kinds from awserr (errkind.PermissionDenied, errkind.Unavailable, ...).
 var (
 	// ErrStackNotFound: the stack does not exist. Errors of this kind also
-	// match store.ErrNotFound, so exit codes need no special case.
+	// match errkind.NotFound, so exit codes need no special case.
 	ErrStackNotFound = errors.New("stack not found")
 	// ErrDeployFailed: CloudFormation rejected the change set or the stack
 	// ended in a failed or rolled-back state. The error is a *FailedError.
@@ -125,12 +125,12 @@ func (e *FailedError) Error() string {
 func (e *FailedError) Unwrap() error { return ErrDeployFailed }
 
 // notFound marks a CloudFormation "does not exist" error with both
-// ErrStackNotFound and store.ErrNotFound. Without it awserr would file the
-// ValidationError (HTTP 400) under store.ErrInvalid, a usage error.
+// ErrStackNotFound and errkind.NotFound. Without it awserr would file the
+// ValidationError (HTTP 400) under errkind.Invalid, a usage error.
 type notFound struct{ err error }
 
 func (e *notFound) Error() string   { return e.err.Error() }
-func (e *notFound) Unwrap() []error { return []error{ErrStackNotFound, store.ErrNotFound, e.err} }
+func (e *notFound) Unwrap() []error { return []error{ErrStackNotFound, errkind.NotFound, e.err} }
 
 // isStackMissing reports CloudFormation's answer for a stack that doesn't
 // exist: a ValidationError "Stack with id NAME does not exist".

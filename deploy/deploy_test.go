@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/errkind"
 	"github.com/berth-dev/berth/internal/golden"
-	"github.com/berth-dev/berth/store"
 )
 
 var dataStack = Stack{
@@ -449,7 +449,7 @@ func TestStatus(t *testing.T) {
 	ctx := context.Background()
 
 	_, err := d.Status(ctx, "berth-data")
-	if !errors.Is(err, ErrStackNotFound) || !errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
+	if !errors.Is(err, ErrStackNotFound) || !errors.Is(err, errkind.NotFound) || errors.Is(err, errkind.Invalid) {
 		t.Fatalf("err = %v, want ErrStackNotFound", err)
 	}
 	if !strings.Contains(err.Error(), "berth-data") || !strings.Contains(err.Error(), "eu-west-1") {
@@ -475,9 +475,9 @@ func TestAWSErrorKinds(t *testing.T) {
 		code   string
 		kind   error
 	}{
-		{"access denied", 403, "AccessDenied", store.ErrPermissionDenied},
-		{"throttled", 400, "Throttling", store.ErrUnavailable},
-		{"expired token", 403, "ExpiredToken", store.ErrPermissionDenied},
+		{"access denied", 403, "AccessDenied", errkind.PermissionDenied},
+		{"throttled", 400, "Throttling", errkind.Unavailable},
+		{"expired token", 403, "ExpiredToken", errkind.PermissionDenied},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake(t)

@@ -1,8 +1,9 @@
 package store
 
 import (
-	"errors"
 	"fmt"
+
+	"github.com/berth-dev/berth/errkind"
 )
 
 // Error ties an error kind to the store and key it happened on, so messages
@@ -39,10 +40,5 @@ func (e *Error) Unwrap() []error {
 
 // KindOf returns the kind of err, or nil if it has none.
 func KindOf(err error) error {
-	for _, k := range []error{ErrNotFound, ErrPreconditionFailed, ErrPermissionDenied, ErrUnavailable, ErrInvalid} {
-		if errors.Is(err, k) {
-			return k
-		}
-	}
-	return nil
+	return errkind.Of(err)
 }

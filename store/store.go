@@ -5,19 +5,21 @@ package store
 
 import (
 	"context"
-	"errors"
 	"io"
 	"time"
+
+	"github.com/berth-dev/berth/errkind"
 )
 
 // Error kinds. Drivers wrap their errors so that errors.Is(err, ErrNotFound)
-// and friends answer the question callers actually have.
+// and friends answer the question callers actually have. They are berth's
+// shared kinds (package errkind).
 var (
-	ErrNotFound           = errors.New("not found")
-	ErrPreconditionFailed = errors.New("precondition failed")
-	ErrPermissionDenied   = errors.New("permission denied")
-	ErrUnavailable        = errors.New("unavailable")
-	ErrInvalid            = errors.New("invalid request")
+	ErrNotFound           = errkind.NotFound
+	ErrPreconditionFailed = errkind.PreconditionFailed
+	ErrPermissionDenied   = errkind.PermissionDenied
+	ErrUnavailable        = errkind.Unavailable
+	ErrInvalid            = errkind.Invalid
 )
 
 // Store is a flat key space of immutable-by-convention objects.

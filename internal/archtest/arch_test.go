@@ -12,16 +12,18 @@ const module = "github.com/berth-dev/berth/"
 
 // allowed lists, per package prefix, the project packages it may import.
 var allowed = map[string][]string{
-	"store":           {},
+	"errkind":         {},
+	"store":           {"errkind"},
 	"store/storetest": {"store"},
 	"store/filestore": {"store"},
 	"store/s3store":   {"store", "internal/awserr"},
-	"internal/awserr": {"store"},
+	"internal/awserr": {"errkind"},
 	"pointer":         {"store", "internal/awserr"},
 	"artifact":        {"store", "pointer"},
 	"policy":          {"policy/iamdata"},
 	"cfn":             {"policy"},
-	"deploy":          {"internal/awserr", "store"},
+	"deploy":          {"internal/awserr", "errkind"},
+	"dataplane":       {"errkind", "store", "internal/awserr", "internal/awsx", "policy", "cfn", "deploy"},
 	"internal/config": {},
 }
 

@@ -15,7 +15,7 @@ import (
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
-	"github.com/berth-dev/berth/store"
+	"github.com/berth-dev/berth/errkind"
 )
 
 type classified struct {
@@ -29,7 +29,7 @@ func (c *classified) Unwrap() []error { return []error{c.kind, c.err} }
 // Classify returns err with its kind attached, or err itself when it already
 // has a kind or none applies (context cancellation).
 func Classify(err error) error {
-	if err == nil || store.KindOf(err) != nil {
+	if err == nil || errkind.Of(err) != nil {
 		return err
 	}
 	if k := Kind(err); k != nil {
@@ -46,46 +46,46 @@ func Kind(err error) error {
 		return nil // the caller gave up; nothing is wrong with the service
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return store.ErrUnavailable
+		return errkind.Unavailable
 	}
 	switch code := Code(err); code {
 	case "NoSuchUpload":
 		return nil
 	case "NoSuchKey", "NotFound", "NoSuchBucket", "ParameterNotFound", "NoSuchEntity":
-		return store.ErrNotFound
+		return errkind.NotFound
 	case "PreconditionFailed", "ConditionalRequestConflict":
-		return store.ErrPreconditionFailed
+		return errkind.PreconditionFailed
 	case "AccessDenied", "AccessDeniedException", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch",
 		"ExpiredToken", "ExpiredTokenException", "InvalidToken", "TokenRefreshRequired", "AllAccessDisabled",
 		"AccountProblem", "InvalidSecurity", "RequestTimeTooSkewed", "InvalidClientTokenId",
 		"UnrecognizedClientException", "AuthorizationHeaderMalformed", "UnauthorizedOperation":
-		return store.ErrPermissionDenied
+		return errkind.PermissionDenied
 	case "SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded",
 		"TooManyRequestsException", "RequestThrottled", "ServiceUnavailable", "InternalServerError",
 		"InternalError", "RequestTimeout", "XMinioServerNotInitialized":
-		return store.ErrUnavailable
+		return errkind.Unavailable
 	case "InvalidArgument", "InvalidRange", "InvalidRequest", "InvalidPart",
 		"InvalidPartOrder", "EntityTooSmall", "EntityTooLarge", "KeyTooLongError",
 		"InvalidBucketName", "MalformedXML", "BadDigest", "InvalidDigest",
 		"XAmzContentChecksumMismatch", "InvalidObjectName", "MethodNotAllowed":
-		return store.ErrInvalid
+		return errkind.Invalid
 	default:
 		if strings.HasSuffix(code, "NotFoundException") {
-			return store.ErrNotFound
+			return errkind.NotFound
 		}
 	}
 	if status := HTTPStatus(err); status != 0 {
 		switch {
 		case status == 404:
-			return store.ErrNotFound
+			return errkind.NotFound
 		case status == 412:
-			return store.ErrPreconditionFailed
+			return errkind.PreconditionFailed
 		case status == 401 || status == 403:
-			return store.ErrPermissionDenied
+			return errkind.PermissionDenied
 		case status == 429 || status >= 500:
-			return store.ErrUnavailable
+			return errkind.Unavailable
 		case status == 400 || status == 416:
-			return store.ErrInvalid
+			return errkind.Invalid
 		}
 	}
 	var quota ratelimit.QuotaExceededError
@@ -99,7 +99,7 @@ func Kind(err error) error {
 		errors.Is(err, syscall.ECONNRESET),
 		errors.Is(err, syscall.EPIPE),
 		errors.Is(err, io.ErrUnexpectedEOF):
-		return store.ErrUnavailable
+		return errkind.Unavailable
 	}
 	return nil
 }

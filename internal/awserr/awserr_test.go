@@ -9,7 +9,7 @@ import (
 
 	"github.com/aws/smithy-go"
 
-	"github.com/berth-dev/berth/store"
+	"github.com/berth-dev/berth/errkind"
 )
 
 func TestKind(t *testing.T) {
@@ -18,17 +18,17 @@ func TestKind(t *testing.T) {
 		err  error
 		want error
 	}{
-		{api("NoSuchKey"), store.ErrNotFound},
-		{api("ParameterNotFound"), store.ErrNotFound},
-		{api("StackSetNotFoundException"), store.ErrNotFound},
-		{api("PreconditionFailed"), store.ErrPreconditionFailed},
-		{api("AccessDeniedException"), store.ErrPermissionDenied},
-		{api("ExpiredToken"), store.ErrPermissionDenied},
-		{api("ThrottlingException"), store.ErrUnavailable},
-		{api("InvalidArgument"), store.ErrInvalid},
+		{api("NoSuchKey"), errkind.NotFound},
+		{api("ParameterNotFound"), errkind.NotFound},
+		{api("StackSetNotFoundException"), errkind.NotFound},
+		{api("PreconditionFailed"), errkind.PreconditionFailed},
+		{api("AccessDeniedException"), errkind.PermissionDenied},
+		{api("ExpiredToken"), errkind.PermissionDenied},
+		{api("ThrottlingException"), errkind.Unavailable},
+		{api("InvalidArgument"), errkind.Invalid},
 		{api("NoSuchUpload"), nil},
-		{fmt.Errorf("dial: %w", syscall.ECONNREFUSED), store.ErrUnavailable},
-		{context.DeadlineExceeded, store.ErrUnavailable},
+		{fmt.Errorf("dial: %w", syscall.ECONNREFUSED), errkind.Unavailable},
+		{context.DeadlineExceeded, errkind.Unavailable},
 		{context.Canceled, nil},
 		{errors.New("something else"), nil},
 	} {
@@ -40,7 +40,7 @@ func TestKind(t *testing.T) {
 
 func TestClassifyKeepsMessageAndKind(t *testing.T) {
 	err := Classify(fmt.Errorf("get parameter /x: %w", &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "no"}))
-	if !errors.Is(err, store.ErrPermissionDenied) || err.Error() != "get parameter /x: api error AccessDeniedException: no" {
+	if !errors.Is(err, errkind.PermissionDenied) || err.Error() != "get parameter /x: api error AccessDeniedException: no" {
 		t.Fatalf("Classify = %q", err)
 	}
 	if Classify(nil) != nil {

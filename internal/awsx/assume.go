@@ -19,8 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/berth-dev/berth/errkind"
 	"github.com/berth-dev/berth/internal/awserr"
-	"github.com/berth-dev/berth/store"
 )
 
 // AssumeRoleInput says which role to assume and how.
@@ -153,7 +153,7 @@ func credentialError(source string, err error) error {
 			hint = "run aws sso login, or get fresh credentials"
 		}
 		return fmt.Errorf("%s: the credentials from %s have expired: %w; %s", verb, source, denied(err), hint)
-	case errors.Is(err, store.ErrPermissionDenied):
+	case errors.Is(err, errkind.PermissionDenied):
 		return fmt.Errorf("%s: AWS rejected the credentials from %s: %w", verb, source, err)
 	case isMissing(err):
 		return fmt.Errorf("%s: no usable credentials in %s: %w; pass --profile, set AWS_PROFILE or run aws configure",
@@ -228,15 +228,15 @@ func isMissing(err error) bool {
 }
 
 // deniedError marks a credential failure that never reached AWS (an
-// expired SSO session, no credentials at all) as store.ErrPermissionDenied,
+// expired SSO session, no credentials at all) as errkind.PermissionDenied,
 // which awserr cannot see, so exit codes and hints treat it like a refusal.
 type deniedError struct{ err error }
 
 func (e *deniedError) Error() string   { return e.err.Error() }
-func (e *deniedError) Unwrap() []error { return []error{store.ErrPermissionDenied, e.err} }
+func (e *deniedError) Unwrap() []error { return []error{errkind.PermissionDenied, e.err} }
 
 func denied(err error) error {
-	if errors.Is(err, store.ErrPermissionDenied) {
+	if errors.Is(err, errkind.PermissionDenied) {
 		return err
 	}
 	return &deniedError{err}

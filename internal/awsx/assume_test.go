@@ -16,7 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/ssocreds"
 
-	"github.com/berth-dev/berth/store"
+	"github.com/berth-dev/berth/errkind"
 )
 
 // Secrets the fake hands out or the tests start with; no error may contain them.
@@ -166,21 +166,21 @@ func TestAssumeRoleErrors(t *testing.T) {
 			name:  "access denied with external id",
 			in:    AssumeRoleInput{RoleARN: roleARN, ExternalID: "ext-1234"},
 			reply: [3]string{"403", "AccessDenied", "User: arn:aws:iam::210987654321:user/ci is not authorized to perform: sts:AssumeRole on resource: " + roleARN},
-			kind:  store.ErrPermissionDenied,
+			kind:  errkind.PermissionDenied,
 			want:  []string{roleARN, "external ID may be wrong", "trust policy"},
 		},
 		{
 			name:  "access denied without external id",
 			in:    AssumeRoleInput{RoleARN: roleARN},
 			reply: [3]string{"403", "AccessDenied", "not authorized to perform: sts:AssumeRole"},
-			kind:  store.ErrPermissionDenied,
+			kind:  errkind.PermissionDenied,
 			want:  []string{roleARN, "may require an external ID"},
 		},
 		{
 			name:  "expired source credentials",
 			in:    AssumeRoleInput{RoleARN: roleARN},
 			reply: [3]string{"403", "ExpiredToken", "The security token included in the request is expired"},
-			kind:  store.ErrPermissionDenied,
+			kind:  errkind.PermissionDenied,
 			want:  []string{roleARN, "have expired"},
 		},
 		{
@@ -246,21 +246,21 @@ func TestIdentityErrors(t *testing.T) {
 			name:   "expired token with --profile",
 			source: CredentialSource(none, "dev"),
 			reply:  [3]string{"403", "ExpiredToken", "The security token included in the request is expired"},
-			kind:   store.ErrPermissionDenied,
+			kind:   errkind.PermissionDenied,
 			want:   []string{`profile "dev"`, "expired", "run aws sso login --profile dev"},
 		},
 		{
 			name:   "expired token with AWS_PROFILE",
 			source: CredentialSource(profileEnv, ""),
 			reply:  [3]string{"400", "ExpiredTokenException", "The security token included in the request is expired"},
-			kind:   store.ErrPermissionDenied,
+			kind:   errkind.PermissionDenied,
 			want:   []string{"AWS_PROFILE", "run aws sso login --profile prod-admin"},
 		},
 		{
 			name:   "expired token from environment keys",
 			source: CredentialSource(keysEnv, ""),
 			reply:  [3]string{"403", "ExpiredToken", "The security token included in the request is expired"},
-			kind:   store.ErrPermissionDenied,
+			kind:   errkind.PermissionDenied,
 			want:   []string{"AWS_ACCESS_KEY_ID", "get fresh credentials"},
 			reject: []string{"--profile"},
 		},
@@ -270,7 +270,7 @@ func TestIdentityErrors(t *testing.T) {
 			creds: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 				return aws.Credentials{}, &ssocreds.InvalidTokenError{Err: errors.New("cached SSO token is expired, or not present")}
 			}),
-			kind: store.ErrPermissionDenied,
+			kind: errkind.PermissionDenied,
 			want: []string{`profile "dev"`, "run aws sso login --profile dev"},
 		},
 		{
@@ -279,21 +279,21 @@ func TestIdentityErrors(t *testing.T) {
 			creds: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 				return aws.Credentials{}, errors.New("failed to refresh cached credentials, no EC2 IMDS role found")
 			}),
-			kind: store.ErrPermissionDenied,
+			kind: errkind.PermissionDenied,
 			want: []string{"no usable credentials in the default credential chain", "--profile"},
 		},
 		{
 			name:   "invalid key",
 			source: CredentialSource(keysEnv, ""),
 			reply:  [3]string{"403", "InvalidClientTokenId", "The security token included in the request is invalid."},
-			kind:   store.ErrPermissionDenied,
+			kind:   errkind.PermissionDenied,
 			want:   []string{"rejected the credentials from environment variables AWS_ACCESS_KEY_ID"},
 		},
 		{
 			name:   "throttled",
 			source: CredentialSource(none, "dev"),
 			reply:  [3]string{"400", "Throttling", "Rate exceeded"},
-			kind:   store.ErrUnavailable,
+			kind:   errkind.Unavailable,
 			want:   []string{`profile "dev"`},
 			reject: []string{"sso login"},
 		},
