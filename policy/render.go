@@ -396,12 +396,14 @@ func tagged(s Statement, q string) Statement {
 //	  GetTemplate, DeleteStack, TagResource, DetectStackDrift,
 //	  DescribeStackResourceDrifts                    stack/Q-*/*   deploy through change sets, watch, remove
 //	cloudformation:DescribeStackDriftDetectionStatus, ValidateTemplate   *   wildcard-only
-//	s3:CreateBucket, Get/PutBucketPolicy, DeleteBucketPolicy, Get/PutBucketPublicAccessBlock,
-//	  Get/PutEncryptionConfiguration, Get/PutBucketVersioning, Get/PutLifecycleConfiguration,
+//	s3:CreateBucket, ListBucket, Get/PutBucketPolicy, DeleteBucketPolicy, Get/PutBucketPublicAccessBlock,
+//	  Get/PutEncryptionConfiguration, Get/PutBucketVersioning, Get/PutLifecycleConfiguration
+//	  (also what DeleteBucketEncryption/DeleteBucketLifecycle need), Get/PutBucketOwnershipControls,
 //	  Get/PutBucketTagging, GetBucketLocation        Q-*           the data plane bucket (retained on delete: no DeleteBucket)
 //	kms:CreateKey, TagResource                       with request tag berth:qualifier=Q   the bucket key
-//	kms:DescribeKey, Get/PutKeyPolicy, EnableKeyRotation, GetKeyRotationStatus,
-//	  ListResourceTags                               keys tagged berth:qualifier=Q (key retained: no ScheduleKeyDeletion)
+//	kms:DescribeKey, Get/PutKeyPolicy, Enable/DisableKeyRotation, GetKeyRotationStatus,
+//	  UpdateKeyDescription, ListResourceTags         keys tagged berth:qualifier=Q (key retained: no ScheduleKeyDeletion)
+//	kms:UntagResource                                tagged keys, any tag but berth:qualifier
 //	ssm:GetParameter(s), PutParameter, DeleteParameter, AddTagsToResource,
 //	  RemoveTagsFromResource, ListTagsForResource    PARAMPREFIX/bucket   the bucket-name parameter
 //	ssm:GetParameter                                 /berth-bootstrap/Q/version   refuse an older bootstrap
@@ -416,10 +418,11 @@ func provisionerPolicy(p Params) *Document {
 			"cloudformation:DetectStackDrift", "cloudformation:ExecuteChangeSet", "cloudformation:GetTemplate",
 			"cloudformation:ListStackResources", "cloudformation:TagResource"}, n.stackARN),
 		allow("StackChecks", []string{"cloudformation:DescribeStackDriftDetectionStatus", "cloudformation:ValidateTemplate"}, "*"),
-		allow("DataPlaneBuckets", []string{"s3:CreateBucket", "s3:DeleteBucketPolicy", "s3:GetBucketLocation", "s3:GetBucketPolicy",
+		allow("DataPlaneBuckets", []string{"s3:CreateBucket", "s3:DeleteBucketPolicy", "s3:GetBucketLocation", "s3:GetBucketOwnershipControls", "s3:GetBucketPolicy",
 			"s3:GetBucketPublicAccessBlock", "s3:GetBucketTagging", "s3:GetBucketVersioning", "s3:GetEncryptionConfiguration",
-			"s3:GetLifecycleConfiguration", "s3:PutBucketPolicy", "s3:PutBucketPublicAccessBlock", "s3:PutBucketTagging",
-			"s3:PutBucketVersioning", "s3:PutEncryptionConfiguration", "s3:PutLifecycleConfiguration"}, n.bucketARN),
+			"s3:GetLifecycleConfiguration", "s3:ListBucket", "s3:PutBucketOwnershipControls", "s3:PutBucketPolicy",
+			"s3:PutBucketPublicAccessBlock", "s3:PutBucketTagging", "s3:PutBucketVersioning", "s3:PutEncryptionConfiguration",
+			"s3:PutLifecycleConfiguration"}, n.bucketARN),
 		allow("DataPlaneParameters", []string{"ssm:AddTagsToResource", "ssm:DeleteParameter", "ssm:GetParameter", "ssm:GetParameters",
 			"ssm:ListTagsForResource", "ssm:PutParameter", "ssm:RemoveTagsFromResource"}, n.bucketParamARN),
 		allow("ReadBootstrapVersion", []string{"ssm:GetParameter"}, n.versionParamARN),
@@ -431,23 +434,42 @@ func provisionerPolicy(p Params) *Document {
 		create.Condition = Condition{"StringEquals": {"aws:RequestTag/" + QualifierTagKey: {q}}}
 		tag := allow("TagDataPlaneKeys", []string{"kms:TagResource"}, n.keyARN)
 		tag.Condition = Condition{"StringEquals": {"aws:RequestTag/" + QualifierTagKey: {q}}}
+		// Untagging may remove tags the template no longer sets, never the
+		// qualifier tag every other key statement depends on.
+		untag := tagged(allow("UntagDataPlaneKeys", []string{"kms:UntagResource"}, n.keyARN), q)
+		untag.Condition["ForAllValues:StringNotEquals"] = map[string]Values{"aws:TagKeys": {QualifierTagKey}}
 		d.Statement = append(d.Statement, create, tag,
-			tagged(allow("ManageDataPlaneKeys", []string{"kms:DescribeKey", "kms:EnableKeyRotation", "kms:GetKeyPolicy",
-				"kms:GetKeyRotationStatus", "kms:ListResourceTags", "kms:PutKeyPolicy"}, n.keyARN), q))
+			tagged(allow("ManageDataPlaneKeys", []string{"kms:DescribeKey", "kms:DisableKeyRotation", "kms:EnableKeyRotation",
+				"kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListResourceTags", "kms:PutKeyPolicy",
+				"kms:UpdateKeyDescription"}, n.keyARN), q),
+			untag)
 	}
 	return d
 }
+
+// opsBucketReads is what AWS::S3::Bucket's read handler calls: drift
+// detection reads every bucket property, set or not (cfn/testdata/handlers.json).
+// s3:ListBucket is its existence check (HeadBucket); it lets ops list
+// artifact names, not read them.
+var opsBucketReads = []string{"s3:GetAccelerateConfiguration", "s3:GetAnalyticsConfiguration", "s3:GetBucketCORS",
+	"s3:GetBucketLocation", "s3:GetBucketLogging", "s3:GetBucketMetadataTableConfiguration", "s3:GetBucketNotification",
+	"s3:GetBucketObjectLockConfiguration", "s3:GetBucketOwnershipControls", "s3:GetBucketPolicy", "s3:GetBucketPublicAccessBlock",
+	"s3:GetBucketTagging", "s3:GetBucketVersioning", "s3:GetBucketWebsite", "s3:GetEncryptionConfiguration",
+	"s3:GetIntelligentTieringConfiguration", "s3:GetInventoryConfiguration", "s3:GetLifecycleConfiguration",
+	"s3:GetMetricsConfiguration", "s3:GetReplicationConfiguration", "s3:ListBucket"}
 
 // opsPolicy is read-only on the data plane: status and drift.
 //
 //	cloudformation:DescribeStacks, DescribeStackEvents, DescribeStackResources,
 //	  ListStackResources, GetTemplate, DetectStackDrift, DescribeStackResourceDrifts   stack/Q-*/*
 //	cloudformation:DescribeStackDriftDetectionStatus  *   wildcard-only
-//	s3:GetBucket{Location,Policy,PublicAccessBlock,Tagging,Versioning},
-//	  GetEncryptionConfiguration, GetLifecycleConfiguration   Q-*   drift detection reads the bucket
-//	ssm:GetParameter                                 PARAMPREFIX/bucket, bootstrap version
-//	iam:GetPolicy, GetPolicyVersion                  policy/Q-*
-//	kms:DescribeKey, GetKeyPolicy, GetKeyRotationStatus   keys tagged berth:qualifier=Q
+//	s3:Get* of every bucket property, ListBucket     Q-*   drift detection runs the bucket's read handler
+//	ssm:GetParameter(s), ListTagsForResource         PARAMPREFIX/bucket, bootstrap version
+//	iam:GetPolicy, GetPolicyVersion, ListEntitiesForPolicy   policy/Q-*
+//	kms:DescribeKey, GetKeyPolicy, GetKeyRotationStatus, ListResourceTags   keys tagged berth:qualifier=Q
+//
+// The read handlers' actions are listed in cfn/testdata/handlers.json;
+// cfn's TestHandlerPermissions checks both roles against it.
 func opsPolicy(p Params) *Document {
 	n, q := p.bootstrapNames(), p.qualifier()
 	return doc(
@@ -455,10 +477,10 @@ func opsPolicy(p Params) *Document {
 			"cloudformation:DescribeStackResources", "cloudformation:DescribeStacks", "cloudformation:DetectStackDrift",
 			"cloudformation:GetTemplate", "cloudformation:ListStackResources"}, n.stackARN),
 		allow("DriftStatus", []string{"cloudformation:DescribeStackDriftDetectionStatus"}, "*"),
-		allow("InspectDataPlaneBuckets", []string{"s3:GetBucketLocation", "s3:GetBucketPolicy", "s3:GetBucketPublicAccessBlock",
-			"s3:GetBucketTagging", "s3:GetBucketVersioning", "s3:GetEncryptionConfiguration", "s3:GetLifecycleConfiguration"}, n.bucketARN),
-		allow("ReadParameters", []string{"ssm:GetParameter"}, n.bucketParamARN, n.versionParamARN),
-		allow("InspectDataPlanePolicies", []string{"iam:GetPolicy", "iam:GetPolicyVersion"}, n.policyARN),
-		tagged(allow("InspectDataPlaneKeys", []string{"kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus"}, n.keyARN), q),
+		allow("InspectDataPlaneBuckets", opsBucketReads, n.bucketARN),
+		allow("ReadParameters", []string{"ssm:GetParameter", "ssm:GetParameters", "ssm:ListTagsForResource"}, n.bucketParamARN, n.versionParamARN),
+		allow("InspectDataPlanePolicies", []string{"iam:GetPolicy", "iam:GetPolicyVersion", "iam:ListEntitiesForPolicy"}, n.policyARN),
+		tagged(allow("InspectDataPlaneKeys", []string{"kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus",
+			"kms:ListResourceTags"}, n.keyARN), q),
 	)
 }

@@ -1,6 +1,10 @@
 package policy
 
 import (
+	"flag"
+	"fmt"
+	"os"
+	"sort"
 	"strings"
 	"testing"
 
@@ -65,5 +69,53 @@ func TestRenderErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Render(%s, %+v) = %v, want error containing %q", c.kind, c.p, err, c.want)
 		}
+	}
+}
+
+// TestActionsDoc keeps the generated tables of ACTIONS.md in step with the
+// renderers (rewrite them with -update).
+func TestActionsDoc(t *testing.T) {
+	data, err := os.ReadFile("ACTIONS.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const marker = "## Generated tables\n"
+	head, _, ok := strings.Cut(string(data), marker)
+	if !ok {
+		t.Fatalf("ACTIONS.md has no %q section", strings.TrimSpace(marker))
+	}
+	var b strings.Builder
+	b.WriteString(head + marker)
+	for _, k := range Kinds {
+		r, err := Render(k, renderCases["full"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := r.Policy
+		if d == nil {
+			d = r.Role.Policy
+		}
+		fmt.Fprintf(&b, "\n### %s\n\n| Sid | actions | resources | condition |\n|---|---|---|---|\n", k)
+		for _, s := range d.Statement {
+			var conds []string
+			for op, keys := range s.Condition {
+				for key, vals := range keys {
+					conds = append(conds, op+" "+key+" = "+strings.Join(vals.normalized(), ", "))
+				}
+			}
+			sort.Strings(conds)
+			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", s.Sid, strings.Join(s.Action.normalized(), ", "),
+				strings.Join(s.Resource.normalized(), ", "), strings.Join(conds, "; "))
+		}
+	}
+	// -update is internal/golden's flag.
+	if f := flag.Lookup("update"); f != nil && f.Value.String() == "true" {
+		if err := os.WriteFile("ACTIONS.md", []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if b.String() != string(data) {
+		t.Error("the generated tables of ACTIONS.md are stale: run go test ./policy -run TestActionsDoc -update")
 	}
 }
