@@ -319,7 +319,7 @@ func Bootstrap(p Params) (*Result, error) {
 		NoEcho: cloudformation.Bool(true), MinLength: cloudformation.Int(2), MaxLength: cloudformation.Int(1224),
 		AllowedPattern: str(`^[A-Za-z0-9+=,.@:/_-]+$`),
 	}
-	trust, err := subst(policy.TrustPolicy("${TrustPrincipal}", "${ExternalId}"))
+	trust, err := subst(policy.TrustPolicy("${TrustPrincipal}", "${ExternalId}", p.Qualifier))
 	if err != nil {
 		return nil, err
 	}

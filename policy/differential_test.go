@@ -80,7 +80,7 @@ func runSimulator(t *testing.T, node, modules string, cases []diffCase) []simRes
 			s.Identity = []*Document{}
 		}
 		s.Resource = c.pol.Resource
-		if isAssumeRole(c.req.Action) && c.pol.Trust != nil {
+		if usesTrust(c.req.Action) && c.pol.Trust != nil {
 			s.Resource = c.pol.Trust
 		}
 		s.Boundary = c.pol.Boundary
@@ -250,6 +250,23 @@ func tableCases(t *testing.T) []diffCase {
 		tc(ImplicitDeny, "vendor without identity allow", diffVendor, ctx("sts:ExternalId", p.ExternalID), Policies{Trust: trust})
 		tc(ImplicitDeny, "same-account caller", diffCaller, ctx("sts:ExternalId", p.ExternalID), tp)
 		tc(Allowed, "vendor session", "arn:aws:sts::210987654321:assumed-role/vendor-deployer/job-1", ctx("sts:ExternalId", p.ExternalID), tp)
+
+		// Session tags: berth tags its sessions with the qualifier; the
+		// trust allows that tag without relying on sts:ExternalId being in
+		// TagSession's context.
+		tag := Policies{Identity: []*Document{MustParse(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["sts:AssumeRole","sts:TagSession"],"Resource":"*"}]}`)}, Trust: trust}
+		ts := func(want Outcome, name, principal string, c map[string][]string) {
+			cases = append(cases, diffCase{name: string(k) + " trust: " + name, want: want, strict: true, pol: tag,
+				req: Request{Action: "sts:TagSession", Resource: role, Principal: principal, Context: c}})
+		}
+		qualifierTag := ctx("aws:RequestTag/berth:qualifier", "berth", "aws:TagKeys", "berth:qualifier")
+		ts(Allowed, "vendor tags the session", diffVendor, qualifierTag)
+		ts(Allowed, "vendor tags the session with the external id", diffVendor,
+			ctx("aws:RequestTag/berth:qualifier", "berth", "aws:TagKeys", "berth:qualifier", "sts:ExternalId", p.ExternalID))
+		ts(ImplicitDeny, "vendor tags another qualifier", diffVendor, ctx("aws:RequestTag/berth:qualifier", "prod", "aws:TagKeys", "berth:qualifier"))
+		ts(ImplicitDeny, "vendor adds another tag", diffVendor,
+			ctx("aws:RequestTag/berth:qualifier", "berth", "aws:RequestTag/team", "x", "aws:TagKeys", "berth:qualifier", "aws:TagKeys", "team"))
+		ts(ImplicitDeny, "other principal tags", "arn:aws:iam::210987654321:role/other", qualifierTag)
 	}
 	return cases
 }

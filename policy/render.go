@@ -324,13 +324,27 @@ func AdministratorAccessARN(partition string) string {
 // TrustPolicy lets exactly one principal assume a role, and only with the
 // external ID: the confused-deputy guard for a vendor acting for many
 // customers.
-func TrustPolicy(principal, externalID string) *Document {
-	// sts:TagSession lets the provisioner pass session tags (berth tags its
-	// sessions with the qualifier, visible in CloudTrail); AWS refuses tags
-	// unless the trust policy allows it, under the same external ID.
-	s := Statement{Sid: "TrustedPrincipal", Effect: "Allow", Principal: AWSPrincipal(principal), Action: Values{"sts:AssumeRole", "sts:TagSession"},
+//
+// berth tags its sessions with berth:qualifier=Q (visible in CloudTrail), and
+// STS refuses session tags unless the trust policy allows sts:TagSession.
+// TagSession has its own statement without the external ID: whether STS puts
+// sts:ExternalId in TagSession's request context is not documented, and a
+// statement needing it could refuse every tagged AssumeRole. The statement
+// still names only the trusted principal and allows only the qualifier tag
+// with the role's own qualifier; on its own it grants nothing, since
+// AssumeRole keeps its external ID condition.
+func TrustPolicy(principal, externalID, qualifier string) *Document {
+	if qualifier == "" {
+		qualifier = DefaultQualifier
+	}
+	assume := Statement{Sid: "TrustedPrincipal", Effect: "Allow", Principal: AWSPrincipal(principal), Action: Values{"sts:AssumeRole"},
 		Condition: Condition{"StringEquals": {"sts:ExternalId": {externalID}}}}
-	return doc(s)
+	tags := Statement{Sid: "QualifierSessionTag", Effect: "Allow", Principal: AWSPrincipal(principal), Action: Values{"sts:TagSession"},
+		Condition: Condition{
+			"StringEquals":              {"aws:RequestTag/" + QualifierTagKey: {qualifier}},
+			"ForAllValues:StringEquals": {"aws:TagKeys": {QualifierTagKey}},
+		}}
+	return doc(assume, tags)
 }
 
 func bootstrapRole(kind Kind, p Params) (*Role, []string, error) {
@@ -340,7 +354,7 @@ func bootstrapRole(kind Kind, p Params) (*Role, []string, error) {
 	if p.ExternalID == "" {
 		return nil, nil, errors.New("an external ID is required: without it any customer of the trusted principal could make it act on this account")
 	}
-	r := &Role{Trust: TrustPolicy(p.TrustPrincipal, p.ExternalID), PermissionsBoundary: p.PermissionsBoundary}
+	r := &Role{Trust: TrustPolicy(p.TrustPrincipal, p.ExternalID, p.qualifier()), PermissionsBoundary: p.PermissionsBoundary}
 	if kind == KindProvisioner && p.Administrator {
 		r.ManagedPolicyARNs = []string{AdministratorAccessARN(p.Partition)}
 		return r, []string{"the provisioner role gets AdministratorAccess: the trusted principal can do anything in this account; prefer the least-privilege default"}, nil

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -85,7 +86,7 @@ func Evaluate(req Request, pol Policies) (Decision, error) {
 		return Decision{}, fmt.Errorf("evaluate request: %w", err)
 	}
 	resPolicy, resName := pol.Resource, "resource"
-	if isAssumeRole(req.Action) && pol.Trust != nil {
+	if usesTrust(req.Action) && pol.Trust != nil {
 		if pol.Resource != nil {
 			return Decision{}, fmt.Errorf("evaluate request: both a resource and a trust policy for %s: %w", req.Action, ErrUnsupported)
 		}
@@ -130,7 +131,7 @@ func Evaluate(req Request, pol Policies) (Decision, error) {
 			d.Outcome, d.Decisive = Allowed, resource.allowDirect
 			return d, nil
 		}
-		d.Outcome, d.Reason = ImplicitDeny, "a service principal needs an allow in the resource policy"
+		d.Outcome, d.Reason = ImplicitDeny, ev.explain("a service principal needs an allow in the resource policy")
 		return d, nil
 	case d.SameAccount:
 		// Within an account, the resource policy or an identity policy is
@@ -157,6 +158,7 @@ func Evaluate(req Request, pol Policies) (Decision, error) {
 					d.Reason = "KMS uses identity policies only when the key policy allows the account: pass the key policy as the resource policy"
 				}
 			}
+			d.Reason = ev.explain(d.Reason)
 			return d, nil
 		}
 		if boundary != nil && len(boundary.allow) == 0 {
@@ -164,7 +166,7 @@ func Evaluate(req Request, pol Policies) (Decision, error) {
 			// the boundary (users and sessions; roles only via "*").
 			bypass := ev.boundaryBypass(resource)
 			if len(bypass) == 0 {
-				d.Outcome, d.Reason = ImplicitDeny, "the permissions boundary does not allow the request"
+				d.Outcome, d.Reason = ImplicitDeny, ev.explain("the permissions boundary does not allow the request")
 				return d, nil
 			}
 			allowedBy = bypass
@@ -190,12 +192,19 @@ func Evaluate(req Request, pol Policies) (Decision, error) {
 				d.Decisive = append(d.Decisive, boundary.allow...)
 			}
 		}
+		if d.Outcome == ImplicitDeny {
+			d.Reason = ev.explain(d.Reason)
+		}
 		return d, nil
 	}
 }
 
-func isAssumeRole(action string) bool {
-	return strings.HasPrefix(strings.ToLower(action), "sts:assumerole")
+// usesTrust reports whether a role's trust policy is the resource policy of
+// the action: the AssumeRole calls and what STS authorizes along with them
+// (session tags, source identity, context).
+func usesTrust(action string) bool {
+	a := strings.ToLower(action)
+	return strings.HasPrefix(a, "sts:assumerole") || a == "sts:tagsession" || a == "sts:setsourceidentity" || a == "sts:setcontext"
 }
 
 // isKMSKey reports whether the request is on a KMS key, whose key policy
@@ -256,6 +265,32 @@ func (r Request) resourceAccount(principalAcct string) string {
 type evaluator struct {
 	req                         Request
 	principalAcct, resourceAcct string
+	// nearMisses are allow statements that apply to the request but for
+	// condition keys missing from its context: the likeliest reason for
+	// an implicit deny, and one the account relation does not explain.
+	nearMisses []nearMiss
+}
+
+type nearMiss struct {
+	ref  StatementRef
+	keys []string
+}
+
+// explain returns the reason for an implicit deny, naming the condition
+// keys whose absence kept allow statements from applying.
+func (ev *evaluator) explain(reason string) string {
+	if len(ev.nearMisses) == 0 {
+		return reason
+	}
+	var parts []string
+	for _, m := range ev.nearMisses {
+		noun := "condition key " + m.keys[0] + " is"
+		if len(m.keys) > 1 {
+			noun = "condition keys " + strings.Join(m.keys, ", ") + " are"
+		}
+		parts = append(parts, fmt.Sprintf("%s would allow the request, but %s not in the request context", m.ref, noun))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // analysis collects matching statements of one kind of policy.
@@ -279,14 +314,17 @@ func (ev *evaluator) analyze(docs []*Document, kind string) (*analysis, error) {
 			if s.Principal != nil || s.NotPrincipal != nil {
 				return nil, fmt.Errorf("evaluate %s policy: statement %d has a Principal: %w", name, j, ErrUnsupported)
 			}
-			ok, err := ev.matches(s, true)
+			ok, missing, err := ev.matches(s, true)
 			if err != nil {
 				return nil, fmt.Errorf("evaluate %s Statement[%d]: %w", name, j, err)
 			}
+			ref := StatementRef{Policy: name, Index: j, Sid: s.Sid, Effect: s.Effect}
 			if !ok {
+				if len(missing) > 0 && s.Effect == "Allow" {
+					ev.nearMisses = append(ev.nearMisses, nearMiss{ref, missing})
+				}
 				continue
 			}
-			ref := StatementRef{Policy: name, Index: j, Sid: s.Sid, Effect: s.Effect}
 			if s.Effect == "Deny" {
 				a.deny = append(a.deny, ref)
 			} else {
@@ -303,11 +341,11 @@ func (ev *evaluator) analyzeResource(d *Document, name string) (*analysis, error
 		return a, nil
 	}
 	for j, s := range d.Statement {
-		ok, err := ev.matches(s, false)
+		ok, missing, err := ev.matches(s, false)
 		if err != nil {
 			return nil, fmt.Errorf("evaluate %s Statement[%d]: %w", name, j, err)
 		}
-		if !ok {
+		if !ok && len(missing) == 0 {
 			continue
 		}
 		m, wildcard, err := ev.principalMatch(s)
@@ -318,6 +356,12 @@ func (ev *evaluator) analyzeResource(d *Document, name string) (*analysis, error
 			continue
 		}
 		ref := StatementRef{Policy: name, Index: j, Sid: s.Sid, Effect: s.Effect}
+		if !ok {
+			if s.Effect == "Allow" {
+				ev.nearMisses = append(ev.nearMisses, nearMiss{ref, missing})
+			}
+			continue
+		}
 		switch {
 		case s.Effect == "Deny":
 			a.deny = append(a.deny, ref)
@@ -441,14 +485,15 @@ func (ev *evaluator) awsPrincipal(id string) principalResult {
 }
 
 // matches reports whether a statement applies to the request: action,
-// resource and conditions (not the principal).
-func (ev *evaluator) matches(s Statement, needResource bool) (bool, error) {
+// resource and conditions (not the principal). When only conditions on keys
+// absent from the request context fail, missing names those keys.
+func (ev *evaluator) matches(s Statement, needResource bool) (ok bool, missing []string, err error) {
 	if !ev.actionMatches(s) {
-		return false, nil
+		return false, nil, nil
 	}
-	ok, err := ev.resourceMatches(s, needResource)
+	ok, err = ev.resourceMatches(s, needResource)
 	if err != nil || !ok {
-		return false, err
+		return false, nil, err
 	}
 	return ev.conditionsMatch(s.Condition)
 }
@@ -600,23 +645,37 @@ func multivalued(key string) bool {
 	return ok && strings.HasPrefix(typ, "ArrayOf")
 }
 
-func (ev *evaluator) conditionsMatch(c Condition) (bool, error) {
+// conditionsMatch evaluates every condition (not stopping at the first that
+// fails) so it can tell a failure on a present key, which is final, from
+// failures only on keys missing from the context, which it returns sorted.
+func (ev *evaluator) conditionsMatch(c Condition) (bool, []string, error) {
+	failed := false
+	var missing []string
 	for opName, keys := range c {
 		op, err := ParseOperator(opName)
 		if err != nil {
-			return false, fmt.Errorf("condition: %w", err)
+			return false, nil, fmt.Errorf("condition: %w", err)
 		}
 		for key, policyVals := range keys {
 			ok, err := ev.conditionMatch(op, key, policyVals)
 			if err != nil {
-				return false, fmt.Errorf("condition %s %s: %w", opName, key, err)
+				return false, nil, fmt.Errorf("condition %s %s: %w", opName, key, err)
 			}
-			if !ok {
-				return false, nil
+			if ok {
+				continue
+			}
+			if _, present := ev.context(key); !present && op.Base != "Null" {
+				missing = append(missing, key)
+			} else {
+				failed = true
 			}
 		}
 	}
-	return true, nil
+	if failed {
+		return false, nil, nil
+	}
+	sort.Strings(missing)
+	return len(missing) == 0, missing, nil
 }
 
 func negated(base string) bool {

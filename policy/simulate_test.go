@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -15,7 +16,7 @@ func TestEvaluate(t *testing.T) {
 	)
 	read := MustParse(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:Get*","Resource":"arn:aws:s3:::b/${aws:username}/*"}]}`)
 	deny := MustParse(`{"Version":"2012-10-17","Statement":[{"Sid":"NoTLS","Effect":"Deny","Action":"s3:*","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"false"}}}]}`)
-	trust := TrustPolicy(vendor, "ext-1")
+	trust := TrustPolicy(vendor, "ext-1", "berth")
 	assumeAny := MustParse(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}`)
 	bucketPolicy := MustParse(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111111111111:role/app"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}]}`)
 	boundary := MustParse(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}]}`)
@@ -93,6 +94,94 @@ func TestEvaluateRefuses(t *testing.T) {
 	} {
 		if _, err := Evaluate(r, Policies{}); err == nil {
 			t.Errorf("Evaluate(%+v) accepted a bad request", r)
+		}
+	}
+}
+
+// TestEvaluateSessionTags: the trust policy is the resource policy of
+// sts:TagSession too, and berth's trust allows the qualifier tag without
+// relying on sts:ExternalId being in TagSession's context.
+func TestEvaluateSessionTags(t *testing.T) {
+	const (
+		vendor = "arn:aws:iam::222222222222:role/vendor"
+		target = "arn:aws:iam::111111111111:role/berth-provisioner"
+	)
+	assumeAny := MustParse(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["sts:AssumeRole","sts:TagSession"],"Resource":"*"}]}`)
+	trust := TrustPolicy(vendor, "ext-1", "berth")
+	pol := Policies{Identity: []*Document{assumeAny}, Trust: trust}
+	tags := func(kv ...string) map[string][]string {
+		m := map[string][]string{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m["aws:RequestTag/"+kv[i]] = []string{kv[i+1]}
+			m["aws:TagKeys"] = append(m["aws:TagKeys"], kv[i])
+		}
+		return m
+	}
+	for _, c := range []struct {
+		name      string
+		principal string
+		ctx       map[string][]string
+		want      Outcome
+	}{
+		{"qualifier tag", vendor, tags("berth:qualifier", "berth"), Allowed},
+		{"qualifier tag with external id", vendor, func() map[string][]string {
+			m := tags("berth:qualifier", "berth")
+			m["sts:ExternalId"] = []string{"ext-1"}
+			return m
+		}(), Allowed},
+		{"other qualifier", vendor, tags("berth:qualifier", "prod"), ImplicitDeny},
+		{"extra tag key", vendor, tags("berth:qualifier", "berth", "team", "x"), ImplicitDeny},
+		{"no tags", vendor, nil, ImplicitDeny},
+		{"other principal", "arn:aws:iam::222222222222:role/other", tags("berth:qualifier", "berth"), ImplicitDeny},
+	} {
+		d, err := Evaluate(Request{Action: "sts:TagSession", Resource: target, Principal: c.principal, Context: c.ctx}, pol)
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		if d.Outcome != c.want {
+			t.Errorf("%s: %s (%s), want %s", c.name, d.Outcome, d.Reason, c.want)
+		}
+	}
+}
+
+// TestEvaluateMissingKeyReason: a deny because a condition key is absent
+// from the request says so, and names the key.
+func TestEvaluateMissingKeyReason(t *testing.T) {
+	const (
+		vendor = "arn:aws:iam::222222222222:role/vendor"
+		target = "arn:aws:iam::111111111111:role/berth-provisioner"
+	)
+	assumeAny := MustParse(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:*","Resource":"*"}]}`)
+	old := MustParse(`{"Version":"2012-10-17","Statement":[{"Sid":"TrustedPrincipal","Effect":"Allow","Principal":{"AWS":"` + vendor + `"},
+		"Action":["sts:AssumeRole","sts:TagSession"],"Condition":{"StringEquals":{"sts:ExternalId":"ext-1"}}}]}`)
+	read := MustParse(`{"Version":"2012-10-17","Statement":[{"Sid":"Tagged","Effect":"Allow","Action":"ec2:StopInstances","Resource":"*",
+		"Condition":{"StringEquals":{"aws:ResourceTag/team":"red","ec2:Region":"eu-west-1"}}}]}`)
+	for _, c := range []struct {
+		name          string
+		req           Request
+		pol           Policies
+		want, notWant string
+	}{
+		{"tag session under the external id", Request{Action: "sts:TagSession", Resource: target, Principal: vendor,
+			Context: map[string][]string{"aws:RequestTag/berth:qualifier": {"berth"}}},
+			Policies{Identity: []*Document{assumeAny}, Trust: old}, `condition key sts:ExternalId is not in the request context`, "cross-account"},
+		{"assume role without external id", Request{Action: "sts:AssumeRole", Resource: target, Principal: vendor},
+			Policies{Identity: []*Document{assumeAny}, Trust: old}, `trust Statement[0] "TrustedPrincipal"`, ""},
+		{"identity policy missing tag", Request{Action: "ec2:StopInstances", Resource: "*", Principal: "arn:aws:iam::111111111111:role/app",
+			Context: map[string][]string{"ec2:Region": {"eu-west-1"}}},
+			Policies{Identity: []*Document{read}}, `condition key aws:ResourceTag/team is not in the request context`, ""},
+		{"present key that fails is no missing key", Request{Action: "ec2:StopInstances", Resource: "*", Principal: "arn:aws:iam::111111111111:role/app",
+			Context: map[string][]string{"ec2:Region": {"us-east-1"}}},
+			Policies{Identity: []*Document{read}}, "no statement allows the request", "not in the request context"},
+	} {
+		d, err := Evaluate(c.req, c.pol)
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		if d.Outcome != ImplicitDeny || !strings.Contains(d.Reason, c.want) || (c.notWant != "" && strings.Contains(d.Reason, c.notWant)) {
+			t.Errorf("%s: %s, reason %q; want a deny saying %q", c.name, d.Outcome, d.Reason, c.want)
 		}
 	}
 }
