@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -37,6 +38,18 @@ func (f Finding) String() string {
 		s += "\n\thint: " + f.Hint
 	}
 	return s
+}
+
+// AtLeast reports whether any finding is of severity min or worse
+// (error > warning > info): what `berth policy lint --fail-on` tests.
+func AtLeast(fs []Finding, min Severity) bool {
+	rank := map[Severity]int{SeverityInfo: 1, SeverityWarning: 2, SeverityError: 3}
+	for _, f := range fs {
+		if rank[f.Severity] >= rank[min] {
+			return true
+		}
+	}
+	return false
 }
 
 // HasErrors reports whether any finding is an error.
@@ -370,6 +383,11 @@ func (l *linter) resources(st *yaml.Node, path string, s Statement, actions []ia
 				l.add(n, p, "admin-policy", SeverityError, `Allow "*" on "*" is administrator access`, "grant the actions and resources the principal needs")
 				continue
 			}
+			if passRole(actions) {
+				l.add(n, p, "passrole-wildcard", SeverityError, `iam:PassRole on "*" lets the principal hand any role, administrator roles included, to a service it controls (privilege escalation)`,
+					"name the roles it may pass and add an iam:PassedToService condition")
+				actions = withoutPassRole(actions)
+			}
 			if l.needsResourceScope(actions) && !tagScoped(s.Condition) {
 				l.add(n, p, "wildcard-resource", SeverityWarning, `Resource "*" with actions that support resource-level permissions`,
 					"name the resources (ARNs with wildcards where needed) or add a tag condition")
@@ -379,8 +397,90 @@ func (l *linter) resources(st *yaml.Node, path string, s Statement, actions []ia
 		if isVariable(res) && !strings.HasPrefix(res, "arn:") {
 			continue // a CloudFormation Ref or GetAtt: the ARN is not known here
 		}
-		if _, err := ParseARN(res); err != nil {
+		a, err := ParseARN(res)
+		if err != nil {
 			l.add(n, p, "malformed-arn", SeverityError, quote(res)+": "+err.Error(), "")
+			continue
+		}
+		if s.Effect == "Allow" && s.NotResource == nil && passRole(actions) && a.Service == "iam" &&
+			(a.Resource == "*" || a.Resource == "role/*") {
+			l.add(n, p, "passrole-wildcard", SeverityError, `iam:PassRole on every role of the account (`+res+`) lets the principal hand administrator roles to a service it controls (privilege escalation)`,
+				"name the roles it may pass and add an iam:PassedToService condition")
+		}
+	}
+	if s.NotResource == nil {
+		l.s3Mismatch(n, p, s)
+	}
+}
+
+// passRole reports whether the matched actions include iam:PassRole.
+func passRole(actions []iamdata.Action) bool {
+	for _, a := range actions {
+		if a.Service == "iam" && a.Name == "PassRole" {
+			return true
+		}
+	}
+	return false
+}
+
+func withoutPassRole(actions []iamdata.Action) []iamdata.Action {
+	var out []iamdata.Action
+	for _, a := range actions {
+		if a.Service != "iam" || a.Name != "PassRole" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// s3Mismatch flags S3 actions named in the statement that none of its
+// resources can match: an object action on bucket ARNs only, or a bucket
+// action on object ARNs only. A bucket name has no "/", so a pattern with a
+// "/" never matches a bucket; one without "/" or wildcards never matches an
+// object. Statements with resources not known here (Refs, "*") are skipped.
+func (l *linter) s3Mismatch(n *yaml.Node, path string, s Statement) {
+	var canBucket, canObject bool
+	for _, res := range s.Resource {
+		a, err := ParseARN(res)
+		if err != nil || a.Service != "s3" || a.Region != "" || a.Account != "" || strings.Contains(res, "${") {
+			return
+		}
+		if strings.Contains(a.Resource, "/") {
+			canObject = true
+		} else {
+			canBucket = true
+			if strings.ContainsAny(a.Resource, "*?") {
+				canObject = true
+			}
+		}
+	}
+	if !canBucket && !canObject {
+		return
+	}
+	for _, name := range s.Action {
+		if strings.ContainsAny(name, "*?") || isVariable(name) {
+			continue
+		}
+		act, ok := l.tab.Action(name)
+		if !ok || act.Service != "s3" {
+			continue
+		}
+		var object, bucket bool
+		for _, rt := range act.ResourceTypes {
+			switch strings.TrimSuffix(rt, "*") {
+			case "object":
+				object = true
+			case "bucket":
+				bucket = true
+			}
+		}
+		switch {
+		case object && !bucket && !canObject:
+			l.add(n, path, "s3-resource-mismatch", SeverityError, act.FullName()+" applies to objects, but every resource of the statement is a bucket ARN, so it never matches",
+				"add the objects, such as arn:aws:s3:::BUCKET/*, or move the action to a statement on them")
+		case bucket && !object && !canBucket:
+			l.add(n, path, "s3-resource-mismatch", SeverityError, act.FullName()+" applies to buckets, but every resource of the statement is an object ARN (with a \"/\"), so it never matches",
+				"add the bucket ARN, arn:aws:s3:::BUCKET, or move the action to a statement on it")
 		}
 	}
 }
@@ -453,19 +553,164 @@ func (l *linter) principals(st *yaml.Node, path string, s Statement, r policyRol
 			}
 		}
 	}
-	if s.Effect != "Allow" || len(s.Condition) > 0 {
+	if s.Effect != "Allow" {
 		return
+	}
+	// A condition guards only if it narrows: "sts:ExternalId StringLike *"
+	// or an IfExists a caller satisfies by omitting the key does not.
+	narrow := narrowingKeys(s.Condition)
+	what := "without a condition"
+	if len(s.Condition) > 0 {
+		what = "with conditions that do not narrow it (" + strings.Join(conditionSummary(s.Condition), "; ") + ")"
 	}
 	switch {
 	case public:
-		l.add(n, p, "public-principal", SeverityError, `Principal "*" without a condition allows anyone`, "name the principal, or add a condition such as aws:PrincipalOrgID")
-	case crossAccount && r == roleTrust:
-		l.add(n, p, "trust-without-condition", SeverityError, "the role trusts a principal of another account without sts:ExternalId or any other condition",
-			`add "Condition": {"StringEquals": {"sts:ExternalId": "..."}} so the trusted party cannot be tricked into acting on this account (confused deputy)`)
-	case federated && r == roleTrust:
-		l.add(n, p, "trust-without-condition", SeverityError, "the role trusts a federated provider without a condition, so every identity of that provider can assume it",
-			"add conditions on the provider's aud and sub keys")
+		if !anyKey(narrow, identityKey) {
+			l.add(n, p, "public-principal", SeverityError, `Principal "*" `+what+` allows anyone`,
+				"name the principal, or add a condition that limits who, such as aws:PrincipalOrgID or aws:PrincipalArn with a full ARN")
+		}
+	case crossAccount && r == roleTrust && assumes(s):
+		if !anyKey(narrow, guardKey) {
+			l.add(n, p, "trust-without-condition", SeverityError, "the role trusts a principal of another account "+what,
+				`add "Condition": {"StringEquals": {"sts:ExternalId": "..."}} so the trusted party cannot be tricked into acting on this account (confused deputy)`)
+		}
+	case federated && r == roleTrust && assumes(s):
+		switch {
+		case !anyKey(narrow, guardKey):
+			l.add(n, p, "trust-without-condition", SeverityError, "the role trusts a federated provider "+what+", so every identity of that provider can assume it",
+				"add conditions on the provider's aud and sub keys")
+		case trustsGitHub(pr) && !anyKey(narrow, func(k string) bool { return k == githubOIDC+":sub" }):
+			l.add(n, p, "oidc-without-sub", SeverityError, "the role trusts GitHub's OIDC provider without narrowing "+githubOIDC+":sub, so a workflow of any repository on GitHub can assume it",
+				`add "StringLike": {"`+githubOIDC+`:sub": "repo:OWNER/REPO:*"} (or a branch or environment of it)`)
+		}
 	}
+}
+
+const githubOIDC = "token.actions.githubusercontent.com"
+
+// assumes reports whether a trust statement allows assuming the role, as
+// opposed to only tagging a session another statement lets in.
+func assumes(s Statement) bool {
+	if s.NotAction != nil {
+		return true
+	}
+	for _, a := range s.Action {
+		if iamdata.Wildcard(strings.ToLower(a), "sts:assumerole") || iamdata.Wildcard(strings.ToLower(a), "sts:assumerolewithwebidentity") ||
+			iamdata.Wildcard(strings.ToLower(a), "sts:assumerolewithsaml") {
+			return true
+		}
+	}
+	return false
+}
+
+// guardKey reports whether a condition key can tell the trusted party's
+// legitimate requests from others: not TLS (every STS call has it) and not
+// the tags the caller itself chooses.
+func guardKey(k string) bool {
+	return k != "aws:securetransport" && k != "aws:tagkeys" && !strings.HasPrefix(k, "aws:requesttag/")
+}
+
+func trustsGitHub(p *Principal) bool {
+	for _, id := range p.IDs["Federated"] {
+		if strings.HasSuffix(id, "oidc-provider/"+githubOIDC) {
+			return true
+		}
+	}
+	return false
+}
+
+func anyKey(keys []string, f func(string) bool) bool {
+	for _, k := range keys {
+		if f(k) {
+			return true
+		}
+	}
+	return false
+}
+
+// identityKey reports whether a (lower-case) condition key limits who
+// makes the request, which is what a public principal needs.
+func identityKey(k string) bool {
+	switch k {
+	case "aws:principalarn", "aws:principalaccount", "aws:principalorgid", "aws:principalorgpaths", "aws:principalisawsservice",
+		"aws:principalservicename", "aws:principalservicenameslist", "aws:sourceaccount", "aws:sourcearn", "aws:sourceorgid",
+		"aws:sourceorgpaths", "aws:sourceowner", "aws:sourcevpc", "aws:sourcevpce", "aws:sourceip", "aws:vpcsourceip",
+		"aws:userid", "aws:username":
+		return true
+	}
+	return strings.HasPrefix(k, "aws:principaltag/") || strings.HasPrefix(k, "saml:") || federatedKeyRe.MatchString(k)
+}
+
+// federatedKeyRe matches the condition keys of OIDC identity providers:
+// PROVIDER_HOST[/PATH]:CLAIM, such as token.actions.githubusercontent.com:sub,
+// oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLE:aud or app.terraform.io:sub.
+// The service authorization reference does not list them; IAM accepts a
+// provider's claims (aud, sub, amr, azp, oaud, ...) under its host name.
+var federatedKeyRe = regexp.MustCompile(`^(?i)([a-z0-9-]+\.)+[a-z]{2,}(/[a-z0-9._~-]+)*:[a-z_][a-z0-9_]*$`)
+
+// narrowingKeys returns the lower-case keys of the condition entries that
+// limit requests: positive operators (not negated, IfExists, Null or
+// ForAllValues, which a request without the key passes) with a value that
+// does not match everything.
+func narrowingKeys(c Condition) []string {
+	var out []string
+	for opName, keys := range c {
+		op, err := ParseOperator(opName)
+		if err != nil || op.IfExists || op.Base == "Null" || op.Set == "ForAllValues" || negated(op.Base) {
+			continue
+		}
+		for k, vals := range keys {
+			lk := strings.ToLower(k)
+			for _, v := range vals {
+				if !matchesAnything(op.Base, lk, v) {
+					out = append(out, lk)
+					break
+				}
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// matchesAnything reports whether a condition value accepts any request
+// that carries the key, as far as "who" goes.
+func matchesAnything(base, key, v string) bool {
+	if base != "StringLike" && base != "ArnLike" && base != "ArnEquals" {
+		return false
+	}
+	if strings.Trim(v, "*") == "" {
+		return true
+	}
+	if strings.HasPrefix(v, "arn:") && strings.Trim(strings.TrimPrefix(v, "arn:"), "*:") == "" {
+		return true
+	}
+	switch {
+	case key == "aws:principalarn" || key == "aws:sourcearn":
+		// Any account is anyone.
+		if a, err := ParseARN(v); err == nil && (a.Account == "" || strings.ContainsAny(a.Account, "*?")) {
+			return true
+		}
+	case key == githubOIDC+":sub":
+		// repo:OWNER/REPO:...; a wildcard owner is any repository.
+		if rest, ok := strings.CutPrefix(v, "repo:"); ok {
+			owner, _, _ := strings.Cut(rest, "/")
+			return owner == "" || strings.ContainsAny(owner, "*?")
+		}
+	}
+	return false
+}
+
+// conditionSummary renders a condition as "Operator key values" lines, sorted.
+func conditionSummary(c Condition) []string {
+	var out []string
+	for op, keys := range c {
+		for k, vals := range keys {
+			out = append(out, fmt.Sprintf("%s %s %s", op, k, strings.Join(vals.normalized(), ",")))
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // conditionOperators are IAM's base operators; IfExists and the
@@ -544,6 +789,9 @@ func (l *linter) conditions(n *yaml.Node, path string, c Condition) {
 				continue
 			}
 			typ, canon, ok := l.tab.ConditionKey(k)
+			if !ok && federatedKeyRe.MatchString(k) {
+				typ, ok = "String", true
+			}
 			if !ok {
 				hint := ""
 				if s := l.tab.SuggestConditionKey(k); s != "" {
@@ -626,11 +874,15 @@ func parseCIDR(v string) (netip.Prefix, error) {
 }
 
 // broadManagedPolicies are AWS managed policies that are flagged wherever
-// they are attached.
-var broadManagedPolicies = map[string]string{
-	"AdministratorAccess": "admin-access",
-	"PowerUserAccess":     "broad-managed-policy",
-	"IAMFullAccess":       "broad-managed-policy",
+// they are attached. AdministratorAccess is "*" on "*", an error inline as
+// attached; IAMFullAccess lets a principal grant itself anything.
+var broadManagedPolicies = map[string]struct {
+	id  string
+	sev Severity
+}{
+	"AdministratorAccess": {"admin-access", SeverityError},
+	"IAMFullAccess":       {"broad-managed-policy", SeverityError},
+	"PowerUserAccess":     {"broad-managed-policy", SeverityWarning},
 }
 
 func (l *linter) managedARNs(n *yaml.Node, path string, str stringer) {
@@ -657,9 +909,8 @@ func (l *linter) managedARNs(n *yaml.Node, path string, str stringer) {
 			continue
 		}
 		name := a.Resource[strings.LastIndex(a.Resource, "/")+1:]
-		if id, ok := broadManagedPolicies[name]; ok && a.Account == "aws" {
-			sev := SeverityWarning
-			l.add(vn, path, id, sev, "attaches the AWS managed policy "+name, "grant only what the role needs; berth's provisioner role is the least-privilege alternative")
+		if b, ok := broadManagedPolicies[name]; ok && a.Account == "aws" {
+			l.add(vn, path, b.id, b.sev, "attaches the AWS managed policy "+name, "grant only what the role needs; berth's provisioner role is the least-privilege alternative")
 		}
 	}
 }

@@ -9,7 +9,7 @@ import (
 )
 
 // TestRenderedPoliciesLintClean: everything berth renders must lint clean
-// (the administrator variant only with its documented warning).
+// (the administrator variant only with its admin-access error).
 func TestRenderedPoliciesLintClean(t *testing.T) {
 	for name, p := range renderCases {
 		for _, k := range Kinds {
@@ -30,7 +30,7 @@ func TestRenderedPoliciesLintClean(t *testing.T) {
 	p.Administrator = true
 	r, _ := Render(KindProvisioner, p)
 	fs, _ := Lint("admin.json", r.JSON())
-	if len(fs) != 1 || fs[0].ID != "admin-access" || fs[0].Severity != SeverityWarning {
+	if len(fs) != 1 || fs[0].ID != "admin-access" || fs[0].Severity != SeverityError {
 		t.Errorf("administrator provisioner findings: %v", fs)
 	}
 }
@@ -79,5 +79,39 @@ func TestLintCorpus(t *testing.T) {
 	}
 	if n < 10 {
 		t.Errorf("only %d corpus files", n)
+	}
+}
+
+// TestLintSeverityConsistent: administrator access is an error however it
+// is granted, and --fail-on's threshold orders severities.
+func TestLintSeverityConsistent(t *testing.T) {
+	for _, c := range []struct{ name, doc, id string }{
+		{"inline", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`, "admin-policy"},
+		{"managed", `{"AssumeRolePolicyDocument":{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]},
+			"ManagedPolicyArns":["arn:aws:iam::aws:policy/AdministratorAccess"]}`, "admin-access"},
+		{"template", `{"Resources":{"R":{"Type":"AWS::IAM::Role","Properties":{"AssumeRolePolicyDocument":{"Version":"2012-10-17",
+			"Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]},
+			"ManagedPolicyArns":[{"Fn::Sub":"arn:${AWS::Partition}:iam::aws:policy/AdministratorAccess"}]}}}}`, "admin-access"},
+	} {
+		fs, err := Lint(c.name, []byte(c.doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, f := range fs {
+			if f.ID == c.id {
+				found = true
+				if f.Severity != SeverityError {
+					t.Errorf("%s: %s is a %s, want error", c.name, f.ID, f.Severity)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s: no %s finding in %v", c.name, c.id, fs)
+		}
+	}
+	warn := []Finding{{ID: "x", Severity: SeverityWarning}}
+	if AtLeast(warn, SeverityError) || !AtLeast(warn, SeverityWarning) || AtLeast(nil, SeverityInfo) {
+		t.Error("AtLeast orders severities wrongly")
 	}
 }
