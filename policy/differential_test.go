@@ -31,6 +31,10 @@ type diffCase struct {
 	pol    Policies
 	want   Outcome // "" for generated cases: agreement only
 	strict bool    // the other evaluator must accept the case
+	// known says why iam-simulate answers this case differently from IAM;
+	// berth must give want, and iam-simulate must still differ (so the
+	// note is dropped when it is fixed).
+	known string
 }
 
 type simCase struct {
@@ -233,6 +237,14 @@ func tableCases(t *testing.T) []diffCase {
 	add(KindOps, op, Allowed, "read bucket policy", "s3:GetBucketPolicy", "arn:aws:s3:::berth-123456789012-eu-west-1", nil)
 	add(KindOps, op, ImplicitDeny, "write bucket policy", "s3:PutBucketPolicy", "arn:aws:s3:::berth-123456789012-eu-west-1", nil)
 
+	// Policy variables are literal in a 2008-10-17 policy.
+	v2008 := Policies{Identity: []*Document{MustParse(`{"Version":"2008-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::acme-artifacts/${aws:username}/*"}]}`)}}
+	add("2008-10-17", v2008, ImplicitDeny, "variable not substituted", "s3:GetObject", obj("alice/x"), ctx("aws:username", "alice"))
+	add("2008-10-17", v2008, Allowed, "variable is text", "s3:GetObject", obj("${aws:username}/x"), ctx("aws:username", "alice"))
+	for i := len(cases) - 2; i < len(cases); i++ {
+		cases[i].known = "iam-simulate substitutes variables whatever the Version; IAM documents them as literal text in 2008-10-17 policies"
+	}
+
 	// Trust policies: cross-account, with and without the external ID.
 	assume := MustParse(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}`)
 	for _, k := range []Kind{KindProvisioner, KindOps} {
@@ -371,6 +383,15 @@ func TestDifferential(t *testing.T) {
 			continue
 		}
 		compared++
+		if c.known != "" {
+			if ours.Outcome != c.want {
+				t.Errorf("%s: berth says %s, want %s", c.name, ours.Outcome, c.want)
+			}
+			if theirOutcome(theirs[i]) == ours.Outcome {
+				t.Errorf("%s: iam-simulate now agrees; drop the note %q", c.name, c.known)
+			}
+			continue
+		}
 		if got := theirOutcome(theirs[i]); got != ours.Outcome {
 			t.Errorf("%s: berth says %s (%s), iam-simulate says %s", c.name, ours.Outcome, ours.Reason, got)
 			continue

@@ -265,6 +265,9 @@ func (r Request) resourceAccount(principalAcct string) string {
 type evaluator struct {
 	req                         Request
 	principalAcct, resourceAcct string
+	// literal is set while evaluating a policy whose Version is not
+	// 2012-10-17: IAM substitutes no policy variables there.
+	literal bool
 	// nearMisses are allow statements that apply to the request but for
 	// condition keys missing from its context: the likeliest reason for
 	// an implicit deny, and one the account relation does not explain.
@@ -310,6 +313,7 @@ func (ev *evaluator) analyze(docs []*Document, kind string) (*analysis, error) {
 		if kind == "identity" {
 			name = fmt.Sprintf("identity[%d]", i)
 		}
+		ev.literal = d.Version != Version2012
 		for j, s := range d.Statement {
 			if s.Principal != nil || s.NotPrincipal != nil {
 				return nil, fmt.Errorf("evaluate %s policy: statement %d has a Principal: %w", name, j, ErrUnsupported)
@@ -340,6 +344,7 @@ func (ev *evaluator) analyzeResource(d *Document, name string) (*analysis, error
 	if d == nil {
 		return a, nil
 	}
+	ev.literal = d.Version != Version2012
 	for j, s := range d.Statement {
 		ok, missing, err := ev.matches(s, false)
 		if err != nil {
@@ -577,9 +582,10 @@ func arnLike(pattern, arn string) bool {
 // substitute replaces policy variables (${aws:username},
 // ${aws:PrincipalTag/team}, ${key, 'default'}, ${*}, ${?}, ${$}) with request
 // context values. ok is false when a variable has no value: the pattern
-// then matches nothing, as in IAM.
+// then matches nothing, as in IAM. In a 2008-10-17 policy (or one without
+// Version) variables are literal text.
 func (ev *evaluator) substitute(s string) (string, bool, error) {
-	if !strings.Contains(s, "${") {
+	if ev.literal || !strings.Contains(s, "${") {
 		return s, true, nil
 	}
 	var b strings.Builder

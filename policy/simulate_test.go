@@ -34,6 +34,10 @@ func TestEvaluate(t *testing.T) {
 		return m
 	}
 	ec2 := "arn:aws:ec2:eu-west-1:111111111111:instance/i-1"
+	// In a 2008-10-17 policy, or one without Version, variables are text.
+	old := MustParse(`{"Version":"2008-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/${aws:username}/*"}]}`)
+	noVersion := MustParse(`{"Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*","Condition":{"StringEquals":{"s3:ExistingObjectTag/owner":"${aws:username}"}}}]}`)
+	alice := map[string][]string{"aws:username": {"alice"}}
 	for _, c := range []struct {
 		name string
 		req  Request
@@ -42,6 +46,12 @@ func TestEvaluate(t *testing.T) {
 	}{
 		{"variable match", Request{Action: "s3:GetObject", Resource: "arn:aws:s3:::b/alice/x", Principal: user, Context: map[string][]string{"aws:username": {"alice"}}}, Policies{Identity: []*Document{read}}, Allowed},
 		{"variable other user", Request{Action: "s3:GetObject", Resource: "arn:aws:s3:::b/bob/x", Principal: user, Context: map[string][]string{"aws:username": {"alice"}}}, Policies{Identity: []*Document{read}}, ImplicitDeny},
+		{"2008 variable stays literal", Request{Action: "s3:GetObject", Resource: "arn:aws:s3:::b/alice/x", Principal: user, Context: alice}, Policies{Identity: []*Document{old}}, ImplicitDeny},
+		{"2008 literal text matches", Request{Action: "s3:GetObject", Resource: "arn:aws:s3:::b/${aws:username}/x", Principal: user, Context: alice}, Policies{Identity: []*Document{old}}, Allowed},
+		{"no version condition literal", Request{Action: "s3:GetObject", Resource: "arn:aws:s3:::b/k", Principal: user,
+			Context: map[string][]string{"aws:username": {"alice"}, "s3:ExistingObjectTag/owner": {"alice"}}}, Policies{Identity: []*Document{noVersion}}, ImplicitDeny},
+		{"no version condition literal text", Request{Action: "s3:GetObject", Resource: "arn:aws:s3:::b/k", Principal: user,
+			Context: map[string][]string{"aws:username": {"alice"}, "s3:ExistingObjectTag/owner": {"${aws:username}"}}}, Policies{Identity: []*Document{noVersion}}, Allowed},
 		{"variable missing", Request{Action: "s3:GetObject", Resource: "arn:aws:s3:::b/alice/x", Principal: user}, Policies{Identity: []*Document{read}}, ImplicitDeny},
 		{"explicit deny", Request{Action: "s3:GetObject", Resource: "arn:aws:s3:::b/alice/x", Principal: user, Context: map[string][]string{"aws:username": {"alice"}, "aws:SecureTransport": {"false"}}}, Policies{Identity: []*Document{read, deny}}, ExplicitDeny},
 		{"deny condition false", Request{Action: "s3:GetObject", Resource: "arn:aws:s3:::b/alice/x", Principal: user, Context: map[string][]string{"aws:username": {"alice"}, "aws:SecureTransport": {"true"}}}, Policies{Identity: []*Document{read, deny}}, Allowed},
