@@ -53,3 +53,21 @@ func FuzzLint(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseRole: ParseRole never panics; a role it accepts has a trust
+// policy that renders and parses back.
+func FuzzParseRole(f *testing.F) {
+	seedCorpus(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := ParseRole(data)
+		if err != nil {
+			return
+		}
+		if r.Trust == nil {
+			t.Fatal("role without trust policy accepted")
+		}
+		if _, err := Parse(r.Trust.JSON()); err != nil {
+			t.Fatalf("trust policy does not parse back: %v", err)
+		}
+	})
+}

@@ -12,7 +12,7 @@ import (
 	"github.com/berth-dev/berth/policy"
 )
 
-// errLintFindings: lint found a finding of severity error (exit 1).
+// errLintFindings: lint found a finding at or above --fail-on (exit 1).
 var errLintFindings = errors.New("policy lint found errors")
 
 func newPolicyCommand(g *Globals) *cobra.Command {
@@ -99,23 +99,31 @@ func (g *Globals) writeOut(path string, data []byte) error {
 }
 
 func newPolicyLintCommand(g *Globals) *cobra.Command {
+	var failOn string
 	cmd := &cobra.Command{
-		Use:   "lint FILE...",
+		Use:   "lint FILE... [--fail-on error|warning]",
 		Short: "Check IAM policies and CloudFormation templates for the usual mistakes",
 		Long: `lint reads IAM policy documents (JSON or YAML) and CloudFormation templates and
 reports, with a severity, an id and a hint: wildcard actions or resources,
-AdministratorAccess, NotAction with Allow, cross-account trust without an external
-ID or other condition, unknown actions and condition keys (aws:ExternalId where
-sts:ExternalId was meant), unknown condition operators, malformed ARNs, size
-limits, and syntax errors with line numbers. In a template every embedded policy,
+AdministratorAccess (inline or attached: an error either way), NotAction with
+Allow, trust that is open (Principal "*", or a cross-account or federated trust
+whose conditions do not narrow it, such as sts:ExternalId StringLike "*"), GitHub
+OIDC trust without a sub condition, iam:PassRole on every role, S3 object actions
+on bucket ARNs and the reverse, unknown actions and condition keys (aws:ExternalId
+where sts:ExternalId was meant; OIDC provider keys such as
+token.actions.githubusercontent.com:sub are known), unknown condition operators,
+malformed ARNs, size limits, and syntax errors with line numbers. In a template every embedded policy,
 trust policy and managed policy ARN is checked.
 
-Exit 1 when a finding of severity error exists; exit 2 when a file cannot be read
-or parsed.`,
-		Example: "  berth policy lint bootstrap.yaml role-policy.json\n  berth policy lint *.json --output json",
+Exit 1 when a finding of severity error exists (with --fail-on warning, of
+severity warning or error); exit 2 when a file cannot be read or parsed.`,
+		Example: "  berth policy lint bootstrap.yaml role-policy.json\n  berth policy lint *.json --output json\n  berth policy lint --fail-on warning policies/*.json   # CI: warnings fail too",
 		Args: func(cmd *cobra.Command, a []string) error {
 			if len(a) == 0 {
 				return usageErr(errors.New("lint takes one or more FILEs"))
+			}
+			if failOn != string(policy.SeverityError) && failOn != string(policy.SeverityWarning) {
+				return usageErr(fmt.Errorf("--fail-on %q: use error or warning", failOn))
 			}
 			return nil
 		},
@@ -143,7 +151,7 @@ or parsed.`,
 						malformed = true
 					}
 				}
-				hasErrors = hasErrors || policy.HasErrors(fs)
+				hasErrors = hasErrors || policy.AtLeast(fs, policy.Severity(failOn))
 				all = append(all, fileFindings{File: f, Findings: fs})
 			}
 			if g.json() {
@@ -171,6 +179,7 @@ or parsed.`,
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&failOn, "fail-on", string(policy.SeverityError), "exit 1 on findings of this severity or worse: error or warning")
 	return cmd
 }
 
@@ -183,6 +192,11 @@ func newPolicySimulateCommand(g *Globals) *cobra.Command {
 		Short: "Evaluate policies offline for one request: allowed or denied, and why",
 		Long: `simulate evaluates IAM policy evaluation logic offline: identity policies, a
 resource policy, a permissions boundary and a role trust policy, for one request.
+--policy also takes a role file as "policy render provisioner|ops" prints it: its
+trust policy decides sts:AssumeRole and sts:TagSession, its inline policies (and
+AdministratorAccess, if attached) the requests of its sessions; a permissions
+boundary it names needs its document with --boundary. A policy with Version
+2008-10-17 (or none) keeps policy variables as literal text, as IAM does.
 It prints the decision and the statements that decided it. It supports
 Allow/Deny, Action/NotAction, Resource/NotResource with wildcards, the string,
 ARN, bool, null, numeric, date and IP operators, IfExists, ForAnyValue/
@@ -201,12 +215,47 @@ Exit 0 when allowed, 1 when denied.`,
 				return usageErr(errors.New("give --action, --resource and at least one of --policy, --resource-policy, --trust-policy"))
 			}
 			var pol policy.Policies
+			var roleTrust, roleBoundary string // file and ARN taken from a role file
 			for _, f := range identity {
-				d, err := readPolicy(f)
+				data, err := os.ReadFile(f)
 				if err != nil {
-					return err
+					return usageErr(fmt.Errorf("read %s: %w", f, err))
 				}
-				pol.Identity = append(pol.Identity, d)
+				role, err := policy.ParseRole(data)
+				if errors.Is(err, policy.ErrNotRole) {
+					d, err := policy.Parse(data)
+					if err != nil {
+						return usageErr(fmt.Errorf("parse %s: %w", f, err))
+					}
+					pol.Identity = append(pol.Identity, d)
+					continue
+				}
+				if err != nil {
+					return usageErr(fmt.Errorf("parse %s: %w", f, err))
+				}
+				// A role file, as policy render provisioner|ops prints it:
+				// its trust policy decides sts:AssumeRole and TagSession,
+				// its policies the requests of its sessions.
+				if roleTrust != "" {
+					return usageErr(fmt.Errorf("%s and %s are both roles: simulate one role at a time", roleTrust, f))
+				}
+				roleTrust, roleBoundary = f, role.PermissionsBoundary
+				if trust == "" {
+					pol.Trust = role.Trust
+				}
+				if policy.TrustApplies(action) {
+					continue // the caller's policies, not the role's, are identity policies here
+				}
+				pol.Identity = append(pol.Identity, role.Policies...)
+				for _, arn := range role.ManagedPolicyARNs {
+					if arn != policy.AdministratorAccessARN(partitionOf(arn)) {
+						return usageErr(fmt.Errorf("%s attaches the managed policy %s, whose document is not in the file: pass it with another --policy FILE", f, arn))
+					}
+					pol.Identity = append(pol.Identity, policy.AdministratorAccessDocument())
+				}
+			}
+			if roleBoundary != "" && boundary == "" && !policy.TrustApplies(action) {
+				return usageErr(fmt.Errorf("%s has the permissions boundary %s, whose document is not in the file: pass it with --boundary FILE", roleTrust, roleBoundary))
 			}
 			for _, x := range []struct {
 				file string
@@ -258,7 +307,7 @@ Exit 0 when allowed, 1 when denied.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringArrayVar(&identity, "policy", nil, "identity policy FILE, repeatable")
+	fl.StringArrayVar(&identity, "policy", nil, "identity policy FILE or role FILE (from policy render), repeatable")
 	fl.StringVar(&resourcePolicy, "resource-policy", "", "resource policy FILE (bucket or key policy)")
 	fl.StringVar(&boundary, "boundary", "", "permissions boundary FILE")
 	fl.StringVar(&trust, "trust-policy", "", "role trust policy FILE (for sts:AssumeRole requests)")
@@ -332,3 +381,4 @@ Names derive from --qualifier, with IAM and S3 length checks.`,
 	cmd.AddCommand(render)
 	return cmd
 }
+
