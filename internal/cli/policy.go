@@ -381,4 +381,3 @@ Names derive from --qualifier, with IAM and S3 length checks.`,
 	cmd.AddCommand(render)
 	return cmd
 }
-
