@@ -174,14 +174,42 @@ func TestHandlerPermissions(t *testing.T) {
 		}
 	}
 
+	checked := map[string]bool{}
+	for _, p := range []Params{
+		{},
+		{Qualifier: "acme", ParameterPrefix: "/acme/artifacts"},
+		{Qualifier: "acme", KMSKeyARN: "arn:aws:kms:eu-west-1:123456789012:key/0b2c1f8e-1111-2222-3333-444455556666"},
+	} {
+		checkRoles(t, handlers, props, p, checked)
+	}
+	// Guard against a table that silently checks nothing.
+	for _, must := range []string{"provisioner s3:PutBucketOwnershipControls", "ops s3:GetBucketOwnershipControls",
+		"ops ssm:GetParameters", "ops ssm:ListTagsForResource", "ops kms:ListResourceTags", "provisioner kms:CreateKey"} {
+		if !checked[must] {
+			t.Errorf("%s was not checked", must)
+		}
+	}
+	t.Logf("%d role/action pairs checked from %s", len(checked), handlers.Source)
+}
+
+// checkRoles renders the bootstrap and data plane templates with p and has
+// the simulator check the provisioner's create and update and ops's read
+// handler actions; it records the role/action pairs checked.
+func checkRoles(t *testing.T, handlers handlerTable, props propertyTable, p Params, checked map[string]bool) {
 	const (
-		account   = "123456789012"
-		region    = "eu-west-1"
-		qualifier = policy.DefaultQualifier
+		account = "123456789012"
+		region  = "eu-west-1"
 	)
+	qualifier, paramPrefix := p.Qualifier, p.ParameterPrefix
+	if qualifier == "" {
+		qualifier = policy.DefaultQualifier
+	}
+	if paramPrefix == "" {
+		paramPrefix = "/" + qualifier
+	}
 	subst := strings.NewReplacer("${AWS::Partition}", "aws", "${AWS::AccountId}", account, "${AWS::Region}", region,
 		"${TrustPrincipal}", "arn:aws:iam::210987654321:role/vendor", "${ExternalId}", "ext-1")
-	boot := renderResources(t, "bootstrap", Params{})
+	boot := renderResources(t, "bootstrap", Params{Qualifier: p.Qualifier, ParameterPrefix: p.ParameterPrefix, KMSKeyARN: p.KMSKeyARN})
 	roles := map[string]*policy.Document{
 		"provisioner": rolePolicy(t, boot, "ProvisionerRole", subst),
 		"ops":         rolePolicy(t, boot, "OpsRole", subst),
@@ -201,7 +229,7 @@ func TestHandlerPermissions(t *testing.T) {
 		case "AWS::S3::Bucket", "AWS::S3::BucketPolicy":
 			req.Resource = "arn:aws:s3:::" + qualifier + "-" + account + "-" + region
 		case "AWS::SSM::Parameter":
-			req.Resource = "arn:aws:ssm:" + region + ":" + account + ":parameter/" + qualifier + "/bucket"
+			req.Resource = "arn:aws:ssm:" + region + ":" + account + ":parameter" + paramPrefix + "/bucket"
 		case "AWS::IAM::ManagedPolicy":
 			req.Resource = "arn:aws:iam::" + account + ":policy/" + qualifier + "-artifact-read-" + region
 		case "AWS::KMS::Key":
@@ -242,12 +270,11 @@ func TestHandlerPermissions(t *testing.T) {
 			return
 		}
 		if !d.Allowed() {
-			t.Errorf("%s role is denied %s on %s (%s): %s %s", role, action, req.Resource, what, d.Outcome, d.Reason)
+			t.Errorf("qualifier %s: %s role is denied %s on %s (%s): %s %s", qualifier, role, action, req.Resource, what, d.Outcome, d.Reason)
 		}
 	}
 
-	checked := map[string]bool{}
-	resources := renderResources(t, "dataplane", Params{})
+	resources := renderResources(t, "dataplane", p)
 	var logicals []string
 	for l := range resources {
 		logicals = append(logicals, l)
@@ -280,12 +307,4 @@ func TestHandlerPermissions(t *testing.T) {
 			checked["ops "+a] = true
 		}
 	}
-	// Guard against a table that silently checks nothing.
-	for _, must := range []string{"provisioner s3:PutBucketOwnershipControls", "ops s3:GetBucketOwnershipControls",
-		"ops ssm:GetParameters", "ops ssm:ListTagsForResource", "ops kms:ListResourceTags", "provisioner kms:CreateKey"} {
-		if !checked[must] {
-			t.Errorf("%s was not checked", must)
-		}
-	}
-	t.Logf("%d role/action pairs checked from %s", len(checked), handlers.Source)
 }
