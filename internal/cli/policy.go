@@ -248,7 +248,7 @@ Exit 0 when allowed, 1 when denied.`,
 				}
 				pol.Identity = append(pol.Identity, role.Policies...)
 				for _, arn := range role.ManagedPolicyARNs {
-					if arn != policy.AdministratorAccessARN(partitionOf(arn)) {
+					if a, err := policy.ParseARN(arn); err != nil || arn != policy.AdministratorAccessARN(a.Partition) {
 						return usageErr(fmt.Errorf("%s attaches the managed policy %s, whose document is not in the file: pass it with another --policy FILE", f, arn))
 					}
 					pol.Identity = append(pol.Identity, policy.AdministratorAccessDocument())
