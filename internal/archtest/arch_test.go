@@ -26,6 +26,7 @@ var allowed = map[string][]string{
 	"dataplane":       {"errkind", "store", "internal/awserr", "internal/awsx", "policy", "cfn", "deploy"},
 	"internal/config": {},
 	"hub/secrets":     {"errkind"},
+	"hub/db":          {"errkind"},
 }
 
 func TestLayering(t *testing.T) {
