@@ -25,6 +25,8 @@ var allowed = map[string][]string{
 	"deploy":          {"internal/awserr", "errkind"},
 	"dataplane":       {"errkind", "store", "internal/awserr", "internal/awsx", "policy", "cfn", "deploy"},
 	"internal/config": {},
+	"hub/secrets":     {"errkind"},
+	"hub/db":          {"errkind"},
 }
 
 func TestLayering(t *testing.T) {
