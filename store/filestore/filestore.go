@@ -101,6 +101,9 @@ func (s *Store) openRoot(create bool) (*os.Root, error) {
 		}
 	}
 	r, err := os.OpenRoot(s.dir)
+	if !create && errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("the store directory does not exist yet: %w", fs.ErrNotExist)
+	}
 	if err != nil {
 		return nil, err
 	}
