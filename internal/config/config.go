@@ -214,11 +214,10 @@ func (c *Config) SSMPrefix() (string, error) {
 }
 
 // Load reads the file at path. A missing file is reported with
-// errors.Is(err, os.ErrNotExist). Only a regular file of at most
-// MaxFileSize bytes is read.
+// errors.Is(err, os.ErrNotExist). At most MaxFileSize bytes are read.
 func Load(path string) (*Config, error) {
-	// O_NONBLOCK: opening a FIFO named as the config must not hang; it is
-	// refused below.
+	// O_NONBLOCK: opening a named pipe with no writer must not hang. Pipes
+	// (--config <(command)) and devices are read like files, up to the cap.
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
@@ -228,8 +227,8 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("config %s is not a regular file (%s): %w", path, fi.Mode().Type(), ErrInvalid)
+	if fi.IsDir() {
+		return nil, fmt.Errorf("config %s is a directory; name the file: %w", path, ErrInvalid)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {

@@ -225,11 +225,17 @@ func TestLoadCaps(t *testing.T) {
 	go func() { _, err := Load(fifo); done <- err }()
 	select {
 	case err := <-done:
-		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "not a regular file") {
-			t.Errorf("Load of a FIFO: %v", err)
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "no regions configured") {
+			t.Errorf("Load of a FIFO nobody writes: %v", err)
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("Load of a FIFO hangs")
+		t.Fatal("Load of a FIFO nobody writes hangs")
+	}
+	if _, err := Load("/dev/zero"); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("Load of an endless device: %v", err)
+	}
+	if _, err := Load(dir); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "is a directory") {
+		t.Errorf("Load of a directory: %v", err)
 	}
 	if _, err := Load(filepath.Join(dir, "missing.yaml")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Load of a missing file: %v, want ErrNotExist", err)
