@@ -19,7 +19,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -47,12 +46,11 @@ var (
 	ErrNoAtomicCreate = errors.New("this filesystem supports neither hard links nor file locks, so berth cannot write create-only here; put the store on a local filesystem such as ext4, xfs, btrfs or tmpfs")
 )
 
-// Store keeps objects as files under a root directory.
+// Store keeps objects as files under a root directory. Each operation
+// opens the directory afresh (one openat), so a store directory removed and
+// recreated under a long-running process is simply used again.
 type Store struct {
 	dir string
-
-	mu   sync.Mutex
-	root *os.Root // opened on first use; nil while the directory is missing
 
 	// link is link(2) within the root; tests replace it to play a
 	// filesystem without hard links.
@@ -75,26 +73,10 @@ func New(dir string) (*Store, error) {
 
 func (s *Store) String() string { return "file://" + s.dir }
 
-// Close releases the store directory. The store reopens it on next use.
-func (s *Store) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.root == nil {
-		return nil
-	}
-	err := s.root.Close()
-	s.root = nil
-	return err
-}
-
 // openRoot opens the store directory, creating it first only for writes.
-// A missing directory on a read is reported as fs.ErrNotExist.
+// A missing directory on a read is reported as fs.ErrNotExist. The caller
+// closes the root.
 func (s *Store) openRoot(create bool) (*os.Root, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.root != nil {
-		return s.root, nil
-	}
 	if create {
 		if err := os.MkdirAll(s.dir, dirMode); err != nil {
 			return nil, fmt.Errorf("create store directory: %w", err)
@@ -107,7 +89,6 @@ func (s *Store) openRoot(create bool) (*os.Root, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.root = r
 	return r, nil
 }
 
@@ -198,6 +179,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, op
 	if err != nil {
 		return store.Info{}, s.fail("put", key, err)
 	}
+	defer root.Close()
 	dir := filepath.Dir(p)
 	if err := root.MkdirAll(dir, dirMode); err != nil {
 		return store.Info{}, s.fail("put", key, err)
@@ -354,6 +336,7 @@ func (s *Store) Get(ctx context.Context, key string, rng store.Range) (io.ReadCl
 	if err != nil {
 		return nil, store.Info{}, s.fail("get", key, err)
 	}
+	defer root.Close() // the opened file outlives it
 	// O_NONBLOCK: a FIFO planted in the store must not hang the reader;
 	// it is refused below like any other non-regular file.
 	f, err := root.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
@@ -407,6 +390,7 @@ func (s *Store) Stat(ctx context.Context, key string) (store.Info, error) {
 	if err != nil {
 		return store.Info{}, s.fail("stat", key, err)
 	}
+	defer root.Close()
 	fi, err := root.Stat(p)
 	if err == nil {
 		err = regular(fi)
@@ -461,6 +445,7 @@ func (s *Store) walk(ctx context.Context, dir string, fn func(key string, d fs.D
 	if err != nil {
 		return err
 	}
+	defer root.Close()
 	return fs.WalkDir(root.FS(), dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) || (p == dir && escapes(err)) {
@@ -490,6 +475,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err != nil {
 		return s.fail("delete", key, err)
 	}
+	defer root.Close()
 	if err := root.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return s.fail("delete", key, err)
 	}

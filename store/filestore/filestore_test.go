@@ -337,3 +337,26 @@ func keys(infos []store.Info) string {
 	}
 	return strings.Join(k, ",")
 }
+
+// TestStoreDirectoryRecreated: a long-running process keeps working when
+// the store directory is removed and made again under it.
+func TestStoreDirectoryRecreated(t *testing.T) {
+	ctx := context.Background()
+	root := filepath.Join(t.TempDir(), "store")
+	s, _ := filestore.New(root)
+	if _, err := s.Put(ctx, "a/b", strings.NewReader("one"), 3, store.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Stat(ctx, "a/b"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("stat after removal: %v", err)
+	}
+	if _, err := s.Put(ctx, "a/b", strings.NewReader("two"), 3, store.PutOptions{IfNoneMatch: true}); err != nil {
+		t.Fatalf("put after removal: %v", err)
+	}
+	if got := read(t, s, "a/b"); got != "two" {
+		t.Fatalf("a/b = %q", got)
+	}
+}
