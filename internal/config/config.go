@@ -257,7 +257,8 @@ func Parse(name string, data []byte) (*Config, error) {
 	return &c, nil
 }
 
-// Write saves c at path atomically, creating directories.
+// Write saves c at path atomically, creating directories. The trusted_dirs
+// of the file it replaces are kept unless c sets its own.
 func Write(path string, c *Config, overwrite bool) error {
 	if err := c.Validate(); err != nil {
 		return err
@@ -265,6 +266,15 @@ func Write(path string, c *Config, overwrite bool) error {
 	if !overwrite {
 		if _, err := os.Stat(path); err == nil {
 			return fmt.Errorf("config %s exists: %w", path, os.ErrExist)
+		}
+	}
+	if len(c.TrustedDirs) == 0 {
+		// Commands that rewrite the file (init --force, dataplane deploy)
+		// know nothing of the user's trust list; keep it.
+		if old, err := Load(path); err == nil && len(old.TrustedDirs) > 0 {
+			kept := *c
+			kept.TrustedDirs = old.TrustedDirs
+			c = &kept
 		}
 	}
 	data, err := yaml.Marshal(c)

@@ -313,3 +313,21 @@ func TestTrustedDirsMustBeAbsolute(t *testing.T) {
 		t.Fatalf("a file with only trusted_dirs: %+v, %v", c, err)
 	}
 }
+
+func TestWriteKeepsTrustedDirs(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte("trusted_dirs: [/src/app]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := &Config{Regions: []Region{{Name: "a", Store: "file:///a"}}}
+	if err := Write(path, c, true); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(path)
+	if err != nil || len(got.Regions) != 1 || len(got.TrustedDirs) != 1 || got.TrustedDirs[0] != "/src/app" {
+		t.Fatalf("after rewrite: %+v, %v", got, err)
+	}
+	if c.TrustedDirs != nil {
+		t.Fatal("Write changed its input")
+	}
+}
