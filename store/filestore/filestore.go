@@ -415,9 +415,18 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.Info, error) {
 		if strings.HasPrefix(d.Name(), tmpPrefix) || !strings.HasPrefix(key, prefix) {
 			return nil
 		}
-		// Stat through the root: a link is listed only when it leads to a
-		// regular file inside the store, as Get would read it.
-		fi, err := root.Stat(filepath.FromSlash(key))
+		var fi fs.FileInfo
+		var err error
+		switch {
+		case d.Type().IsRegular():
+			fi, err = d.Info()
+		case d.Type()&fs.ModeSymlink != 0:
+			// Through the root: a link is listed only when it leads to a
+			// regular file inside the store, as Get would read it.
+			fi, err = root.Stat(filepath.FromSlash(key))
+		default:
+			return nil // FIFOs, sockets, devices are not objects
+		}
 		if errors.Is(err, fs.ErrNotExist) || escapes(err) || (err == nil && !fi.Mode().IsRegular()) {
 			return nil // deleted while listing, or not an object
 		}
