@@ -78,19 +78,12 @@ func (g *Globals) client(ctx context.Context, cmd *cobra.Command, f *storeFlags)
 	return c, nil
 }
 
-// loadConfig applies the precedence flags > env > file > embedded default.
+// loadConfig applies the precedence flags > env > file > embedded default,
+// and says on stderr which file it read.
 func (g *Globals) loadConfig(cmd *cobra.Command, f *storeFlags) (*config.Config, error) {
-	path := g.ConfigPath
-	explicit := path != ""
-	if !explicit {
-		path = config.DefaultPath(g.Env)
-	}
-	base, err := config.Load(path)
+	base, err := g.readConfigFile()
 	if err != nil {
-		if !errors.Is(err, os.ErrNotExist) || explicit {
-			return nil, err
-		}
-		base = nil
+		return nil, err
 	}
 	o := config.Overrides{Stores: f.stores, Pointers: f.pointers}
 	if cmd.Flags().Changed("prefix") {
@@ -102,10 +95,67 @@ func (g *Globals) loadConfig(cmd *cobra.Command, f *storeFlags) (*config.Config,
 	}
 	if len(cfg.Regions) == 0 {
 		dir := config.DefaultDataDir(g.Env)
-		g.info("berth: no configuration found; using the local store %s (run \"berth init\" to configure regions)", dir)
+		if g.Verbose || g.firstNotice("no-config") {
+			g.info("berth: no configuration found; using the local store %s (run \"berth init\" to configure regions; said once, -v repeats it)", dir)
+		}
 		cfg.Regions = []config.Region{{Name: "local", Store: "file://" + dir}}
 	}
 	return cfg, nil
+}
+
+// readConfigFile reads the file --config or BERTH_CONFIG names, else the
+// one config.Find chooses; nil when there is none.
+func (g *Globals) readConfigFile() (*config.Config, error) {
+	if g.ConfigPath != "" {
+		c, err := config.Load(g.ConfigPath)
+		if err != nil {
+			return nil, err
+		}
+		g.info("berth: using config %s (%s)", g.ConfigPath, g.configFrom)
+		return c, nil
+	}
+	cwd, _ := os.Getwd() // without it, no ./berth.yaml is considered
+	found, err := config.Find(g.Env, cwd)
+	if err != nil {
+		return nil, err
+	}
+	if found.Ignored != "" {
+		g.info("berth: ignored %s: this directory is not trusted; use it with --config %s or BERTH_CONFIG, or trust the directory with \"trusted_dirs: [%s]\" in %s",
+			found.Ignored, found.Ignored, cwd, config.DefaultPath(g.Env))
+	}
+	switch {
+	case found.Local:
+		g.info("berth: using config %s (trusted directory)", found.Path)
+	case found.Path != "":
+		g.info("berth: using config %s", found.Path)
+	}
+	return found.Config, nil
+}
+
+// firstNotice reports whether the notice name was never shown on this
+// machine, and records it as shown. Quiet runs show nothing and record
+// nothing; a state directory that cannot be written shows it every time.
+func (g *Globals) firstNotice(name string) bool {
+	if g.Quiet {
+		return false
+	}
+	if g.Env("XDG_STATE_HOME") == "" {
+		// Never create a home directory that does not exist (HOME=/no-home
+		// in sandboxes and tests): just say it every time.
+		if _, err := os.Stat(g.Env("HOME")); err != nil {
+			return true
+		}
+	}
+	dir := config.DefaultStateDir(g.Env)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return true
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "notice-"+name), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return !errors.Is(err, os.ErrExist)
+	}
+	f.Close()
+	return true
 }
 
 func (g *Globals) s3Options(f *storeFlags) (s3store.Options, error) {

@@ -30,6 +30,8 @@ type Globals struct {
 	StackPoll time.Duration
 
 	ConfigPath string
+	// configFrom says who named ConfigPath ("--config" or "BERTH_CONFIG").
+	configFrom string
 	Profile    string
 	Output     string
 	Quiet      bool
@@ -106,7 +108,7 @@ Exit codes:
 	}
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageErr(err) })
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.ConfigPath, "config", "", "config file (env BERTH_CONFIG; default ./berth.yaml if present, else $XDG_CONFIG_HOME/berth/config.yaml)")
+	pf.StringVar(&g.ConfigPath, "config", "", "config file (env BERTH_CONFIG; default $XDG_CONFIG_HOME/berth/config.yaml, or ./berth.yaml in a directory listed under trusted_dirs there)")
 	pf.StringVar(&g.Profile, "profile", "", "AWS profile, SSO profiles included (env AWS_PROFILE)")
 	pf.StringVar(&g.Output, "output", "", "output format: text or json (env BERTH_OUTPUT)")
 	pf.BoolVarP(&g.Quiet, "quiet", "q", false, "no progress and no informational lines on stderr")
@@ -131,8 +133,11 @@ func (g *Globals) setup() error {
 	default:
 		return usageErr(fmt.Errorf("--output %q: use text or json", g.Output))
 	}
-	if g.ConfigPath == "" {
-		g.ConfigPath = g.Env("BERTH_CONFIG")
+	switch {
+	case g.ConfigPath != "":
+		g.configFrom = "--config"
+	case g.Env("BERTH_CONFIG") != "":
+		g.ConfigPath, g.configFrom = g.Env("BERTH_CONFIG"), "BERTH_CONFIG"
 	}
 	level := slog.LevelWarn
 	switch {
