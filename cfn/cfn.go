@@ -25,7 +25,12 @@ import (
 // BootstrapVersion is written to the bootstrap stack's version parameter
 // and output. Bump it whenever the bootstrap template changes in a way the
 // data plane deploy depends on, so berth can refuse an older bootstrap.
-const BootstrapVersion = 1
+//
+//	1  first release
+//	2  the provisioner may apply every property the data plane template
+//	   sets (OwnershipControls), ops may read what drift detection reads,
+//	   and sts:TagSession has its own trust statement
+const BootstrapVersion = 2
 
 // Format is the output format of a template.
 type Format string
