@@ -1,0 +1,62 @@
+package hub
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/berth-dev/berth/errkind"
+)
+
+// apiError is the one shape of every error the API returns.
+type apiError struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// status chooses, in this one place, the HTTP status and API code of an
+// error by its kind. Errors without a kind are the hub's own failures:
+// their text stays in the log, and the caller gets the request id.
+func status(err error) (int, string, bool) {
+	switch {
+	case errors.Is(err, errUnauthenticated):
+		return http.StatusUnauthorized, "unauthenticated", true
+	case errors.Is(err, errkind.Invalid):
+		return http.StatusBadRequest, "invalid", true
+	case errors.Is(err, errkind.PermissionDenied):
+		return http.StatusForbidden, "forbidden", true
+	case errors.Is(err, errkind.NotFound):
+		return http.StatusNotFound, "not_found", true
+	case errors.Is(err, errkind.Conflict), errors.Is(err, errkind.PreconditionFailed):
+		return http.StatusConflict, "conflict", true
+	case errors.Is(err, errkind.Unavailable):
+		return http.StatusServiceUnavailable, "unavailable", true
+	}
+	return http.StatusInternalServerError, "unavailable", false
+}
+
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code, name, known := status(err)
+	var body apiError
+	body.Error.Code = name
+	body.Error.Message = err.Error()
+	if !known {
+		s.log().Error("request failed", "method", r.Method, "path", r.URL.Path, "request_id", requestID(r), "err", err)
+		body.Error.Message = "internal error; the hub's log has request " + requestID(r)
+	}
+	if code == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="berth"`)
+	}
+	writeJSON(w, code, body)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

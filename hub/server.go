@@ -1,0 +1,305 @@
+// Package hub is berth's control plane: an HTTP JSON API (and later the web
+// UI) over the hub database. It holds who may do what; artifact bytes never
+// pass through it.
+package hub
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berth-dev/berth/errkind"
+	"github.com/berth-dev/berth/hub/db"
+)
+
+// Server serves the hub's API.
+type Server struct {
+	DB  *db.DB
+	Log *slog.Logger
+	// SetupCode, when set, lets the first user be created through
+	// POST /api/v1/setup; it is accepted only while there are no users.
+	SetupCode string
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+	// TokenTTL is the lifetime of new API tokens (90 days when zero).
+	TokenTTL time.Duration
+}
+
+func (s *Server) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Server) log() *slog.Logger {
+	if s.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Log
+}
+
+// NewSetupCode returns a random one-time code for the first-start link.
+func NewSetupCode() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// route is one API operation; the router and the OpenAPI document are
+// both built from the list, so they cannot disagree.
+type route struct {
+	method, path, summary string
+	public                bool
+	handle                func(s *Server, w http.ResponseWriter, r *http.Request, u *db.User) error
+}
+
+func routes() []route {
+	return []route{
+		{"GET", "/healthz", "Liveness: the process serves requests", true, (*Server).healthz},
+		{"GET", "/readyz", "Readiness: the database answers at this berth's schema version", true, (*Server).readyz},
+		{"GET", "/api/v1/openapi.json", "This document", true, (*Server).openapi},
+		{"POST", "/api/v1/setup", "First start: create the first user with the one-time setup code; returns an API token", true, (*Server).setup},
+		{"GET", "/api/v1/me", "The signed-in user", false, (*Server).me},
+		{"POST", "/api/v1/tokens", "Create an API token for the signed-in user; the token is shown once", false, (*Server).createToken},
+		{"DELETE", "/api/v1/tokens/{id}", "Revoke one of the signed-in user's tokens", false, (*Server).revokeToken},
+	}
+}
+
+// Handler returns the hub's HTTP handler.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range routes() {
+		mux.HandleFunc(rt.method+" "+rt.path, func(w http.ResponseWriter, r *http.Request) {
+			var u *db.User
+			if !rt.public {
+				token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+				if !ok {
+					s.writeError(w, r, errUnauthenticated)
+					return
+				}
+				var err error
+				if u, err = s.authenticate(r.Context(), strings.TrimSpace(token)); err != nil {
+					s.writeError(w, r, err)
+					return
+				}
+			}
+			if err := rt.handle(s, w, r, u); err != nil {
+				s.writeError(w, r, err)
+			}
+		})
+	}
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, fmt.Errorf("no API operation %s %s: %w", r.Method, r.URL.Path, errkind.NotFound))
+	})
+	return s.withRequestID(mux)
+}
+
+type ctxKey int
+
+const requestIDKey ctxKey = 0
+
+// withRequestID gives every request an id, returned in X-Request-Id and
+// named in logs and internal errors.
+func (s *Server) withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b := make([]byte, 8)
+		_, _ = rand.Read(b)
+		id := hex.EncodeToString(b)
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
+	})
+}
+
+func requestID(r *http.Request) string {
+	id, _ := r.Context().Value(requestIDKey).(string)
+	return id
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request, _ *db.User) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ *db.User) error {
+	v, err := s.DB.SchemaVersion(r.Context())
+	if err != nil {
+		return fmt.Errorf("database: %w: %w", err, errkind.Unavailable)
+	}
+	if v != db.LatestVersion() {
+		return fmt.Errorf("database schema is at version %d, this berth needs %d: %w", v, db.LatestVersion(), errkind.Unavailable)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "database": s.DB.Dialect.String(), "schema_version": v})
+	return nil
+}
+
+// decode reads a JSON body of at most 64 KiB with no unknown fields.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("read request body: %w: %w", err, errkind.Invalid)
+	}
+	return nil
+}
+
+type tokenOut struct {
+	ID      int64     `json:"id"`
+	Name    string    `json:"name"`
+	Token   string    `json:"token,omitempty"` // only in the answer that creates it
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires"`
+}
+
+func (s *Server) issueToken(ctx context.Context, userID int64, name string) (*tokenOut, error) {
+	ttl := s.TokenTTL
+	if ttl == 0 {
+		ttl = 90 * 24 * time.Hour
+	}
+	token, rec, err := newToken(userID, name, s.now(), ttl)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.DB.CreateToken(ctx, rec); err != nil {
+		return nil, err
+	}
+	return &tokenOut{ID: rec.ID, Name: name, Token: token, Created: rec.Created, Expires: rec.Expires}, nil
+}
+
+func (s *Server) setup(w http.ResponseWriter, r *http.Request, _ *db.User) error {
+	var in struct {
+		Code  string `json:"code"`
+		Email string `json:"email"`
+		Name  string `json:"name"`
+	}
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	if s.SetupCode == "" || subtle.ConstantTimeCompare([]byte(in.Code), []byte(s.SetupCode)) != 1 {
+		return fmt.Errorf("setup: wrong or expired setup code; use the link berth server printed at start: %w", errkind.PermissionDenied)
+	}
+	if err := validEmail(in.Email); err != nil {
+		return err
+	}
+	n, err := s.DB.CountUsers(r.Context())
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return fmt.Errorf("setup: the hub already has users; sign in instead: %w", errkind.Conflict)
+	}
+	u, err := s.DB.CreateUser(r.Context(), in.Email, in.Name)
+	if err != nil {
+		return err
+	}
+	t, err := s.issueToken(r.Context(), u.ID, "setup")
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"user": userOut(u), "token": t})
+	return nil
+}
+
+func validEmail(e string) error {
+	at := strings.LastIndex(e, "@")
+	if at < 1 || at == len(e)-1 || len(e) > 254 || strings.ContainsAny(e, " \t\r\n<>") {
+		return fmt.Errorf("email %q: want an address such as ana@example.com: %w", truncate(e, 64), errkind.Invalid)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+func userOut(u *db.User) map[string]any {
+	return map[string]any{"id": u.ID, "email": u.Email, "name": u.Name, "created": u.Created}
+}
+
+func (s *Server) me(w http.ResponseWriter, _ *http.Request, u *db.User) error {
+	writeJSON(w, http.StatusOK, userOut(u))
+	return nil
+}
+
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request, u *db.User) error {
+	var in struct {
+		Name string `json:"name"`
+	}
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	if in.Name == "" || len(in.Name) > 100 {
+		return fmt.Errorf("name: give the token a name of 1 to 100 characters, such as \"ci\": %w", errkind.Invalid)
+	}
+	t, err := s.issueToken(r.Context(), u.ID, in.Name)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, t)
+	return nil
+}
+
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, u *db.User) error {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		return fmt.Errorf("token id %q: want a number: %w", truncate(r.PathValue("id"), 32), errkind.Invalid)
+	}
+	if err := s.DB.RevokeToken(r.Context(), u.ID, id); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// openapi describes the routes (OpenAPI 3.1).
+func (s *Server) openapi(w http.ResponseWriter, _ *http.Request, _ *db.User) error {
+	writeJSON(w, http.StatusOK, OpenAPI())
+	return nil
+}
+
+// OpenAPI returns the API's description, built from the same route list as
+// the router.
+func OpenAPI() map[string]any {
+	errResp := map[string]any{"description": "error", "content": map[string]any{"application/json": map[string]any{
+		"schema": map[string]any{"$ref": "#/components/schemas/Error"}}}}
+	paths := map[string]any{}
+	for _, rt := range routes() {
+		op := map[string]any{"summary": rt.summary, "responses": map[string]any{"2XX": map[string]any{"description": "success"}, "default": errResp}}
+		if rt.public {
+			op["security"] = []any{}
+		}
+		item, _ := paths[rt.path].(map[string]any)
+		if item == nil {
+			item = map[string]any{}
+			paths[rt.path] = item
+		}
+		item[strings.ToLower(rt.method)] = op
+	}
+	return map[string]any{
+		"openapi":  "3.1.0",
+		"info":     map[string]any{"title": "berth hub", "version": "1"},
+		"paths":    paths,
+		"security": []any{map[string]any{"token": []any{}}},
+		"components": map[string]any{
+			"securitySchemes": map[string]any{"token": map[string]any{"type": "http", "scheme": "bearer", "description": "an API token, berth_..."}},
+			"schemas": map[string]any{"Error": map[string]any{"type": "object", "properties": map[string]any{"error": map[string]any{
+				"type": "object", "properties": map[string]any{
+					"code":    map[string]any{"type": "string", "enum": []string{"invalid", "unauthenticated", "forbidden", "not_found", "conflict", "unavailable"}},
+					"message": map[string]any{"type": "string"}}}}}},
+		},
+	}
+}

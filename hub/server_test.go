@@ -1,0 +1,225 @@
+package hub_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/hub"
+	"github.com/berth-dev/berth/hub/db"
+	"github.com/berth-dev/berth/internal/testenv"
+)
+
+// engines runs f against a hub on SQLite and on PostgreSQL. dump returns
+// everything the database holds on disk, to search for secrets.
+func engines(t *testing.T, f func(t *testing.T, s *hub.Server, dump func() string)) {
+	t.Run("sqlite", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "hub.db")
+		s := newServer(t, "sqlite:"+path)
+		f(t, s, func() string {
+			var all strings.Builder
+			for _, p := range []string{path, path + "-wal"} {
+				b, _ := os.ReadFile(p)
+				all.Write(b)
+			}
+			return all.String()
+		})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		pg := testenv.StartPostgres(t)
+		s := newServer(t, pg.URL)
+		f(t, s, func() string {
+			var all strings.Builder
+			filepath.Walk(pg.Dir, func(p string, fi os.FileInfo, err error) error {
+				if err == nil && fi.Mode().IsRegular() {
+					b, _ := os.ReadFile(p)
+					all.Write(b)
+				}
+				return nil
+			})
+			return all.String()
+		})
+	})
+}
+
+func newServer(t *testing.T, url string) *hub.Server {
+	t.Helper()
+	ctx := context.Background()
+	d, err := db.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	if _, err := d.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return &hub.Server{DB: d, SetupCode: "0123456789abcdef0123456789abcdef"}
+}
+
+type client struct {
+	t     *testing.T
+	url   string
+	token string
+}
+
+// do sends a request and decodes the JSON answer into out (when not nil).
+func (c *client) do(method, path, body string, out any) int {
+	c.t.Helper()
+	req, err := http.NewRequest(method, c.url+path, strings.NewReader(body))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 400 {
+		var e struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		if err := json.Unmarshal(data, &e); err != nil || e.Error.Code == "" || e.Error.Message == "" {
+			c.t.Errorf("%s %s: %d with a body that is not the error shape: %s", method, path, resp.StatusCode, data)
+		}
+		if out, ok := out.(*string); ok {
+			*out = e.Error.Code + ": " + e.Error.Message
+		}
+		return resp.StatusCode
+	}
+	if _, isMsg := out.(*string); out != nil && !isMsg && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			c.t.Fatalf("%s %s: %v: %s", method, path, err, data)
+		}
+	}
+	return resp.StatusCode
+}
+
+func TestEveryRouteNeedsAToken(t *testing.T) {
+	s := newServer(t, "sqlite:"+filepath.Join(t.TempDir(), "hub.db"))
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	doc := hub.OpenAPI()
+	paths := doc["paths"].(map[string]any)
+	checked := 0
+	for path, item := range paths {
+		for method, op := range item.(map[string]any) {
+			public := op.(map[string]any)["security"] != nil
+			url := strings.ReplaceAll(path, "{id}", "1")
+			for _, token := range []string{"", "berth_0000000000000000_nope", "not-a-token"} {
+				c := &client{t: t, url: srv.URL, token: token}
+				var msg string
+				code := c.do(strings.ToUpper(method), url, "{}", &msg)
+				if public {
+					if code == http.StatusUnauthorized {
+						t.Errorf("public %s %s answered 401", method, path)
+					}
+					continue
+				}
+				checked++
+				if code != http.StatusUnauthorized || !strings.HasPrefix(msg, "unauthenticated") {
+					t.Errorf("%s %s with token %q: %d %s, want 401 unauthenticated", method, path, token, code, msg)
+				}
+			}
+		}
+	}
+	if checked < 9 {
+		t.Errorf("checked %d protected requests; are routes missing from the OpenAPI document?", checked)
+	}
+	c := &client{t: t, url: srv.URL}
+	var msg string
+	if code := c.do("GET", "/api/v1/nothing-here", "", &msg); code != http.StatusNotFound || !strings.HasPrefix(msg, "not_found") {
+		t.Errorf("unknown route: %d %s", code, msg)
+	}
+	var ready map[string]any
+	if code := c.do("GET", "/readyz", "", &ready); code != 200 || ready["database"] != "sqlite" {
+		t.Errorf("readyz: %d %v", code, ready)
+	}
+}
+
+func TestSetupAndTokens(t *testing.T) {
+	engines(t, func(t *testing.T, s *hub.Server, dump func() string) {
+		now := time.Now()
+		s.Now = func() time.Time { return now }
+		srv := httptest.NewServer(s.Handler())
+		defer srv.Close()
+		anon := &client{t: t, url: srv.URL}
+
+		var msg string
+		if code := anon.do("POST", "/api/v1/setup", `{"code":"wrong","email":"ana@example.com"}`, &msg); code != http.StatusForbidden {
+			t.Fatalf("setup with a wrong code: %d %s", code, msg)
+		}
+		if code := anon.do("POST", "/api/v1/setup", `{"code":"0123456789abcdef0123456789abcdef","email":"not-an-address"}`, &msg); code != http.StatusBadRequest || !strings.Contains(msg, "email") {
+			t.Fatalf("setup with a bad e-mail: %d %s", code, msg)
+		}
+		var created struct {
+			Token struct {
+				ID    int64  `json:"id"`
+				Token string `json:"token"`
+			} `json:"token"`
+		}
+		if code := anon.do("POST", "/api/v1/setup", `{"code":"0123456789abcdef0123456789abcdef","email":"ana@example.com","name":"Ana"}`, &created); code != http.StatusCreated {
+			t.Fatalf("setup: %d", code)
+		}
+		first := created.Token.Token
+		if !strings.HasPrefix(first, hub.TokenPrefix) || len(first) < 40 {
+			t.Fatalf("token %q", first)
+		}
+		if code := anon.do("POST", "/api/v1/setup", `{"code":"0123456789abcdef0123456789abcdef","email":"eve@example.com"}`, &msg); code != http.StatusConflict {
+			t.Errorf("a second setup: %d %s, want 409", code, msg)
+		}
+
+		ana := &client{t: t, url: srv.URL, token: first}
+		var me map[string]any
+		if code := ana.do("GET", "/api/v1/me", "", &me); code != 200 || me["email"] != "ana@example.com" {
+			t.Fatalf("me: %d %v", code, me)
+		}
+		var ci struct {
+			ID    int64  `json:"id"`
+			Token string `json:"token"`
+		}
+		if code := ana.do("POST", "/api/v1/tokens", `{"name":"ci"}`, &ci); code != http.StatusCreated || ci.Token == "" {
+			t.Fatalf("create token: %d", code)
+		}
+		if code := ana.do("POST", "/api/v1/tokens", `{"name":"ci","admin":true}`, &msg); code != http.StatusBadRequest {
+			t.Errorf("unknown field accepted: %d", code)
+		}
+		ciClient := &client{t: t, url: srv.URL, token: ci.Token}
+		if code := ciClient.do("GET", "/api/v1/me", "", nil); code != 200 {
+			t.Fatalf("the new token: %d", code)
+		}
+		// A token with its secret part changed is refused.
+		forged := ci.Token[:len(ci.Token)-4] + "AAAA"
+		if code := (&client{t: t, url: srv.URL, token: forged}).do("GET", "/api/v1/me", "", &msg); code != http.StatusUnauthorized {
+			t.Errorf("forged token: %d", code)
+		}
+		// Revoked: refused at once.
+		if code := ana.do("DELETE", "/api/v1/tokens/"+itoa(ci.ID), "", nil); code != http.StatusNoContent {
+			t.Fatalf("revoke: %d", code)
+		}
+		if code := ciClient.do("GET", "/api/v1/me", "", &msg); code != http.StatusUnauthorized {
+			t.Errorf("revoked token: %d %s", code, msg)
+		}
+		// Expired.
+		now = now.Add(91 * 24 * time.Hour)
+		if code := ana.do("GET", "/api/v1/me", "", &msg); code != http.StatusUnauthorized {
+			t.Errorf("expired token: %d %s", code, msg)
+		}
+		// Only hashes are stored.
+		if d := dump(); strings.Contains(d, first) || strings.Contains(d, ci.Token) || strings.Contains(d, first[len(first)-20:]) {
+			t.Error("a token is stored in clear")
+		}
+	})
+}
+
+func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }

@@ -1,0 +1,113 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-dev/berth/hub"
+	"github.com/berth-dev/berth/hub/db"
+	"github.com/berth-dev/berth/internal/config"
+)
+
+type serverOpts struct {
+	listen   string
+	database string
+	dataDir  string
+}
+
+func newServerCommand(g *Globals) *cobra.Command {
+	var o serverOpts
+	cmd := &cobra.Command{
+		Use:   "server [--listen ADDR] [--database sqlite:PATH|postgres://...] [--data-dir DIR]",
+		Short: "Run the hub: the API for projects, tokens and short-lived credentials",
+		Long: `server runs berth's hub, the control plane that teams share: users and API
+tokens today; data planes, projects and short-lived credentials as they land.
+
+The database is SQLite in the data directory by default, so the hub runs with no
+flags; --database postgres://USER@HOST/DB lets several replicas share one
+PostgreSQL. Migrations are applied at start; a database migrated by a newer
+berth is refused.
+
+On first start (no users yet) server prints a one-time setup link; open it, or
+POST /api/v1/setup with its code, to create the first user and its API token.
+
+GET /healthz and /readyz answer without authentication; everything under
+/api/v1 needs "Authorization: Bearer berth_..." (the OpenAPI document at
+/api/v1/openapi.json is public). Ctrl-C or SIGTERM stops it gracefully.`,
+		Example: `  berth server
+  berth server --listen 0.0.0.0:8420 --database postgres://berth@db.internal/berth`,
+		Args: args(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return g.runServer(cmd.Context(), o)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.listen, "listen", "127.0.0.1:8420", "address to listen on")
+	fl.StringVar(&o.database, "database", "", "sqlite:PATH or postgres://... (default: sqlite in --data-dir)")
+	fl.StringVar(&o.dataDir, "data-dir", "", "directory of the hub's own files (default $XDG_DATA_HOME/berth/.hub)")
+	return cmd
+}
+
+func (g *Globals) runServer(ctx context.Context, o serverOpts) error {
+	dir := o.dataDir
+	if dir == "" {
+		// Inside the local store's directory, under a name no project can
+		// have, so the two never collide.
+		dir = filepath.Join(config.DefaultDataDir(g.Env), ".hub")
+	}
+	dbURL := o.database
+	if dbURL == "" {
+		dbURL = "sqlite:" + filepath.Join(dir, "hub.db")
+	}
+	d, err := db.Open(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	n, err := d.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	g.log.Info("database ready", "engine", d.Dialect.String(), "migrations_applied", n, "schema_version", db.LatestVersion())
+
+	s := &hub.Server{DB: d, Log: g.log}
+	users, err := d.CountUsers(ctx)
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return usageErr(fmt.Errorf("--listen %s: %w", o.listen, err))
+	}
+	if users == 0 {
+		if s.SetupCode, err = hub.NewSetupCode(); err != nil {
+			return err
+		}
+		// On the terminal only, never in the log: the code creates an admin.
+		fmt.Fprintf(g.Stderr, "berth: first start: create the first user with\n  curl -X POST http://%s/api/v1/setup -d '{\"code\":\"%s\",\"email\":\"you@example.com\"}'\n",
+			l.Addr(), s.SetupCode)
+	}
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	g.info("berth: hub listening on http://%s (database %s)", l.Addr(), d.Dialect)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shut down: %w", err)
+	}
+	g.info("berth: hub stopped")
+	return nil
+}

@@ -1,0 +1,78 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for the server goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func TestServerFirstStartAndShutdown(t *testing.T) {
+	dir := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	env := map[string]string{"XDG_DATA_HOME": filepath.Join(dir, "data"), "HOME": dir}
+	var stdout, stderr syncBuffer
+	g := &Globals{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, Env: func(k string) string { return env[k] }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	go func() { done <- Main(ctx, []string{"server", "--listen", addr}, g) }()
+
+	var code string
+	deadline := time.Now().Add(30 * time.Second)
+	for code == "" {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("no setup code printed; stderr:\n%s", stderr.String())
+		}
+		if m := regexp.MustCompile(`"code":"([0-9a-f]{32})"`).FindStringSubmatch(stderr.String()); m != nil {
+			code = m[1]
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	resp, err := http.Get("http://" + addr + "/readyz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("readyz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	resp, err = http.Post("http://"+addr+"/api/v1/setup", "application/json", strings.NewReader(`{"code":"`+code+`","email":"ana@example.com"}`))
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("setup: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if _, err := os.Stat(filepath.Join(dir, "data", "berth", ".hub", "hub.db")); err != nil {
+		t.Errorf("default database: %v", err)
+	}
+	cancel()
+	select {
+	case exit := <-done:
+		if exit != 0 {
+			t.Errorf("exit %d after a graceful stop; stderr:\n%s", exit, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("server did not stop")
+	}
+	if !strings.Contains(stderr.String(), "hub stopped") {
+		t.Errorf("stderr:\n%s", stderr.String())
+	}
+}
