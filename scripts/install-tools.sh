@@ -25,5 +25,12 @@ if ! aws --version >/dev/null 2>&1; then
 	hash -r
 fi
 
+# PostgreSQL for the hub's database tests: the tests start a throw-away
+# cluster as an unprivileged user, so only the server programs are needed.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+	echo "installing PostgreSQL (Debian package postgresql)"
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
+
 # The independent IAM evaluator the policy simulator is compared with (npm).
 bash scripts/iamdata/install-simulate.sh
