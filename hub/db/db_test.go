@@ -171,3 +171,42 @@ func TestOpenErrors(t *testing.T) {
 		t.Errorf("Open(unreachable) = %v", err)
 	}
 }
+
+func TestAuditChain(t *testing.T) {
+	engines(t, func(t *testing.T, open func() *db.DB) {
+		ctx := context.Background()
+		d := open()
+		if _, err := d.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// Two replicas append at once: one chain, no fork.
+		var wg sync.WaitGroup
+		for r := range 2 {
+			replica := open()
+			wg.Go(func() {
+				for i := range 10 {
+					e := &db.AuditEntry{Actor: fmt.Sprint("user-", r), RequestID: "req", Action: "project.create", Object: fmt.Sprint("project/", i), Outcome: "ok", SourceIP: "127.0.0.1"}
+					if err := replica.AppendAudit(ctx, e); err != nil {
+						t.Error(err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if n, err := d.VerifyAudit(ctx); err != nil || n != 20 {
+			t.Fatalf("verify: %d entries, %v", n, err)
+		}
+		for _, tamper := range []struct{ name, sql, want string }{
+			{"deleted", `DELETE FROM audit_log WHERE id = 12`, "entry 12 is missing"},
+			{"edited", `UPDATE audit_log SET outcome = 'ok-edited' WHERE id = 7`, "entry 7 was changed"},
+		} {
+			if _, err := d.SQL.ExecContext(ctx, tamper.sql); err != nil {
+				t.Fatal(err)
+			}
+			_, err := d.VerifyAudit(ctx)
+			if !errors.Is(err, db.ErrAuditTampered) || !strings.Contains(err.Error(), tamper.want) {
+				t.Errorf("%s row: verify = %v, want ErrAuditTampered", tamper.name, err)
+			}
+		}
+	})
+}

@@ -1,0 +1,124 @@
+package db
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/berth-dev/berth/errkind"
+)
+
+// AuditEntry is one row of the append-only audit log.
+type AuditEntry struct {
+	ID        int64     `json:"id"`
+	Time      time.Time `json:"time"`
+	Actor     string    `json:"actor"`
+	RequestID string    `json:"request_id"`
+	Action    string    `json:"action"`
+	Object    string    `json:"object"`
+	Outcome   string    `json:"outcome"`
+	SourceIP  string    `json:"source_ip"`
+	Detail    string    `json:"detail,omitempty"`
+	PrevHash  string    `json:"-"`
+	Hash      string    `json:"-"`
+}
+
+// ErrAuditTampered: a row of the audit log was changed, removed or
+// inserted out of band.
+var ErrAuditTampered = errkind.New("audit log tampered with", errkind.Conflict)
+
+// entryHash chains a row to the one before it. The row is hashed as JSON
+// of its fields in a fixed order, so no two different rows hash alike.
+func entryHash(prev string, e *AuditEntry) string {
+	b, _ := json.Marshal([]any{e.ID, e.Time.UnixMilli(), e.Actor, e.RequestID, e.Action, e.Object, e.Outcome, e.SourceIP, e.Detail})
+	sum := sha256.Sum256(append([]byte(prev+"\n"), b...))
+	return hex.EncodeToString(sum[:])
+}
+
+// AppendAudit adds e to the log. Appends are serialised (an advisory lock
+// in PostgreSQL, the write lock in SQLite), so the chain never forks.
+func (d *DB) AppendAudit(ctx context.Context, e *AuditEntry) error {
+	tx, err := d.SQL.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("append audit entry: %w", err)
+	}
+	defer tx.Rollback()
+	if d.Dialect == Postgres {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(84200002)`); err != nil {
+			return fmt.Errorf("append audit entry: lock: %w", err)
+		}
+	}
+	var lastID int64
+	var prev string
+	err = tx.QueryRowContext(ctx, `SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1`).Scan(&lastID, &prev)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("append audit entry: %w", err)
+	}
+	// The id is chosen here, not by the database, so that it is part of
+	// the hash: a deleted row leaves a gap the chain shows.
+	e.ID = lastID + 1
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	e.Time = time.UnixMilli(e.Time.UnixMilli())
+	e.PrevHash, e.Hash = prev, entryHash(prev, e)
+	_, err = tx.ExecContext(ctx, d.Rebind(`INSERT INTO audit_log (id, time, actor, request_id, action, object, outcome, source_ip, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		e.ID, e.Time.UnixMilli(), e.Actor, e.RequestID, e.Action, e.Object, e.Outcome, e.SourceIP, e.Detail, e.PrevHash, e.Hash)
+	if err != nil {
+		return fmt.Errorf("append audit entry: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("append audit entry: %w", err)
+	}
+	return nil
+}
+
+// AuditLog returns the entries after id afterID, oldest first, at most limit.
+func (d *DB) AuditLog(ctx context.Context, afterID int64, limit int) ([]AuditEntry, error) {
+	rows, err := d.SQL.QueryContext(ctx, d.Rebind(`SELECT id, time, actor, request_id, action, object, outcome, source_ip, detail, prev_hash, hash FROM audit_log WHERE id > ? ORDER BY id LIMIT ?`), afterID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read audit log: %w", err)
+	}
+	defer rows.Close()
+	var out []AuditEntry
+	for rows.Next() {
+		var e AuditEntry
+		var t int64
+		if err := rows.Scan(&e.ID, &t, &e.Actor, &e.RequestID, &e.Action, &e.Object, &e.Outcome, &e.SourceIP, &e.Detail, &e.PrevHash, &e.Hash); err != nil {
+			return nil, fmt.Errorf("read audit log: %w", err)
+		}
+		e.Time = time.UnixMilli(t)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// VerifyAudit walks the whole chain and returns how many entries it
+// checked, or ErrAuditTampered naming the first entry that does not fit.
+func (d *DB) VerifyAudit(ctx context.Context) (int, error) {
+	prev, next, n := "", int64(1), 0
+	for {
+		batch, err := d.AuditLog(ctx, next-1, 1000)
+		if err != nil {
+			return n, err
+		}
+		if len(batch) == 0 {
+			return n, nil
+		}
+		for i := range batch {
+			e := &batch[i]
+			switch {
+			case e.ID != next:
+				return n, fmt.Errorf("audit entry %d is missing (the next is %d): %w", next, e.ID, ErrAuditTampered)
+			case e.PrevHash != prev || entryHash(prev, e) != e.Hash:
+				return n, fmt.Errorf("audit entry %d was changed: %w", e.ID, ErrAuditTampered)
+			}
+			prev, next, n = e.Hash, next+1, n+1
+		}
+	}
+}

@@ -1,0 +1,205 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/berth-dev/berth/errkind"
+)
+
+// Organisation owns data planes and projects.
+type Organisation struct {
+	ID   int64
+	Name string
+	// EnforceOwnDataPlanes refuses projects on anything but the
+	// organisation's own data planes.
+	EnforceOwnDataPlanes bool
+}
+
+// CreateOrganisation adds an organisation with admin as its first admin.
+func (d *DB) CreateOrganisation(ctx context.Context, name string, admin int64) (*Organisation, error) {
+	tx, err := d.SQL.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("create organisation %s: %w", name, err)
+	}
+	defer tx.Rollback()
+	var id int64
+	err = tx.QueryRowContext(ctx, d.Rebind(`INSERT INTO organisations (name, created) VALUES (?, ?) RETURNING id`), name, time.Now().UnixMilli()).Scan(&id)
+	if isUniqueViolation(err) {
+		return nil, fmt.Errorf("create organisation %s: the name is taken: %w", name, errkind.Conflict)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create organisation %s: %w", name, err)
+	}
+	if _, err := tx.ExecContext(ctx, d.Rebind(`INSERT INTO org_members (org_id, user_id, role) VALUES (?, ?, 'admin')`), id, admin); err != nil {
+		return nil, fmt.Errorf("create organisation %s: add admin: %w", name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("create organisation %s: %w", name, err)
+	}
+	return &Organisation{ID: id, Name: name}, nil
+}
+
+// OrgRole returns the user's role in the organisation ("admin", "member"),
+// or errkind.NotFound when the user is not in it.
+func (d *DB) OrgRole(ctx context.Context, orgID, userID int64) (string, error) {
+	var role string
+	err := d.SQL.QueryRowContext(ctx, d.Rebind(`SELECT role FROM org_members WHERE org_id = ? AND user_id = ?`), orgID, userID).Scan(&role)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("organisation %d: %w", orgID, errkind.NotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("read organisation role: %w", err)
+	}
+	return role, nil
+}
+
+// UserOrganisation returns the first organisation the user belongs to.
+func (d *DB) UserOrganisation(ctx context.Context, userID int64) (*Organisation, error) {
+	o := &Organisation{}
+	var enforce int
+	err := d.SQL.QueryRowContext(ctx, d.Rebind(`SELECT o.id, o.name, o.enforce_own_dataplanes FROM organisations o JOIN org_members m ON m.org_id = o.id WHERE m.user_id = ? ORDER BY o.id LIMIT 1`), userID).
+		Scan(&o.ID, &o.Name, &enforce)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("the user belongs to no organisation: %w", errkind.NotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read organisation: %w", err)
+	}
+	o.EnforceOwnDataPlanes = enforce == 1
+	return o, nil
+}
+
+// DataPlane is a set of regional buckets the hub vends credentials for.
+// Settings is JSON the hub package defines; Secrets is a JSON object of
+// sealed values (hub/secrets), never clear text.
+type DataPlane struct {
+	ID       int64
+	OrgID    int64
+	Name     string
+	Kind     string // aws or s3compat
+	Settings string
+	Secrets  string
+}
+
+// CreateDataPlane stores a data plane.
+func (d *DB) CreateDataPlane(ctx context.Context, p *DataPlane) error {
+	err := d.SQL.QueryRowContext(ctx, d.Rebind(`INSERT INTO dataplanes (org_id, name, kind, settings, sealed_secrets, created) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`),
+		p.OrgID, p.Name, p.Kind, p.Settings, p.Secrets, time.Now().UnixMilli()).Scan(&p.ID)
+	if isUniqueViolation(err) {
+		return fmt.Errorf("create data plane %s: the name is taken: %w", p.Name, errkind.Conflict)
+	}
+	if err != nil {
+		return fmt.Errorf("create data plane %s: %w", p.Name, err)
+	}
+	return nil
+}
+
+// DataPlaneByName returns one of the organisation's data planes.
+func (d *DB) DataPlaneByName(ctx context.Context, orgID int64, name string) (*DataPlane, error) {
+	return d.dataPlane(ctx, `org_id = ? AND name = ?`, orgID, name)
+}
+
+// DataPlaneByID returns a data plane.
+func (d *DB) DataPlaneByID(ctx context.Context, id int64) (*DataPlane, error) {
+	return d.dataPlane(ctx, `id = ?`, id)
+}
+
+func (d *DB) dataPlane(ctx context.Context, where string, args ...any) (*DataPlane, error) {
+	p := &DataPlane{}
+	err := d.SQL.QueryRowContext(ctx, d.Rebind(`SELECT id, org_id, name, kind, settings, sealed_secrets FROM dataplanes WHERE `+where), args...).
+		Scan(&p.ID, &p.OrgID, &p.Name, &p.Kind, &p.Settings, &p.Secrets)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("data plane: %w", errkind.NotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read data plane: %w", err)
+	}
+	return p, nil
+}
+
+// Project binds a name in an organisation to a data plane and a key prefix.
+type Project struct {
+	ID          int64
+	OrgID       int64
+	Name        string
+	DataPlaneID int64
+	Prefix      string
+}
+
+// CreateProject stores a project; its creator becomes its admin.
+func (d *DB) CreateProject(ctx context.Context, p *Project, creator int64) error {
+	tx, err := d.SQL.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("create project %s: %w", p.Name, err)
+	}
+	defer tx.Rollback()
+	err = tx.QueryRowContext(ctx, d.Rebind(`INSERT INTO projects (org_id, name, dataplane_id, prefix, created) VALUES (?, ?, ?, ?, ?) RETURNING id`),
+		p.OrgID, p.Name, p.DataPlaneID, p.Prefix, time.Now().UnixMilli()).Scan(&p.ID)
+	if isUniqueViolation(err) {
+		return fmt.Errorf("create project %s: the name is taken: %w", p.Name, errkind.Conflict)
+	}
+	if err != nil {
+		return fmt.Errorf("create project %s: %w", p.Name, err)
+	}
+	if _, err := tx.ExecContext(ctx, d.Rebind(`INSERT INTO project_members (project_id, user_id, role) VALUES (?, ?, 'admin')`), p.ID, creator); err != nil {
+		return fmt.Errorf("create project %s: add admin: %w", p.Name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("create project %s: %w", p.Name, err)
+	}
+	return nil
+}
+
+// ProjectByName returns one of the organisation's projects.
+func (d *DB) ProjectByName(ctx context.Context, orgID int64, name string) (*Project, error) {
+	p := &Project{}
+	err := d.SQL.QueryRowContext(ctx, d.Rebind(`SELECT id, org_id, name, dataplane_id, prefix FROM projects WHERE org_id = ? AND name = ?`), orgID, name).
+		Scan(&p.ID, &p.OrgID, &p.Name, &p.DataPlaneID, &p.Prefix)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("project %s: %w", name, errkind.NotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read project %s: %w", name, err)
+	}
+	return p, nil
+}
+
+// SetProjectMember gives a user a role in a project (admin, writer,
+// reader), replacing any earlier role.
+func (d *DB) SetProjectMember(ctx context.Context, projectID, userID int64, role string) error {
+	q := `INSERT INTO project_members (project_id, user_id, role) VALUES (?, ?, ?) ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role`
+	if _, err := d.SQL.ExecContext(ctx, d.Rebind(q), projectID, userID, role); err != nil {
+		return fmt.Errorf("set project member: %w", err)
+	}
+	return nil
+}
+
+// ProjectRole returns the user's role in the project, or errkind.NotFound.
+func (d *DB) ProjectRole(ctx context.Context, projectID, userID int64) (string, error) {
+	var role string
+	err := d.SQL.QueryRowContext(ctx, d.Rebind(`SELECT role FROM project_members WHERE project_id = ? AND user_id = ?`), projectID, userID).Scan(&role)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("project membership: %w", errkind.NotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("read project role: %w", err)
+	}
+	return role, nil
+}
+
+// UserByEmail returns the user with that e-mail.
+func (d *DB) UserByEmail(ctx context.Context, email string) (*User, error) {
+	var id int64
+	err := d.SQL.QueryRowContext(ctx, d.Rebind(`SELECT id FROM users WHERE email = ?`), email).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("user %s: %w", email, errkind.NotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read user %s: %w", email, err)
+	}
+	return d.UserByID(ctx, id)
+}
