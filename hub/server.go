@@ -19,12 +19,15 @@ import (
 
 	"github.com/berth-dev/berth/errkind"
 	"github.com/berth-dev/berth/hub/db"
+	"github.com/berth-dev/berth/hub/secrets"
 )
 
 // Server serves the hub's API.
 type Server struct {
 	DB  *db.DB
 	Log *slog.Logger
+	// Secrets seals and opens the secrets the database keeps.
+	Secrets *secrets.Box
 	// SetupCode, when set, lets the first user be created through
 	// POST /api/v1/setup; it is accepted only while there are no users.
 	SetupCode string
@@ -74,6 +77,11 @@ func routes() []route {
 		{"GET", "/api/v1/me", "The signed-in user", false, (*Server).me},
 		{"POST", "/api/v1/tokens", "Create an API token for the signed-in user; the token is shown once", false, (*Server).createToken},
 		{"DELETE", "/api/v1/tokens/{id}", "Revoke one of the signed-in user's tokens", false, (*Server).revokeToken},
+		{"POST", "/api/v1/users", "Add a user to the organisation and return its first API token, shown once (organisation admins)", false, (*Server).createUser},
+		{"POST", "/api/v1/dataplanes", "Register an S3-compatible data plane (organisation admins); its identities are checked, then sealed", false, (*Server).createDataPlane},
+		{"POST", "/api/v1/projects", "Create a project on a data plane (organisation admins)", false, (*Server).createProject},
+		{"PUT", "/api/v1/projects/{project}/members/{email}", "Give a user a role in a project: admin, writer or reader (project admins)", false, (*Server).setMember},
+		{"POST", "/api/v1/projects/{project}/credentials", "Short-lived credentials for one project and role (read or write), narrowed to its prefix", false, (*Server).credentials},
 	}
 }
 
@@ -201,6 +209,9 @@ func (s *Server) setup(w http.ResponseWriter, r *http.Request, _ *db.User) error
 	}
 	u, err := s.DB.CreateUser(r.Context(), in.Email, in.Name)
 	if err != nil {
+		return err
+	}
+	if _, err := s.DB.CreateOrganisation(r.Context(), "default", u.ID); err != nil {
 		return err
 	}
 	t, err := s.issueToken(r.Context(), u.ID, "setup")

@@ -203,3 +203,14 @@ func (d *DB) UserByEmail(ctx context.Context, email string) (*User, error) {
 	}
 	return d.UserByID(ctx, id)
 }
+
+// AddOrgMember puts a user in an organisation with role admin or member.
+func (d *DB) AddOrgMember(ctx context.Context, orgID, userID int64, role string) error {
+	if _, err := d.SQL.ExecContext(ctx, d.Rebind(`INSERT INTO org_members (org_id, user_id, role) VALUES (?, ?, ?)`), orgID, userID, role); err != nil {
+		if isUniqueViolation(err) {
+			return fmt.Errorf("add organisation member: already a member: %w", errkind.Conflict)
+		}
+		return fmt.Errorf("add organisation member: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,349 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/berth-dev/berth/artifact"
+	"github.com/berth-dev/berth/dataplane"
+	"github.com/berth-dev/berth/errkind"
+	"github.com/berth-dev/berth/hub/db"
+	"github.com/berth-dev/berth/policy"
+)
+
+// s3CompatSettings is what the hub keeps in clear about an S3-compatible
+// data plane; the identities' secret keys are sealed beside it.
+type s3CompatSettings struct {
+	Endpoints []dataplane.Endpoint `json:"endpoints"`
+	Bucket    string               `json:"bucket"`
+	Prefix    string               `json:"prefix"`
+	Writer    string               `json:"writer_access_key_id"`
+	Reader    string               `json:"reader_access_key_id"`
+}
+
+type keyPair struct {
+	AccessKeyID     string `json:"access_key_id"`
+	SecretAccessKey string `json:"secret_access_key"`
+}
+
+// credentialTTL is how long vended credentials live.
+const credentialTTL = time.Hour
+
+func (s *Server) orgAdmin(ctx context.Context, u *db.User) (*db.Organisation, error) {
+	org, err := s.DB.UserOrganisation(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	role, err := s.DB.OrgRole(ctx, org.ID, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	if role != "admin" {
+		return nil, fmt.Errorf("only an admin of organisation %s may do this: %w", org.Name, errkind.PermissionDenied)
+	}
+	return org, nil
+}
+
+func (s *Server) audit(r *http.Request, u *db.User, action, object string, err error) {
+	outcome := "ok"
+	if err != nil {
+		outcome = "error: " + errkind.Of(err).Error()
+	}
+	actor := "anonymous"
+	if u != nil {
+		actor = u.Email
+	}
+	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
+	e := &db.AuditEntry{Actor: actor, RequestID: requestID(r), Action: action, Object: object, Outcome: outcome, SourceIP: ip}
+	if aerr := s.DB.AppendAudit(context.WithoutCancel(r.Context()), e); aerr != nil {
+		s.log().Error("audit log append failed", "action", action, "object", object, "err", aerr)
+	}
+}
+
+func (s *Server) createDataPlane(w http.ResponseWriter, r *http.Request, u *db.User) (err error) {
+	var in struct {
+		Name      string   `json:"name"`
+		Kind      string   `json:"kind"`
+		Endpoints []string `json:"endpoints"` // NAME=URL, in download order
+		Bucket    string   `json:"bucket"`
+		Prefix    string   `json:"prefix"`
+		Writer    keyPair  `json:"writer"`
+		Reader    keyPair  `json:"reader"`
+	}
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	defer func() { s.audit(r, u, "dataplane.create", "dataplane/"+truncate(in.Name, 64), err) }()
+	org, err := s.orgAdmin(r.Context(), u)
+	if err != nil {
+		return err
+	}
+	if in.Kind != "s3compat" {
+		return fmt.Errorf("kind %q: the hub registers S3-compatible data planes (kind s3compat) so far: %w", truncate(in.Kind, 32), errkind.Invalid)
+	}
+	if err := artifact.ValidateProject(in.Name); err != nil {
+		return fmt.Errorf("data plane name: %w", err)
+	}
+	st := s3CompatSettings{Bucket: in.Bucket, Prefix: strings.Trim(in.Prefix, "/"), Writer: in.Writer.AccessKeyID, Reader: in.Reader.AccessKeyID}
+	if len(in.Endpoints) == 0 {
+		return fmt.Errorf("endpoints: give one NAME=URL per region: %w", errkind.Invalid)
+	}
+	for _, e := range in.Endpoints {
+		ep, err := dataplane.ParseEndpoint(e)
+		if err != nil {
+			return fmt.Errorf("endpoints: %w: %w", err, errkind.Invalid)
+		}
+		st.Endpoints = append(st.Endpoints, ep)
+	}
+	if err := (policy.Params{Bucket: st.Bucket, Prefix: st.Prefix}).Validate(); err != nil || st.Bucket == "" {
+		return fmt.Errorf("bucket and prefix: %v: %w", err, errkind.Invalid)
+	}
+	for role, kp := range map[string]keyPair{"writer": in.Writer, "reader": in.Reader} {
+		if kp.AccessKeyID == "" || kp.SecretAccessKey == "" {
+			return fmt.Errorf("%s: give access_key_id and secret_access_key of the %s identity (berth dataplane deploy --endpoint prints them): %w", role, role, errkind.Invalid)
+		}
+	}
+	// Check before saving: each identity can open a session in each region.
+	probe, _ := policy.SessionPolicy(policy.SessionParams{Buckets: []string{st.Bucket}, Prefix: path.Join(st.Prefix, "berth-check")})
+	for _, ep := range st.Endpoints {
+		for role, kp := range map[string]keyPair{"writer": in.Writer, "reader": in.Reader} {
+			_, err := vend(r.Context(), vendInput{Region: ep.Name, Endpoint: ep.URL, AccessKeyID: kp.AccessKeyID, SecretKey: kp.SecretAccessKey,
+				SessionName: "berth-hub-check", Policy: probe, Duration: 15 * time.Minute})
+			if err != nil {
+				return fmt.Errorf("check the %s identity in %s: %w", role, ep.Name, err)
+			}
+		}
+	}
+	sealed := map[string]string{}
+	for _, f := range []struct{ name, secret string }{{"writer", in.Writer.SecretAccessKey}, {"reader", in.Reader.SecretAccessKey}} {
+		v, err := s.Secrets.Seal(r.Context(), []byte(f.secret), "dataplane/"+in.Name+"/"+f.name)
+		if err != nil {
+			return err
+		}
+		sealed[f.name] = v
+	}
+	settings, _ := json.Marshal(st)
+	secretsJSON, _ := json.Marshal(sealed)
+	p := &db.DataPlane{OrgID: org.ID, Name: in.Name, Kind: in.Kind, Settings: string(settings), Secrets: string(secretsJSON)}
+	if err := s.DB.CreateDataPlane(r.Context(), p); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"id": p.ID, "name": p.Name, "kind": p.Kind, "endpoints": st.Endpoints, "bucket": st.Bucket, "prefix": st.Prefix})
+	return nil
+}
+
+func (s *Server) createProject(w http.ResponseWriter, r *http.Request, u *db.User) (err error) {
+	var in struct {
+		Name      string `json:"name"`
+		DataPlane string `json:"dataplane"`
+	}
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	defer func() { s.audit(r, u, "project.create", "project/"+truncate(in.Name, 64), err) }()
+	org, err := s.orgAdmin(r.Context(), u)
+	if err != nil {
+		return err
+	}
+	if err := artifact.ValidateProject(in.Name); err != nil {
+		return err
+	}
+	dp, err := s.DB.DataPlaneByName(r.Context(), org.ID, in.DataPlane)
+	if err != nil {
+		return fmt.Errorf("dataplane %q: %w", truncate(in.DataPlane, 64), err)
+	}
+	var st s3CompatSettings
+	if err := json.Unmarshal([]byte(dp.Settings), &st); err != nil {
+		return fmt.Errorf("read data plane %s: %w", dp.Name, err)
+	}
+	p := &db.Project{OrgID: org.ID, Name: in.Name, DataPlaneID: dp.ID, Prefix: path.Join(st.Prefix, in.Name)}
+	if err := s.DB.CreateProject(r.Context(), p, u.ID); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"id": p.ID, "name": p.Name, "dataplane": dp.Name, "prefix": p.Prefix})
+	return nil
+}
+
+// project returns the named project of the user's organisation. A project
+// of another organisation is "not found", never "forbidden": its existence
+// is not the caller's business.
+func (s *Server) project(ctx context.Context, u *db.User, name string) (*db.Project, string, error) {
+	org, err := s.DB.UserOrganisation(ctx, u.ID)
+	if err != nil {
+		return nil, "", err
+	}
+	p, err := s.DB.ProjectByName(ctx, org.ID, name)
+	if err != nil {
+		return nil, "", err
+	}
+	role, err := s.DB.ProjectRole(ctx, p.ID, u.ID)
+	if errors.Is(err, errkind.NotFound) {
+		if orgRole, _ := s.DB.OrgRole(ctx, org.ID, u.ID); orgRole == "admin" {
+			return p, "admin", nil
+		}
+		return nil, "", fmt.Errorf("project %s: %w", truncate(name, 64), errkind.NotFound)
+	}
+	return p, role, err
+}
+
+func (s *Server) setMember(w http.ResponseWriter, r *http.Request, u *db.User) (err error) {
+	var in struct {
+		Role string `json:"role"`
+	}
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	name, email := r.PathValue("project"), r.PathValue("email")
+	defer func() { s.audit(r, u, "project.member.set", "project/"+truncate(name, 64)+"/member/"+truncate(email, 64)+"="+truncate(in.Role, 16), err) }()
+	p, role, err := s.project(r.Context(), u, name)
+	if err != nil {
+		return err
+	}
+	if role != "admin" {
+		return fmt.Errorf("only an admin of project %s may change its members: %w", p.Name, errkind.PermissionDenied)
+	}
+	switch in.Role {
+	case "admin", "writer", "reader":
+	default:
+		return fmt.Errorf("role %q: use admin, writer or reader: %w", truncate(in.Role, 16), errkind.Invalid)
+	}
+	member, err := s.DB.UserByEmail(r.Context(), email)
+	if err != nil {
+		return err
+	}
+	if err := s.DB.SetProjectMember(r.Context(), p.ID, member.ID, in.Role); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"project": p.Name, "email": member.Email, "role": in.Role})
+	return nil
+}
+
+// regionCredentials are one region's vended credentials.
+type regionCredentials struct {
+	Region          string    `json:"region"`
+	Endpoint        string    `json:"endpoint"`
+	Bucket          string    `json:"bucket"`
+	AccessKeyID     string    `json:"access_key_id"`
+	SecretAccessKey string    `json:"secret_access_key"`
+	SessionToken    string    `json:"session_token"`
+	Expiration      time.Time `json:"expiration"`
+}
+
+func (s *Server) credentials(w http.ResponseWriter, r *http.Request, u *db.User) (err error) {
+	var in struct {
+		Role string `json:"role"` // read or write
+	}
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	name := r.PathValue("project")
+	defer func() {
+		s.audit(r, u, "credentials."+truncate(in.Role, 8), "project/"+truncate(name, 64), err)
+	}()
+	if in.Role != "read" && in.Role != "write" {
+		return fmt.Errorf("role %q: use read or write: %w", truncate(in.Role, 16), errkind.Invalid)
+	}
+	p, role, err := s.project(r.Context(), u, name)
+	if err != nil {
+		return err
+	}
+	if in.Role == "write" && role == "reader" {
+		return fmt.Errorf("%s is a reader of project %s and may not write: %w", u.Email, p.Name, errkind.PermissionDenied)
+	}
+	dp, err := s.DB.DataPlaneByID(r.Context(), p.DataPlaneID)
+	if err != nil {
+		return err
+	}
+	var st s3CompatSettings
+	var sealed map[string]string
+	if err := errors.Join(json.Unmarshal([]byte(dp.Settings), &st), json.Unmarshal([]byte(dp.Secrets), &sealed)); err != nil {
+		return fmt.Errorf("read data plane %s: %w", dp.Name, err)
+	}
+	identity, keyID := "reader", st.Reader
+	if in.Role == "write" {
+		identity, keyID = "writer", st.Writer
+	}
+	secret, err := s.Secrets.Open(r.Context(), sealed[identity], "dataplane/"+dp.Name+"/"+identity)
+	if err != nil {
+		return err
+	}
+	// S3-compatible data planes use one bucket name in every region.
+	session, err := policy.SessionPolicy(policy.SessionParams{Buckets: []string{st.Bucket}, Prefix: p.Prefix})
+	if err != nil {
+		return fmt.Errorf("%w: %w", err, errkind.Invalid)
+	}
+	out := struct {
+		Project string              `json:"project"`
+		Role    string              `json:"role"`
+		Prefix  string              `json:"prefix"`
+		Regions []regionCredentials `json:"regions"`
+	}{Project: p.Name, Role: in.Role, Prefix: p.Prefix}
+	for _, ep := range st.Endpoints {
+		c, err := vend(r.Context(), vendInput{Region: ep.Name, Endpoint: ep.URL, AccessKeyID: keyID, SecretKey: string(secret),
+			SessionName: sessionName(u.Email), Policy: session, Duration: credentialTTL})
+		if err != nil {
+			return err
+		}
+		out.Regions = append(out.Regions, regionCredentials{Region: ep.Name, Endpoint: ep.URL, Bucket: st.Bucket,
+			AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken, Expiration: c.Expires})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// sessionName is what the storage service's logs show for a vended session:
+// berth- and the user, in the characters STS allows.
+func sessionName(email string) string {
+	var b strings.Builder
+	b.WriteString("berth-")
+	for _, r := range email {
+		if b.Len() >= 64 {
+			break
+		}
+		if r < 128 && (r == '=' || r == ',' || r == '.' || r == '@' || r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// createUser adds a user to the organisation, for people before OIDC sign-in
+// lands and for automation (CI) accounts, and returns its first API token,
+// shown once.
+func (s *Server) createUser(w http.ResponseWriter, r *http.Request, u *db.User) (err error) {
+	var in struct {
+		Email string `json:"email"`
+		Name  string `json:"name"`
+	}
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	defer func() { s.audit(r, u, "user.create", "user/"+truncate(in.Email, 64), err) }()
+	org, err := s.orgAdmin(r.Context(), u)
+	if err != nil {
+		return err
+	}
+	if err := validEmail(in.Email); err != nil {
+		return err
+	}
+	nu, err := s.DB.CreateUser(r.Context(), in.Email, in.Name)
+	if err != nil {
+		return err
+	}
+	if err := s.DB.AddOrgMember(r.Context(), org.ID, nu.ID, "member"); err != nil {
+		return err
+	}
+	t, err := s.issueToken(r.Context(), nu.ID, "created by "+u.Email)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"user": userOut(nu), "token": t})
+	return nil
+}
