@@ -17,8 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/berth-dev/berth/dataplane"
 	"github.com/berth-dev/berth/internal/testenv"
+	"github.com/berth-dev/berth/policy"
 	"github.com/berth-dev/berth/store"
 	"github.com/berth-dev/berth/store/s3store"
 	"github.com/berth-dev/berth/store/storetest"
@@ -154,59 +154,38 @@ func xmlError(w http.ResponseWriter, status int, code string) {
 	fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>m</Message><RequestId>r1</RequestId></Error>`, code)
 }
 
-// deployIdentities deploys the S3-compatible data plane on m as a user
-// would (bucket "releases", berth's rendered artifact-write and
-// artifact-read policies for prefix "rel") and returns the credentials of
-// the writer and reader identities.
-func deployIdentities(t *testing.T, m *testenv.MinIO) map[string]dataplane.Credentials {
+// policyCredentials returns credentials that may do only what berth's
+// rendered policy of kind allows on bucket "releases", prefix "rel".
+func policyCredentials(t *testing.T, m *testenv.MinIO, kind policy.Kind) aws.CredentialsProvider {
 	t.Helper()
-	ctx := context.Background()
-	admin, err := dataplane.NewAdmin(m.Endpoint, m.AccessKey, m.SecretKey)
+	doc, err := policy.Render(kind, policy.Params{Bucket: "releases", Prefix: "rel", Partition: "aws"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := dataplane.S3CompatInput{
-		Targets:    []dataplane.Target{{Endpoint: dataplane.Endpoint{Name: m.Region, URL: m.Endpoint}, S3: m.S3Client(t), Admin: admin}},
-		Bucket:     "releases",
-		Prefix:     "rel",
-		Identities: true,
-	}
-	plan, err := dataplane.PlanS3Compat(ctx, in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := dataplane.ApplyS3Compat(ctx, plan)
-	if err != nil {
-		t.Fatal(err)
-	}
-	creds := map[string]dataplane.Credentials{}
-	for _, c := range res.Credentials {
-		creds[c.Role] = c
-	}
-	if len(creds) != 2 {
-		t.Fatalf("deploy returned credentials %+v, want writer and reader", res.Credentials)
-	}
-	return creds
+	return m.SessionCredentials(t, doc.JSON())
 }
 
 // TestDeniedMissingKeyWithPolicy reads and writes through a proxy that
-// answers missing keys with 403, as S3 does, with the identities berth's
-// data plane creates: a missing key is "not found", a create-only write of
-// a new key succeeds, and real refusals stay refusals.
+// answers missing keys with 403, as S3 does, as identities holding only
+// berth's artifact-write and artifact-read policies: a missing key is "not
+// found", a create-only write of a new key succeeds, and real refusals
+// stay refusals.
 func TestDeniedMissingKeyWithPolicy(t *testing.T) {
 	m := testenv.StartMinIO(t, "eu-west-1")
-	creds := deployIdentities(t, m)
+	m.CreateBucket(t, "releases")
+	writeCreds := policyCredentials(t, m, policy.KindArtifactWrite)
+	readCreds := policyCredentials(t, m, policy.KindArtifactRead)
 	proxy := testenv.StartDenyingProxy(t, m.Endpoint)
 	opts := s3store.Options{PartSize: 5 * mib, Concurrency: 2}
-	as := func(ak, sk, prefix string, opts s3store.Options) *s3store.Store {
+	as := func(creds aws.CredentialsProvider, prefix string, opts s3store.Options) *s3store.Store {
 		c := m.S3Client(t, fewRetries, func(o *s3.Options) {
 			o.BaseEndpoint = aws.String(proxy.Endpoint)
-			o.Credentials = credentials.NewStaticCredentialsProvider(ak, sk, "")
+			o.Credentials = creds
 		})
 		return s3store.New(c, "releases", prefix, opts)
 	}
-	writer := as(creds["writer"].AccessKeyID, creds["writer"].SecretAccessKey, "rel", opts)
-	reader := as(creds["reader"].AccessKeyID, creds["reader"].SecretAccessKey, "rel", opts)
+	writer := as(writeCreds, "rel", opts)
+	reader := as(readCreds, "rel", opts)
 	ctx := context.Background()
 
 	for name, s := range map[string]*s3store.Store{"writer": writer, "reader": reader} {
@@ -243,7 +222,7 @@ func TestDeniedMissingKeyWithPolicy(t *testing.T) {
 	// The object goes away during a parallel read: the later ranges (with
 	// If-Match) get 403 too, and that is a missing key as well. With one
 	// range in flight, the last ones are asked for after the delete.
-	one := as(creds["reader"].AccessKeyID, creds["reader"].SecretAccessKey, "rel", s3store.Options{PartSize: 5 * mib, Concurrency: 1})
+	one := as(readCreds, "rel", s3store.Options{PartSize: 5 * mib, Concurrency: 1})
 	rc, _, err := one.Get(ctx, dataKey, store.Range{})
 	if err != nil {
 		t.Fatal(err)
@@ -261,8 +240,8 @@ func TestDeniedMissingKeyWithPolicy(t *testing.T) {
 
 	// Real refusals stay refusals: keys outside the policy's prefix (the
 	// listing is refused too), the reader writing, a wrong secret.
-	outside := as(creds["writer"].AccessKeyID, creds["writer"].SecretAccessKey, "other", opts)
-	wrong := as(creds["reader"].AccessKeyID, "not-the-secret", "rel", opts)
+	outside := as(writeCreds, "other", opts)
+	wrong := as(credentials.NewStaticCredentialsProvider(m.AccessKey, "not-the-secret", ""), "rel", opts)
 	for _, tc := range []struct {
 		name string
 		s    *s3store.Store
