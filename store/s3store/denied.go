@@ -54,7 +54,7 @@ func (s *Store) resolveDenied(ctx context.Context, key string, err error) error 
 type missingError struct{ err error }
 
 func (e *missingError) Error() string {
-	return "key does not exist (S3 answered 403, as it does for a missing key to callers who may list only part of the bucket; a listing of the key found nothing)"
+	return "key does not exist (S3 answered 403; a listing of the key found nothing)"
 }
 
 func (e *missingError) Unwrap() error { return e.err }
