@@ -339,12 +339,18 @@ func (m *MinIO) SessionCredentials(t testing.TB, policy []byte) aws.CredentialsP
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c := sts.NewFromConfig(m.Config(), func(o *sts.Options) { o.BaseEndpoint = aws.String(m.Endpoint) })
-	out, err := c.AssumeRole(ctx, &sts.AssumeRoleInput{
+	in := &sts.AssumeRoleInput{
 		RoleArn:         aws.String("arn:aws:iam::000000000000:role/berth-test"), // required by the SDK, ignored by MinIO
 		RoleSessionName: aws.String("berth-test"),
 		Policy:          aws.String(string(policy)),
 		DurationSeconds: aws.Int32(3600),
-	})
+	}
+	out, err := c.AssumeRole(ctx, in)
+	// MinIO reports itself healthy before its IAM subsystem is up.
+	for err != nil && strings.Contains(err.Error(), "not initialized") && ctx.Err() == nil {
+		time.Sleep(100 * time.Millisecond)
+		out, err = c.AssumeRole(ctx, in)
+	}
 	if err != nil {
 		t.Fatalf("assume role with a session policy on %s: %v", m.Region, err)
 	}

@@ -58,3 +58,16 @@ func (e *missingError) Error() string {
 }
 
 func (e *missingError) Unwrap() error { return e.err }
+
+// listPrefix lists one key under the store's prefix. It asks what
+// HeadBucket would (does the bucket exist, are the credentials good) in a
+// way berth's policies allow: HeadBucket needs s3:ListBucket without a
+// prefix condition, so it is refused to them even when all is well.
+func (s *Store) listPrefix(ctx context.Context) error {
+	_, err := s.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
+		Bucket:  aws.String(s.bucket),
+		Prefix:  aws.String(s.objectKey("")),
+		MaxKeys: aws.Int32(1),
+	})
+	return err
+}
