@@ -50,7 +50,7 @@ func (s *Store) resolveDenied(ctx context.Context, key string, err error) error 
 }
 
 // missingError is a 403 that a listing showed to mean "no such key". It
-// keeps the original error in the chain for -v output and errors.As.
+// keeps the 403 in the chain, for errors.As (request ID, code).
 type missingError struct{ err error }
 
 func (e *missingError) Error() string {
