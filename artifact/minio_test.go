@@ -16,11 +16,13 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/berth-dev/berth/artifact"
 	"github.com/berth-dev/berth/internal/testenv"
 	"github.com/berth-dev/berth/pointer"
+	"github.com/berth-dev/berth/policy"
 	"github.com/berth-dev/berth/store"
 	"github.com/berth-dev/berth/store/s3store"
 )
@@ -30,6 +32,10 @@ const bucket = "releases"
 type minioRegions struct {
 	servers []*testenv.MinIO
 	client  *artifact.Client
+
+	// Set by startPolicyRegions only.
+	proxies []*testenv.DenyingProxy
+	creds   map[policy.Kind][]aws.CredentialsProvider // one per region
 }
 
 // startRegions starts n MinIO servers and an artifact client over them with
@@ -49,6 +55,76 @@ func startRegions(t *testing.T, n int) *minioRegions {
 	return &minioRegions{servers: servers, client: c}
 }
 
+// startPolicyRegions is startRegions as berth runs on AWS: the client
+// stages as an identity holding only berth's rendered artifact-write
+// policy, and every request goes through a proxy that answers a missing
+// key with 403 AccessDenied, as S3 does to callers who may list only under
+// the prefix. The identities are MinIO sessions narrowed by the policies
+// (creating users through the admin API costs seconds each).
+func startPolicyRegions(t *testing.T, n int) *minioRegions {
+	t.Helper()
+	r := &minioRegions{servers: testenv.StartRegions(t, n), creds: map[policy.Kind][]aws.CredentialsProvider{}}
+	for _, kind := range []policy.Kind{policy.KindArtifactWrite, policy.KindArtifactRead} {
+		doc, err := policy.Render(kind, policy.Params{Bucket: bucket, Prefix: "releases", Partition: "aws"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range r.servers {
+			r.creds[kind] = append(r.creds[kind], m.SessionCredentials(t, doc.JSON()))
+		}
+	}
+	for _, m := range r.servers {
+		m.CreateBucket(t, bucket)
+		r.proxies = append(r.proxies, testenv.StartDenyingProxy(t, m.Endpoint))
+	}
+	r.client = r.clientAs(t, r.creds[policy.KindArtifactWrite], "releases")
+	return r
+}
+
+// clientAs is an artifact client over the proxies with the given
+// credentials (one per region) and store prefix.
+func (r *minioRegions) clientAs(t *testing.T, creds []aws.CredentialsProvider, prefix string) *artifact.Client {
+	c := &artifact.Client{Identity: "test"}
+	for i, m := range r.servers {
+		s3c := m.S3Client(t, func(o *s3.Options) {
+			o.BaseEndpoint = aws.String(r.proxies[i].Endpoint)
+			o.Credentials = creds[i]
+			o.Retryer = retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = 2 })
+		})
+		s := s3store.New(s3c, bucket, prefix, s3store.Options{PartSize: s3store.MinPartSize, Concurrency: 3})
+		c.Regions = append(c.Regions, artifact.Region{Name: m.Region, Store: s, Pointer: pointer.InStore{Store: s}})
+	}
+	return c
+}
+
+// refused sums what the proxies turned from 404 into 403.
+func (r *minioRegions) refused() int64 {
+	var n int64
+	for _, p := range r.proxies {
+		n += p.Refused()
+	}
+	return n
+}
+
+// eachAccess runs test with root credentials straight to MinIO, and as
+// the writer identity with berth's policy through denying proxies.
+func eachAccess(t *testing.T, test func(t *testing.T, start func(*testing.T, int) *minioRegions)) {
+	t.Run("Root", func(t *testing.T) { test(t, startRegions) })
+	t.Run("Policy", func(t *testing.T) {
+		var started []*minioRegions
+		test(t, func(t *testing.T, n int) *minioRegions {
+			r := startPolicyRegions(t, n)
+			started = append(started, r)
+			return r
+		})
+		for _, r := range started {
+			if r.refused() == 0 {
+				t.Error("the proxies refused nothing: the test did not see S3's 403 for a missing key")
+			}
+		}
+	})
+}
+
 // incompleteUploads counts the multipart uploads of key. MinIO lists
 // uploads by exact key only, and forgets prefix listings on restart.
 func incompleteUploads(t *testing.T, m *testenv.MinIO, key string) int {
@@ -60,7 +136,9 @@ func incompleteUploads(t *testing.T, m *testenv.MinIO, key string) int {
 	return len(out.Uploads)
 }
 
-func TestMinIOStageDownloadAndAWSCLI(t *testing.T) {
+func TestMinIOStageDownloadAndAWSCLI(t *testing.T) { eachAccess(t, testStageDownloadAndAWSCLI) }
+
+func testStageDownloadAndAWSCLI(t *testing.T, startRegions func(*testing.T, int) *minioRegions) {
 	ctx := context.Background()
 	r := startRegions(t, 3)
 	data := random(17<<20 + 123) // several multipart parts
@@ -117,7 +195,9 @@ func (k killBar) Add(n int) {
 }
 func (killBar) Done(error) {}
 
-func TestMinIORegionKilledMidStage(t *testing.T) {
+func TestMinIORegionKilledMidStage(t *testing.T) { eachAccess(t, testRegionKilledMidStage) }
+
+func testRegionKilledMidStage(t *testing.T, startRegions func(*testing.T, int) *minioRegions) {
 	ctx := context.Background()
 	r := startRegions(t, 3)
 	victim := r.servers[1]
@@ -199,10 +279,14 @@ func wrapNil(f func(string, int64) artifact.ProgressBar) func(string, int64) art
 }
 
 func TestMinIOConcurrentStagers(t *testing.T) {
-	raceStagers(t, startRegions(t, 3).client, 6<<20) // multipart: two parts each
+	eachAccess(t, func(t *testing.T, startRegions func(*testing.T, int) *minioRegions) {
+		raceStagers(t, startRegions(t, 3).client, 6<<20) // multipart: two parts each
+	})
 }
 
-func TestMinIODownloadFailover(t *testing.T) {
+func TestMinIODownloadFailover(t *testing.T) { eachAccess(t, testDownloadFailover) }
+
+func testDownloadFailover(t *testing.T, startRegions func(*testing.T, int) *minioRegions) {
 	ctx := context.Background()
 	r := startRegions(t, 3)
 	data := random(7 << 20)
@@ -253,5 +337,84 @@ func TestMinIODownloadFailover(t *testing.T) {
 	_, err = r.client.Download(ctx, "app", "1.0.0", artifact.DownloadOptions{Path: out2})
 	if !errors.Is(err, store.ErrUnavailable) || errors.Is(err, artifact.ErrVersionNotFound) {
 		t.Fatalf("all down: err = %v", err)
+	}
+}
+
+// TestMinIOMissingVersionWithPolicy: with berth's own policies, S3 answers
+// every missing key with 403. A missing version must still be "not found"
+// (exists says no, info and download say not found), and a refusal a
+// listing confirms must still be "permission denied".
+func TestMinIOMissingVersionWithPolicy(t *testing.T) {
+	ctx := context.Background()
+	r := startPolicyRegions(t, 2)
+	reader := r.clientAs(t, r.creds[policy.KindArtifactRead], "releases")
+	out := filepath.Join(t.TempDir(), "out")
+	notFound := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, artifact.ErrVersionNotFound) || errors.Is(err, store.ErrPermissionDenied) {
+			t.Errorf("%s: %v, want version not found and not permission denied", what, err)
+		}
+	}
+	denied := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, store.ErrPermissionDenied) || errors.Is(err, artifact.ErrVersionNotFound) {
+			t.Errorf("%s: %v, want permission denied", what, err)
+		}
+	}
+	missing := func(who string, c *artifact.Client) {
+		t.Helper()
+		if ok, err := c.Exists(ctx, "app", "2.0.0"); ok || err != nil {
+			t.Errorf("%s: exists of a missing version = %v, %v; want false, nil", who, ok, err)
+		}
+		_, err := c.Info(ctx, "app", "2.0.0")
+		notFound(who+": info", err)
+		_, err = c.Download(ctx, "app", "2.0.0", artifact.DownloadOptions{Path: out})
+		notFound(who+": download", err)
+	}
+
+	// Nothing staged yet: no manifest, no latest pointer.
+	missing("writer", r.client)
+	missing("reader", reader)
+	_, err := reader.Download(ctx, "app", "latest", artifact.DownloadOptions{Path: out})
+	notFound("download latest of a new project", err)
+	if r.refused() == 0 {
+		t.Fatal("the proxies refused nothing: the test did not see S3's 403")
+	}
+
+	// The writer stages a new version; the reader reads it; the other
+	// version is still missing.
+	data := random(6 << 20)
+	if _, err := r.client.Stage(ctx, "app", "1.0.0", writeFile(t, data), artifact.StageOptions{}); err != nil {
+		t.Fatalf("stage of a new version: %v", err)
+	}
+	if ok, err := reader.Exists(ctx, "app", "1.0.0"); !ok || err != nil {
+		t.Fatalf("exists after stage = %v, %v", ok, err)
+	}
+	if _, err := reader.Download(ctx, "app", "latest", artifact.DownloadOptions{Path: out}); err != nil {
+		t.Fatalf("download latest: %v", err)
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
+		t.Fatal("downloaded bytes differ")
+	}
+	missing("reader after a stage", reader)
+
+	// Real refusals: the reader staging, keys outside the policy's prefix
+	// (the listing is refused too), a wrong secret.
+	_, err = reader.Stage(ctx, "app", "2.0.0", writeFile(t, data), artifact.StageOptions{})
+	denied("reader stage", err)
+	var wrong []aws.CredentialsProvider
+	for _, m := range r.servers {
+		wrong = append(wrong, credentials.NewStaticCredentialsProvider(m.AccessKey, "not-the-secret", ""))
+	}
+	for name, c := range map[string]*artifact.Client{
+		"outside the prefix": r.clientAs(t, r.creds[policy.KindArtifactWrite], "elsewhere"),
+		"wrong secret":       r.clientAs(t, wrong, "releases"),
+	} {
+		_, err := c.Exists(ctx, "app", "1.0.0")
+		denied(name+": exists", err)
+		_, err = c.Info(ctx, "app", "2.0.0")
+		denied(name+": info", err)
+		_, err = c.Download(ctx, "app", "1.0.0", artifact.DownloadOptions{Path: out})
+		denied(name+": download", err)
 	}
 }

@@ -97,9 +97,16 @@ func TestExitCodesOnMinIO(t *testing.T) {
 
 // TestOnboardMinIO goes from empty servers to a staged artifact: deploy the
 // data plane on three MinIO regions, stage with the writer identity it
-// created, download with the reader, and deploy again to no effect.
+// created, download with the reader, and deploy again to no effect. Every
+// request goes through a proxy that answers a missing key with 403, as S3
+// does to these identities (they may list only under the prefix): a new
+// version stages, and a missing one is "no", not "access refused".
 func TestOnboardMinIO(t *testing.T) {
 	servers := testenv.StartRegions(t, 3)
+	var proxies []*testenv.DenyingProxy
+	for _, m := range servers {
+		proxies = append(proxies, testenv.StartDenyingProxy(t, m.Endpoint))
+	}
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "berth.yaml")
 	admin := servers[0]
@@ -115,8 +122,8 @@ func TestOnboardMinIO(t *testing.T) {
 	}
 	env := map[string]string{"XDG_CONFIG_HOME": filepath.Join(dir, "config"), "XDG_DATA_HOME": filepath.Join(dir, "data")}
 	deploy := []string{"dataplane", "deploy", "--config", cfgPath, "--bucket", "releases", "--prefix", "rel", "--yes"}
-	for _, m := range servers {
-		deploy = append(deploy, "--endpoint", m.Region+"="+m.Endpoint)
+	for i, m := range servers {
+		deploy = append(deploy, "--endpoint", m.Region+"="+proxies[i].Endpoint)
 	}
 	setAWS(admin.AccessKey, admin.SecretKey)
 
@@ -157,6 +164,34 @@ func TestOnboardMinIO(t *testing.T) {
 	}
 	if code, _, _ := run(t, env, "stage", "app", "1.0.1", file, "--config", cfgPath); code != cli.ExitDenied {
 		t.Fatalf("stage as reader: exit %d, want %d", code, cli.ExitDenied)
+	}
+	for _, s := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"exists", "app", "2.0.0"}, cli.ExitNo, "does not exist"},
+		{[]string{"info", "app", "2.0.0"}, cli.ExitNo, "in none of the 3 regions"},
+		{[]string{"download", "app", "2.0.0", "-o", got}, cli.ExitNo, "in none of the 3 regions"},
+		{[]string{"exists", "app", "1.0.0"}, 0, "exists"},
+		// Outside the policy's prefix the listing is refused too.
+		{[]string{"exists", "app", "1.0.0", "--prefix", "other"}, cli.ExitDenied, ""},
+	} {
+		code, stdout, stderr := run(t, env, append(s.args, "--config", cfgPath)...)
+		if code != s.code || !strings.Contains(stdout+stderr, s.want) {
+			t.Fatalf("%v as reader: exit %d, want %d with %q\n%s%s", s.args, code, s.code, s.want, stdout, stderr)
+		}
+	}
+	var refused int64
+	for _, p := range proxies {
+		refused += p.Refused()
+	}
+	if refused == 0 {
+		t.Fatal("the proxies refused nothing: the test did not see S3's 403 for a missing key")
+	}
+	setAWS(creds["reader"][0], "not-the-secret")
+	if code, stdout, stderr := run(t, env, "exists", "app", "2.0.0", "--config", cfgPath); code != cli.ExitDenied {
+		t.Fatalf("exists with a wrong secret: exit %d, want %d\n%s%s", code, cli.ExitDenied, stdout, stderr)
 	}
 
 	setAWS(admin.AccessKey, admin.SecretKey)

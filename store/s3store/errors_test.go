@@ -20,6 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
+	"github.com/berth-dev/berth/internal/testenv"
+	"github.com/berth-dev/berth/policy"
 	"github.com/berth-dev/berth/store"
 )
 
@@ -133,27 +135,58 @@ func TestNewDefaults(t *testing.T) {
 
 // TestRefusedWhileSending: a server that refuses a write may answer and
 // close the connection before it has read the body, so the client sees a
-// reset, not the answer. Put asks again without a body to learn why.
+// reset, not the answer. Put asks again without a body to learn why. The
+// question must be one berth's policies may ask: they allow listing only
+// under the prefix, so S3 refuses them HeadBucket even when all is well.
 func TestRefusedWhileSending(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodHead {
-			w.WriteHeader(http.StatusForbidden)
-			return
-		}
-		conn, _, err := w.(http.Hijacker).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		conn.(*net.TCPConn).SetLinger(0) // close with a reset, body unread
-		conn.Close()
-	}))
-	defer srv.Close()
-	s := fakeStore(srv.URL)
-	body := strings.Repeat("x", 4<<20)
-	_, err := s.Put(context.Background(), "k", strings.NewReader(body), int64(len(body)), store.PutOptions{})
-	if store.KindOf(err) != store.ErrPermissionDenied {
-		t.Fatalf("put: kind %v, want permission denied (err: %v)", store.KindOf(err), err)
+	for _, tc := range []struct {
+		name string
+		list func(w http.ResponseWriter) // answer to a listing under the prefix
+		want error
+	}{
+		{"refused", func(w http.ResponseWriter) { w.WriteHeader(http.StatusForbidden) }, store.ErrPermissionDenied},
+		{"no bucket", func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusNotFound)
+			io.WriteString(w, `<Error><Code>NoSuchBucket</Code><Message>m</Message></Error>`)
+		}, store.ErrNotFound},
+		// Only the connection failed: the listing works (HeadBucket would
+		// not), so the write stays "unavailable", not "access refused".
+		{"reset", func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "application/xml")
+			io.WriteString(w, `<ListBucketResult><Name>bkt</Name><Prefix>rel/</Prefix><KeyCount>0</KeyCount><MaxKeys>1</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>`)
+		}, store.ErrUnavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch {
+				case r.Method == http.MethodHead:
+					w.WriteHeader(http.StatusForbidden) // HeadBucket, as S3 answers berth's policies
+					return
+				case r.Method == http.MethodGet && r.URL.Query().Get("list-type") == "2":
+					if p := r.URL.Query().Get("prefix"); p != "rel/" {
+						t.Errorf("listing with prefix %q, want the store's rel/", p)
+					}
+					tc.list(w)
+					return
+				}
+				conn, _, err := w.(http.Hijacker).Hijack()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				conn.(*net.TCPConn).SetLinger(0) // close with a reset, body unread
+				conn.Close()
+			}))
+			defer srv.Close()
+			s := fakeStore(srv.URL)
+			s.prefix = "rel"
+			body := strings.Repeat("x", 4<<20)
+			_, err := s.Put(context.Background(), "k", strings.NewReader(body), int64(len(body)), store.PutOptions{})
+			if store.KindOf(err) != tc.want {
+				t.Fatalf("put: kind %v, want %v (err: %v)", store.KindOf(err), tc.want, err)
+			}
+		})
 	}
 }
 
@@ -171,4 +204,38 @@ func fakeStore(url string) *Store {
 		}),
 	})
 	return New(client, "bkt", "", Options{})
+}
+
+// TestProbeWithPolicy: on a healthy server the probe, asked as berth's
+// writer identity, finds nothing wrong, so a reset write stays
+// "unavailable". HeadBucket is refused to that identity, by MinIO as by S3.
+func TestProbeWithPolicy(t *testing.T) {
+	m := testenv.StartMinIO(t, "eu-west-1")
+	m.CreateBucket(t, "releases")
+	doc, err := policy.Render(policy.KindArtifactWrite, policy.Params{Bucket: "releases", Prefix: "rel", Partition: "aws"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writer := m.SessionCredentials(t, doc.JSON())
+	ctx := context.Background()
+	reset := withKind(store.ErrUnavailable, syscall.ECONNRESET)
+	for _, tc := range []struct {
+		name   string
+		creds  aws.CredentialsProvider
+		bucket string
+		want   error
+	}{
+		{"healthy", writer, "releases", nil},
+		{"wrong secret", credentials.NewStaticCredentialsProvider(m.AccessKey, "not-the-secret", ""), "releases", store.ErrPermissionDenied},
+		{"no bucket", credentials.NewStaticCredentialsProvider(m.AccessKey, m.SecretKey, ""), "missing", store.ErrNotFound},
+	} {
+		client := m.S3Client(t, func(o *s3.Options) { o.Credentials = tc.creds })
+		if got := New(client, tc.bucket, "rel", Options{}).probe(ctx, reset); got != tc.want {
+			t.Errorf("%s: probe = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	client := m.S3Client(t, func(o *s3.Options) { o.Credentials = writer })
+	if _, err := client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String("releases")}); classify(err) != store.ErrPermissionDenied {
+		t.Errorf("HeadBucket as the writer: %v, want refused (else this test shows nothing)", err)
+	}
 }

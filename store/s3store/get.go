@@ -76,7 +76,11 @@ func (s *Store) getObject(ctx context.Context, key, rangeHeader, ifMatch string)
 	if ifMatch != "" {
 		in.IfMatch = aws.String(quote(ifMatch))
 	}
-	return s.client.GetObject(ctx, in)
+	out, err := s.client.GetObject(ctx, in)
+	if err != nil {
+		return nil, s.resolveDenied(ctx, key, err)
+	}
+	return out, nil
 }
 
 func (s *Store) infoOf(key string, out *s3.GetObjectOutput) store.Info {

@@ -48,7 +48,7 @@ func (s *Store) probe(ctx context.Context, err error) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, herr := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.bucket)})
+	herr := s.listPrefix(ctx)
 	switch k := classify(herr); k {
 	case store.ErrPermissionDenied, store.ErrNotFound:
 		return k

@@ -130,7 +130,7 @@ func (s *Store) stat(ctx context.Context, key string) (store.Info, error) {
 		Key:    aws.String(s.objectKey(key)),
 	})
 	if err != nil {
-		return store.Info{}, err
+		return store.Info{}, s.resolveDenied(ctx, key, err)
 	}
 	return store.Info{
 		Key:      key,

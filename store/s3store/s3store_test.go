@@ -51,22 +51,32 @@ func fewRetries(o *s3.Options) {
 func TestConformance(t *testing.T) {
 	m := testenv.StartMinIO(t, "eu-west-1")
 	client := m.S3Client(t)
+	// Through this proxy a missing key is 403 AccessDenied, as S3 answers
+	// callers who may not list the whole bucket.
+	proxy := testenv.StartDenyingProxy(t, m.Endpoint)
+	denied := m.S3Client(t, func(o *s3.Options) { o.BaseEndpoint = aws.String(proxy.Endpoint) })
 	for _, tc := range []struct {
 		name   string
+		client *s3.Client
 		prefix string
 		opts   s3store.Options
 	}{
-		{"Plain", "", s3store.Options{}},
-		{"Prefix", "releases/v1", s3store.Options{}},
+		{"Plain", client, "", s3store.Options{}},
+		{"Prefix", client, "releases/v1", s3store.Options{}},
 		// Every Put of more than a byte goes through the multipart path,
 		// so its preconditions face the whole suite too.
-		{"Multipart", "mp", s3store.Options{MultipartThreshold: 1}},
+		{"Multipart", client, "mp", s3store.Options{MultipartThreshold: 1}},
+		{"Denied", denied, "releases/v1", s3store.Options{}},
+		{"DeniedMultipart", denied, "mp", s3store.Options{MultipartThreshold: 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			storetest.Run(t, func(t *testing.T) store.Store {
-				return s3store.New(client, newBucket(t, m), tc.prefix, tc.opts)
+				return s3store.New(tc.client, newBucket(t, m), tc.prefix, tc.opts)
 			})
 		})
+	}
+	if proxy.Refused() == 0 {
+		t.Error("the proxy refused nothing: the Denied runs did not see S3's 403")
 	}
 }
 
