@@ -201,7 +201,9 @@ func (s *Server) setMember(w http.ResponseWriter, r *http.Request, u *db.User) (
 		return err
 	}
 	name, email := r.PathValue("project"), r.PathValue("email")
-	defer func() { s.audit(r, u, "project.member.set", "project/"+truncate(name, 64)+"/member/"+truncate(email, 64)+"="+truncate(in.Role, 16), err) }()
+	defer func() {
+		s.audit(r, u, "project.member.set", "project/"+truncate(name, 64)+"/member/"+truncate(email, 64)+"="+truncate(in.Role, 16), err)
+	}()
 	p, role, err := s.project(r.Context(), u, name)
 	if err != nil {
 		return err

@@ -54,8 +54,11 @@ func SessionPolicy(p SessionParams) (*Document, error) {
 	}
 	doc := &Document{Version: Version2012, Statement: []Statement{
 		{Sid: "ProjectObjects", Effect: "Allow", Action: Values{"s3:*"}, Resource: objects},
-		{Sid: "ProjectListing", Effect: "Allow", Action: Values{"s3:ListBucket", "s3:ListBucketMultipartUploads"}, Resource: buckets,
+		{Sid: "ProjectListing", Effect: "Allow", Action: Values{"s3:ListBucket"}, Resource: buckets,
 			Condition: Condition{"StringLike": {"s3:prefix": Values{prefix + "/*"}}}},
+		// No s3:prefix key exists for this action; the writer role grants it
+		// to find its own abandoned uploads.
+		{Sid: "ProjectUploads", Effect: "Allow", Action: Values{"s3:ListBucketMultipartUploads"}, Resource: buckets},
 	}}
 	if p.ParameterPrefix != "" && p.Account != "" {
 		doc.Statement = append(doc.Statement, Statement{Sid: "ProjectPointers", Effect: "Allow",

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/berth-dev/berth/hub"
 	"github.com/berth-dev/berth/hub/db"
+	"github.com/berth-dev/berth/hub/secrets"
 	"github.com/berth-dev/berth/internal/config"
 )
 
@@ -28,9 +30,13 @@ func newServerCommand(g *Globals) *cobra.Command {
 		Use:   "server [--listen ADDR] [--database sqlite:PATH|postgres://...] [--data-dir DIR]",
 		Short: "Run the hub: the API for projects, tokens and short-lived credentials",
 		Long: `server runs berth's hub, the control plane that teams share: users and API
-tokens today; data planes, projects and short-lived credentials as they land.
+tokens, S3-compatible data planes, projects with members and roles, short-lived
+credentials narrowed to one project (STS AssumeRole with a session policy), and
+a hash-chained audit log.
 
-The database is SQLite in the data directory by default, so the hub runs with no
+Secrets the hub stores (data plane identities) are sealed with a key in
+DIR/secrets.key (mode 0600, created on first start); replicas need the same
+file. The database is SQLite in the data directory by default, so the hub runs with no
 flags; --database postgres://USER@HOST/DB lets several replicas share one
 PostgreSQL. Migrations are applied at start; a database migrated by a newer
 berth is refused.
@@ -77,7 +83,16 @@ func (g *Globals) runServer(ctx context.Context, o serverOpts) error {
 	}
 	g.log.Info("database ready", "engine", d.Dialect.String(), "migrations_applied", n, "schema_version", db.LatestVersion())
 
-	s := &hub.Server{DB: d, Log: g.log}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	// The key that seals stored secrets; replicas sharing a PostgreSQL
+	// need the same key file (or, later, a KMS key).
+	kek, err := secrets.LoadOrCreateKeyFile(filepath.Join(dir, "secrets.key"))
+	if err != nil {
+		return err
+	}
+	s := &hub.Server{DB: d, Log: g.log, Secrets: &secrets.Box{KEKs: []secrets.KEK{kek}}}
 	users, err := d.CountUsers(ctx)
 	if err != nil {
 		return err
