@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/berth-dev/berth/artifact"
+	"github.com/berth-dev/berth/errkind"
 	"github.com/berth-dev/berth/internal/config"
 	"github.com/berth-dev/berth/store"
 )
@@ -47,7 +48,7 @@ func ExitCode(err error) int {
 	case errors.Is(err, errUsage), errors.Is(err, artifact.ErrInvalid), errors.Is(err, config.ErrInvalid),
 		errors.Is(err, store.ErrInvalid):
 		return ExitUsage
-	case errors.Is(err, artifact.ErrConflict), errors.Is(err, os.ErrExist):
+	case errors.Is(err, artifact.ErrConflict), errors.Is(err, errkind.Conflict), errors.Is(err, os.ErrExist):
 		return ExitConflict
 	case errors.Is(err, errNo), errors.Is(err, errLintFindings), errors.Is(err, artifact.ErrVerifyFailed), errors.Is(err, artifact.ErrVersionNotFound):
 		return ExitNo

@@ -54,14 +54,47 @@ GET /healthz and /readyz answer without authentication; everything under
 			return g.runServer(cmd.Context(), o)
 		},
 	}
-	fl := cmd.Flags()
+	cmd.AddCommand(newServerAuditCommand(g, &o))
+	fl := cmd.PersistentFlags()
 	fl.StringVar(&o.listen, "listen", "127.0.0.1:8420", "address to listen on")
 	fl.StringVar(&o.database, "database", "", "sqlite:PATH or postgres://... (default: sqlite in --data-dir)")
 	fl.StringVar(&o.dataDir, "data-dir", "", "directory of the hub's own files (default $XDG_DATA_HOME/berth/.hub)")
 	return cmd
 }
 
-func (g *Globals) runServer(ctx context.Context, o serverOpts) error {
+func newServerAuditCommand(g *Globals, o *serverOpts) *cobra.Command {
+	audit := &cobra.Command{Use: "audit", Short: "Work with the hub's audit log"}
+	audit.AddCommand(&cobra.Command{
+		Use:   "verify [--database URL]",
+		Short: "Check that no row of the audit log was changed, removed or inserted",
+		Long: `verify walks the hash chain of the audit log: every row carries the hash of the
+row before it, so a row edited, deleted or inserted outside the hub breaks the
+chain at that row. Exit 0 when the chain holds, 3 when it is broken.`,
+		Args: args(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			d, _, err := g.openHubDB(ctx, *o)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			n, err := d.VerifyAudit(ctx)
+			if err != nil {
+				return fmt.Errorf("audit log: %d entries verified before the break: %w", n, err)
+			}
+			if g.json() {
+				return g.printJSON(map[string]any{"ok": true, "entries": n})
+			}
+			fmt.Fprintf(g.Stdout, "audit log intact: %d entries\n", n)
+			return nil
+		},
+	})
+	return audit
+}
+
+// openHubDB opens the hub's database as the flags say and returns it with
+// the data directory.
+func (g *Globals) openHubDB(ctx context.Context, o serverOpts) (*db.DB, string, error) {
 	dir := o.dataDir
 	if dir == "" {
 		// Inside the local store's directory, under a name no project can
@@ -73,6 +106,11 @@ func (g *Globals) runServer(ctx context.Context, o serverOpts) error {
 		dbURL = "sqlite:" + filepath.Join(dir, "hub.db")
 	}
 	d, err := db.Open(ctx, dbURL)
+	return d, dir, err
+}
+
+func (g *Globals) runServer(ctx context.Context, o serverOpts) error {
+	d, dir, err := g.openHubDB(ctx, o)
 	if err != nil {
 		return err
 	}

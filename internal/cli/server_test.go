@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/hub/db"
 )
 
 // syncBuffer is a bytes.Buffer safe for the server goroutine and the test.
@@ -78,5 +81,38 @@ func TestServerFirstStartAndShutdown(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "hub stopped") {
 		t.Errorf("stderr:\n%s", stderr.String())
+	}
+}
+
+func TestServerAuditVerify(t *testing.T) {
+	ctx := context.Background()
+	url := "sqlite:" + filepath.Join(t.TempDir(), "hub.db")
+	d, err := db.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := d.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := d.AppendAudit(ctx, &db.AuditEntry{Actor: "ana@example.com", Action: "project.create", Object: fmt.Sprint("project/p", i), Outcome: "ok"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func() (int, string, string) {
+		var stdout, stderr bytes.Buffer
+		g := &Globals{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, Env: func(string) string { return "" }}
+		code := Main(ctx, []string{"server", "audit", "verify", "--database", url}, g)
+		return code, stdout.String(), stderr.String()
+	}
+	if code, out, errOut := run(); code != 0 || !strings.Contains(out, "audit log intact: 3 entries") {
+		t.Fatalf("verify: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, err := d.SQL.ExecContext(ctx, `UPDATE audit_log SET actor = 'eve@example.com' WHERE id = 2`); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := run(); code != ExitConflict || !strings.Contains(errOut, "audit entry 2 was changed") {
+		t.Errorf("verify a tampered log: exit %d\n%s", code, errOut)
 	}
 }
