@@ -159,3 +159,38 @@ func awsNoCall(t *testing.T) aws.Config {
 	}
 	return cfg
 }
+
+// berth's artifact policies allow listing only under the prefix, so S3
+// refuses them HeadBucket; the check then lists under the prefix.
+func TestCheckBucketWithPrefixOnlyListing(t *testing.T) {
+	s, ctx, id := fakeAWS(t)
+	s.Handle("s3", "HEAD /releases", func(*awsfake.Request) awsfake.Response {
+		return awsfake.Response{Status: 403, Header: http.Header{"X-Amz-Bucket-Region": {"eu-west-1"}}}
+	})
+	s.Handle("s3", "GET /releases", func(r *awsfake.Request) awsfake.Response {
+		if r.HTTP.URL.Query().Get("prefix") != "rel/" {
+			return awsfake.Response{Status: 403, Body: "<Error><Code>AccessDenied</Code><Message>denied</Message></Error>"}
+		}
+		return awsfake.Response{Body: `<ListBucketResult><Name>releases</Name><Prefix>rel/</Prefix><KeyCount>0</KeyCount><MaxKeys>1</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>`}
+	})
+	s.Handle("iam", "SimulatePrincipalPolicy", func(*awsfake.Request) awsfake.Response {
+		return awsfake.Query("iam", "SimulatePrincipalPolicy", "<IsTruncated>false</IsTruncated><EvaluationResults/>")
+	})
+	cfg, err := awsx.Load(ctx, awsx.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		prefix string
+		ok     bool
+	}{{"rel", true}, {"other", false}} {
+		results, err := dataplane.Check(ctx, cfg, id, "environment", dataplane.CheckInput{Bucket: "releases", Region: "eu-west-1", Prefix: tt.prefix, Kind: policy.KindArtifactRead})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := results[1]
+		if b.Field != "--bucket" || b.OK != tt.ok || (!tt.ok && !errors.Is(b.Kind, errkind.PermissionDenied)) {
+			t.Errorf("prefix %s: bucket check %+v", tt.prefix, b)
+		}
+	}
+}

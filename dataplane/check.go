@@ -76,7 +76,7 @@ func Check(ctx context.Context, cfg aws.Config, id awsx.CallerIdentity, source s
 		Message: fmt.Sprintf("%s (account %s) from %s", id.ARN, id.Account, source)}}
 	bucketRegion := in.Region
 	if in.Bucket != "" {
-		r, found := checkBucket(ctx, cfg, in.Bucket, in.Region)
+		r, found := checkBucket(ctx, cfg, in.Bucket, in.Region, p.Prefix)
 		results = append(results, r...)
 		if found != "" {
 			bucketRegion = found
@@ -95,7 +95,11 @@ func Check(ctx context.Context, cfg aws.Config, id awsx.CallerIdentity, source s
 // checkBucket asks HeadBucket in the stated region and reads where S3 says
 // the bucket is; S3 sends x-amz-bucket-region with success, with the 301 of
 // a wrong regional endpoint and with a 403.
-func checkBucket(ctx context.Context, cfg aws.Config, bucket, stated string) ([]CheckResult, string) {
+//
+// HeadBucket needs s3:ListBucket without a prefix, which berth's own
+// artifact policies do not grant; for those credentials a 403 is followed by
+// a listing under the prefix, which they do grant.
+func checkBucket(ctx context.Context, cfg aws.Config, bucket, stated, prefix string) ([]CheckResult, string) {
 	out, err := s3.NewFromConfig(cfg).HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(bucket)})
 	actual, status := "", 200
 	if err == nil {
@@ -123,11 +127,36 @@ func checkBucket(ctx context.Context, cfg aws.Config, bucket, stated string) ([]
 			where = stated
 		}
 		return []CheckResult{{Field: "--bucket", OK: true, Message: fmt.Sprintf("bucket %s exists in %s", bucket, where)}}, actual
+	case status == 403 && listsUnder(ctx, cfg, bucket, firstOf(actual, stated), prefix):
+		return []CheckResult{{Field: "--bucket", OK: true, Message: fmt.Sprintf("bucket %s exists in %s (HeadBucket is refused to these credentials, as berth's policies intend; listing under the prefix works)", bucket, firstOf(actual, stated, "its region"))}}, actual
 	case status == 403:
 		return []CheckResult{{Field: "--bucket", Message: fmt.Sprintf("access to bucket %s denied (HeadBucket: 403): the credentials lack s3:ListBucket on it, or it belongs to another account", bucket),
 			Kind: errkind.PermissionDenied}}, actual
 	}
 	return []CheckResult{{Field: "--bucket", Message: fmt.Sprintf("check bucket %s: %v", bucket, err), Kind: kindOr(err, errkind.Unavailable)}}, actual
+}
+
+// listsUnder tells whether the credentials may list the bucket under prefix.
+func listsUnder(ctx context.Context, cfg aws.Config, bucket, region, prefix string) bool {
+	c := cfg.Copy()
+	if region != "" {
+		c.Region = region
+	}
+	p := strings.Trim(prefix, "/")
+	if p != "" {
+		p += "/"
+	}
+	_, err := s3.NewFromConfig(c).ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(p), MaxKeys: aws.Int32(1)})
+	return err == nil
+}
+
+func firstOf(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 // kindOr returns the kind of an AWS error, or def.
