@@ -27,6 +27,7 @@ var allowed = map[string][]string{
 	"internal/config": {},
 	"hub/secrets":     {"errkind"},
 	"hub/db":          {"errkind"},
+	"hub/hubclient":   {"errkind"},
 	"hub":             {"errkind", "hub/db", "hub/secrets", "artifact", "dataplane", "policy", "internal/awserr"},
 }
 
