@@ -119,7 +119,7 @@ Exit codes:
 		newInfoCommand(g), newExistsCommand(g), newVerifyCommand(g),
 		newPolicyCommand(g), newTemplateCommand(g), newDataplaneCommand(g))
 	root.AddCommand(newBootstrapCommand(g), newCheckCommand(g))
-	root.AddCommand(newServerCommand(g))
+	root.AddCommand(newServerCommand(g), newLoginCommand(g), newLogoutCommand(g))
 	return root
 }
 

@@ -3,9 +3,11 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/hub"
 	"github.com/berth-dev/berth/hub/db"
 )
 
@@ -114,5 +117,65 @@ func TestServerAuditVerify(t *testing.T) {
 	}
 	if code, _, errOut := run(); code != ExitConflict || !strings.Contains(errOut, "audit entry 2 was changed") {
 		t.Errorf("verify a tampered log: exit %d\n%s", code, errOut)
+	}
+}
+
+func TestLoginLogout(t *testing.T) {
+	ctx := context.Background()
+	d, err := db.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "hub.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := d.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer((&hub.Server{DB: d, SetupCode: "0123456789abcdef0123456789abcdef"}).Handler())
+	defer srv.Close()
+	resp, err := http.Post(srv.URL+"/api/v1/setup", "application/json", strings.NewReader(`{"code":"0123456789abcdef0123456789abcdef","email":"ana@example.com"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var setup struct {
+		Token struct{ Token string } `json:"token"`
+	}
+	json.NewDecoder(resp.Body).Decode(&setup)
+	resp.Body.Close()
+
+	dir := t.TempDir()
+	env := map[string]string{"XDG_CONFIG_HOME": dir, "HOME": dir}
+	run := func(stdin string, args ...string) (int, string, string) {
+		var stdout, stderr bytes.Buffer
+		g := &Globals{Stdin: strings.NewReader(stdin), Stdout: &stdout, Stderr: &stderr, Env: func(k string) string { return env[k] }}
+		return Main(ctx, args, g), stdout.String(), stderr.String()
+	}
+	if code, _, stderr := run(setup.Token.Token[:20]+"nope\n", "login", "--url", srv.URL, "--token", "-"); code != ExitDenied || !strings.Contains(stderr, "does not accept") {
+		t.Errorf("login with a wrong token: exit %d\n%s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "berth", "hubs.yaml")); err == nil {
+		t.Error("a refused token was saved")
+	}
+	code, stdout, stderr := run(setup.Token.Token+"\n", "login", "--url", srv.URL+"/", "--token", "-")
+	if code != 0 || !strings.Contains(stdout, "logged in to "+srv.URL+" as ana@example.com") {
+		t.Fatalf("login: exit %d\n%s%s", code, stdout, stderr)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "berth", "hubs.yaml"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("hubs.yaml: %v %v", fi, err)
+	}
+	if strings.Contains(stdout+stderr, setup.Token.Token) {
+		t.Error("login printed the token")
+	}
+	if code, _, stderr := run("", "login", "--url", "ftp://x", "--token", "berth_x"); code != ExitUsage {
+		t.Errorf("bad url: exit %d %s", code, stderr)
+	}
+	if code, _, _ := run("", "logout"); code != 0 {
+		t.Errorf("logout: exit %d", code)
+	}
+	if data, _ := os.ReadFile(filepath.Join(dir, "berth", "hubs.yaml")); strings.Contains(string(data), "berth_") {
+		t.Errorf("token kept after logout:\n%s", data)
+	}
+	if code, _, _ := run("", "logout"); code != ExitNo {
+		t.Errorf("logout twice: exit %d", code)
 	}
 }

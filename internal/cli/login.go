@@ -1,0 +1,213 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
+
+	"github.com/berth-dev/berth/hub/hubclient"
+	"github.com/berth-dev/berth/internal/config"
+)
+
+// hubLogins is the file of hubs the CLI is logged in to. It holds API
+// tokens, so it is written with mode 0600 and kept apart from the config,
+// which people share and commit.
+type hubLogins struct {
+	Default string     `yaml:"default,omitempty"`
+	Hubs    []hubLogin `yaml:"hubs"`
+}
+
+type hubLogin struct {
+	URL   string `yaml:"url"`
+	Token string `yaml:"token"`
+	Email string `yaml:"email,omitempty"`
+}
+
+func hubsPath(env config.Env) string {
+	return filepath.Join(filepath.Dir(config.DefaultPath(env)), "hubs.yaml")
+}
+
+func readHubLogins(path string) (*hubLogins, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &hubLogins{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	h := &hubLogins{}
+	if err := yaml.Unmarshal(data, h); err != nil {
+		return nil, usageErr(fmt.Errorf("read %s: not a berth hubs file; remove it and log in again", path))
+	}
+	return h, nil
+}
+
+func writeHubLogins(path string, h *hubLogins) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	data, err := yaml.Marshal(h)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".hubs-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	// CreateTemp makes the file 0600, which is what tokens need.
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// normalizeHubURL checks a hub URL and drops a trailing slash.
+func normalizeHubURL(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+		return "", usageErr(fmt.Errorf("--url %q: want the hub's address, such as https://berth.example.com", truncateValue(s)))
+	}
+	return strings.TrimSuffix(u.String(), "/"), nil
+}
+
+func truncateValue(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}
+
+func newLoginCommand(g *Globals) *cobra.Command {
+	var hubURL, token string
+	cmd := &cobra.Command{
+		Use:   "login --url URL [--token TOKEN|-]",
+		Short: "Log in to a berth hub with an API token",
+		Long: `login checks an API token with the hub and saves it in
+$XDG_CONFIG_HOME/berth/hubs.yaml (mode 0600). The hub you logged in to last is the
+default. The token comes from --token, from BERTH_HUB_TOKEN, or from stdin with
+--token - (keeps it out of your shell history and the process list).
+
+Create a token in the hub (POST /api/v1/tokens, or the first-start setup).`,
+		Example: `  berth login --url https://berth.example.com --token - < token.txt
+  BERTH_HUB_TOKEN=berth_... berth login --url https://berth.example.com`,
+		Args: args(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			u, err := normalizeHubURL(hubURL)
+			if err != nil {
+				return err
+			}
+			if token == "" {
+				token = g.Env("BERTH_HUB_TOKEN")
+			}
+			if token == "-" {
+				line, err := bufio.NewReader(g.Stdin).ReadString('\n')
+				if err != nil && line == "" {
+					return usageErr(errors.New("--token -: no token on stdin"))
+				}
+				token = strings.TrimSpace(line)
+			}
+			if !strings.HasPrefix(token, "berth_") {
+				return usageErr(errors.New("give an API token starting with berth_ (--token, --token - or BERTH_HUB_TOKEN); the browser sign-in is not there yet"))
+			}
+			return g.login(cmd.Context(), u, token)
+		},
+	}
+	cmd.Flags().StringVar(&hubURL, "url", "", "the hub's address, such as https://berth.example.com")
+	cmd.Flags().StringVar(&token, "token", "", "API token (berth_...), or - to read it from stdin")
+	return cmd
+}
+
+func (g *Globals) login(ctx context.Context, hubURL, token string) error {
+	me, err := (&hubclient.Client{URL: hubURL, Token: token}).Me(ctx)
+	if err != nil {
+		return err
+	}
+	path := hubsPath(g.Env)
+	h, err := readHubLogins(path)
+	if err != nil {
+		return err
+	}
+	entry := hubLogin{URL: hubURL, Token: token, Email: me.Email}
+	replaced := false
+	for i := range h.Hubs {
+		if h.Hubs[i].URL == hubURL {
+			h.Hubs[i], replaced = entry, true
+		}
+	}
+	if !replaced {
+		h.Hubs = append(h.Hubs, entry)
+	}
+	h.Default = hubURL
+	if err := writeHubLogins(path, h); err != nil {
+		return err
+	}
+	if g.json() {
+		return g.printJSON(map[string]any{"url": hubURL, "email": me.Email, "default": true})
+	}
+	fmt.Fprintf(g.Stdout, "logged in to %s as %s (the default hub; saved in %s)\n", hubURL, me.Email, path)
+	return nil
+}
+
+func newLogoutCommand(g *Globals) *cobra.Command {
+	var hubURL string
+	cmd := &cobra.Command{
+		Use:   "logout [--url URL]",
+		Short: "Forget the token of a hub (the default hub without --url)",
+		Long: `logout removes a hub's token from $XDG_CONFIG_HOME/berth/hubs.yaml. The token
+stays valid at the hub until it expires; revoke it there to end it now.`,
+		Args: args(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path := hubsPath(g.Env)
+			h, err := readHubLogins(path)
+			if err != nil {
+				return err
+			}
+			target := h.Default
+			if hubURL != "" {
+				if target, err = normalizeHubURL(hubURL); err != nil {
+					return err
+				}
+			}
+			kept := h.Hubs[:0]
+			found := false
+			for _, e := range h.Hubs {
+				if e.URL == target {
+					found = true
+					continue
+				}
+				kept = append(kept, e)
+			}
+			if !found {
+				return fmt.Errorf("not logged in to %s: %w", orDash(target), errNo)
+			}
+			h.Hubs = kept
+			if h.Default == target {
+				h.Default = ""
+				if len(kept) > 0 {
+					h.Default = kept[len(kept)-1].URL
+				}
+			}
+			if err := writeHubLogins(path, h); err != nil {
+				return err
+			}
+			g.info("berth: logged out of %s", target)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&hubURL, "url", "", "the hub to log out of (default: the default hub)")
+	return cmd
+}
