@@ -1,0 +1,182 @@
+package s3store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/berth-dev/berth/internal/awserr"
+	"github.com/berth-dev/berth/store"
+)
+
+// copyBufSize is what each range worker reads from the network before it
+// writes to the destination: large enough that syscalls are few, small
+// enough that Concurrency of them cost little memory.
+const copyBufSize = 1 << 20
+
+// GetTo writes the whole object key into w at its offsets and returns its
+// Info. Concurrency workers fetch ranges of PartSize bytes and write each
+// straight where it belongs, so nothing is buffered beyond one small copy
+// buffer per worker, whatever the range size. Every range after the first
+// is pinned to the first one's ETag: if the object is replaced while it is
+// read, GetTo fails with ErrPreconditionFailed instead of writing a mix.
+//
+// start, when not nil, is called once with the object's Info before
+// anything is written; an error from it ends GetTo and is returned as is.
+// written, when not nil, is called after each write of bytes
+// [off, off+n) to w; its calls never overlap. When GetTo fails, w holds
+// an arbitrary part of the object.
+func (s *Store) GetTo(ctx context.Context, key string, w io.WriterAt, start func(store.Info) error, written func(off, n int64)) (store.Info, error) {
+	var startErr error
+	check := func(info store.Info) error {
+		if start != nil {
+			startErr = start(info)
+		}
+		return startErr
+	}
+	info, err := s.getTo(ctx, key, w, check, written)
+	if err != nil {
+		if startErr != nil && errors.Is(err, startErr) {
+			return info, startErr
+		}
+		return info, s.fail("get", key, err)
+	}
+	return info, nil
+}
+
+func (s *Store) getTo(ctx context.Context, key string, w io.WriterAt, start func(store.Info) error, written func(off, n int64)) (store.Info, error) {
+	if err := checkKey(key); err != nil {
+		return store.Info{}, err
+	}
+	first, info, err := s.getFirst(ctx, key)
+	if err != nil {
+		return store.Info{}, err
+	}
+	if err := start(info); err != nil {
+		first.Close()
+		return info, err
+	}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var (
+		errOnce  sync.Once
+		firstErr error
+	)
+	fail := func(err error) {
+		errOnce.Do(func() { firstErr = err; cancel(err) })
+	}
+	var mu sync.Mutex // serialises written
+	report := func(off, n int64) {
+		if written != nil {
+			mu.Lock()
+			written(off, n)
+			mu.Unlock()
+		}
+	}
+	// The next range to fetch, handed out in object order so that the
+	// start of the object, which the caller may be waiting for, comes first.
+	var (
+		nextMu sync.Mutex
+		next   = min(s.partSize, info.Size)
+	)
+	take := func() (int64, bool) {
+		nextMu.Lock()
+		defer nextMu.Unlock()
+		if next >= info.Size {
+			return 0, false
+		}
+		off := next
+		next += s.partSize
+		return off, true
+	}
+
+	var wg sync.WaitGroup
+	for i := range s.concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, min(copyBufSize, s.partSize))
+			if i == 0 {
+				// The first range's body is open already.
+				err := copyAt(ctx, w, 0, min(s.partSize, info.Size), first, buf, report)
+				first.Close()
+				if err != nil {
+					fail(fmt.Errorf("read range at 0: %w", err))
+					return
+				}
+			}
+			for ctx.Err() == nil {
+				off, ok := take()
+				if !ok {
+					return
+				}
+				if err := s.fetchAt(ctx, key, info.ETag, w, off, min(s.partSize, info.Size-off), buf, report); err != nil {
+					fail(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return info, firstErr
+}
+
+// getFirst opens the object's first range, which also tells its size and
+// ETag, so that small objects cost one request.
+func (s *Store) getFirst(ctx context.Context, key string) (io.ReadCloser, store.Info, error) {
+	out, err := s.getObject(ctx, key, fmt.Sprintf("bytes=0-%d", s.partSize-1), "")
+	if errorCode(err) == "InvalidRange" || awserr.HTTPStatus(err) == 416 {
+		// S3 refuses any range of an empty object.
+		out, err = s.getObject(ctx, key, "", "")
+	}
+	if err != nil {
+		return nil, store.Info{}, err
+	}
+	return out.Body, s.infoOf(key, out), nil
+}
+
+// fetchAt fetches n bytes at off, pinned to etag, and writes them to w.
+func (s *Store) fetchAt(ctx context.Context, key, etag string, w io.WriterAt, off, n int64, buf []byte, report func(off, n int64)) error {
+	out, err := s.getObject(ctx, key, fmt.Sprintf("bytes=%d-%d", off, off+n-1), etag)
+	if err != nil {
+		if classify(err) == store.ErrPreconditionFailed {
+			return fmt.Errorf("object changed while it was read: %w", err)
+		}
+		return err
+	}
+	defer out.Body.Close()
+	if err := copyAt(ctx, w, off, n, out.Body, buf, report); err != nil {
+		return fmt.Errorf("read range at %d: %w", off, err)
+	}
+	return nil
+}
+
+// copyAt copies exactly n bytes from r to w at off through buf. A body
+// that ends early is io.ErrUnexpectedEOF; one that goes on is an error too.
+func copyAt(ctx context.Context, w io.WriterAt, off, n int64, r io.Reader, buf []byte, report func(off, n int64)) error {
+	for n > 0 {
+		if err := ctx.Err(); err != nil {
+			return context.Cause(ctx)
+		}
+		m, eof, err := fill(r, buf[:min(int64(len(buf)), n)])
+		if m > 0 {
+			if _, werr := w.WriteAt(buf[:m], off); werr != nil {
+				// No kind: a full disk says nothing about the store.
+				return withKind(nil, fmt.Errorf("write at %d: %w", off, werr))
+			}
+			report(off, int64(m))
+			off += int64(m)
+			n -= int64(m)
+		}
+		if err != nil {
+			return err
+		}
+		if eof && n > 0 {
+			return io.ErrUnexpectedEOF
+		}
+	}
+	return nil
+}
