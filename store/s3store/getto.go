@@ -11,15 +11,26 @@ import (
 	"github.com/berth-dev/berth/store"
 )
 
-// copyBufSize is what each range worker reads from the network before it
-// writes to the destination: large enough that syscalls are few, small
-// enough that Concurrency of them cost little memory.
-const copyBufSize = 1 << 20
+const (
+	// copyBufSize is what each range worker reads from the network before
+	// it writes to the destination: large enough that syscalls are few,
+	// small enough that Concurrency of them cost little memory.
+	copyBufSize = 1 << 20
+	// maxRangeSize caps the ranges of GetTo. Every request costs the server
+	// CPU of its own (on MinIO, 1 GiB in 8 MiB ranges took 50% more server
+	// CPU than in 64 MiB ones); with ranges written in place their size
+	// costs no memory here.
+	maxRangeSize = 64 << 20
+)
 
 // GetTo writes the whole object key into w at its offsets and returns its
-// Info. Concurrency workers fetch ranges of PartSize bytes and write each
-// straight where it belongs, so nothing is buffered beyond one small copy
-// buffer per worker, whatever the range size. Every range after the first
+// Info. Concurrency workers fetch ranges and write each straight where it
+// belongs, so nothing is buffered beyond one small copy buffer per worker,
+// whatever the range size. Ranges are handed out in object order; they are
+// large (up to 64 MiB, at least PartSize) while much of the object is left
+// and shrink towards its end, so that the workers finish together and a
+// caller that consumes the object in order (hashing it) waits little for
+// its last bytes. Every range after the first
 // is pinned to the first one's ETag: if the object is replaced while it is
 // read, GetTo fails with ErrPreconditionFailed instead of writing a mix.
 //
@@ -76,21 +87,20 @@ func (s *Store) getTo(ctx context.Context, key string, w io.WriterAt, start func
 			mu.Unlock()
 		}
 	}
-	// The next range to fetch, handed out in object order so that the
-	// start of the object, which the caller may be waiting for, comes first.
 	var (
 		nextMu sync.Mutex
-		next   = min(s.partSize, info.Size)
+		next   = min(s.partSize, info.Size) // the first range is open already
 	)
-	take := func() (int64, bool) {
+	take := func() (off, n int64, ok bool) {
 		nextMu.Lock()
 		defer nextMu.Unlock()
 		if next >= info.Size {
-			return 0, false
+			return 0, 0, false
 		}
-		off := next
-		next += s.partSize
-		return off, true
+		off = next
+		n = min(s.rangeSize(info.Size-off), info.Size-off)
+		next += n
+		return off, n, true
 	}
 
 	var wg sync.WaitGroup
@@ -109,11 +119,11 @@ func (s *Store) getTo(ctx context.Context, key string, w io.WriterAt, start func
 				}
 			}
 			for ctx.Err() == nil {
-				off, ok := take()
+				off, n, ok := take()
 				if !ok {
 					return
 				}
-				if err := s.fetchAt(ctx, key, info.ETag, w, off, min(s.partSize, info.Size-off), buf, report); err != nil {
+				if err := s.fetchAt(ctx, key, info.ETag, w, off, n, buf, report); err != nil {
 					fail(err)
 					return
 				}
@@ -122,6 +132,13 @@ func (s *Store) getTo(ctx context.Context, key string, w io.WriterAt, start func
 	}
 	wg.Wait()
 	return info, firstErr
+}
+
+// rangeSize is the size of the next range when left bytes remain: a share
+// of them that shrinks as they do (guided scheduling), within
+// [PartSize, max(PartSize, maxRangeSize)].
+func (s *Store) rangeSize(left int64) int64 {
+	return max(s.partSize, min(left/int64(2*s.concurrency), maxRangeSize))
 }
 
 // getFirst opens the object's first range, which also tells its size and
