@@ -25,6 +25,9 @@ SWEEP=${BENCH_SWEEP-8MiB:8 16MiB:4 16MiB:8 32MiB:4 50MiB:5}
 # for the servers and clients under test keeps that noise down.
 NICE=${BENCH_NICE:--10}
 TMP_PARENT=${BENCH_TMPDIR:-/var/tmp}
+# A git ref (e.g. main) of berth to measure beside this checkout on loopback,
+# as the tool "base", in the same repetitions; empty: none.
+BASELINE=${BENCH_BASELINE:-}
 TOOLS_DIR=${BERTH_TOOLS_DIR:-$HOME/.cache/berth-tools}
 S5CMD_VERSION=v2.3.0
 
@@ -152,6 +155,15 @@ BERTH=$WORK/bin/berth
 (cd "$REPO" && go build -o "$BERTH" ./cmd/berth) >>"$LOG" 2>&1 || die "berth build failed, see $LOG"
 COMMIT=$(git -c safe.directory="$REPO" -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
 [[ -z $(git -c safe.directory="$REPO" -C "$REPO" status --porcelain 2>/dev/null) ]] || COMMIT="$COMMIT + uncommitted changes"
+BERTH_BASE=""
+if [[ -n $BASELINE ]]; then
+	say "building berth $BASELINE as the baseline"
+	BASE_COMMIT=$(git -c safe.directory="$REPO" -C "$REPO" rev-parse --short "$BASELINE") || die "no git ref $BASELINE"
+	mkdir -p "$WORK/base-src"
+	git -c safe.directory="$REPO" -C "$REPO" archive "$BASELINE" | tar -x -C "$WORK/base-src"
+	BERTH_BASE=$WORK/bin/berth-base
+	(cd "$WORK/base-src" && go build -o "$BERTH_BASE" ./cmd/berth) >>"$LOG" 2>&1 || die "baseline build failed, see $LOG"
+fi
 
 # A clean, private client environment: only our credentials, no profile or
 # config of the caller that could change part sizes or endpoints.
@@ -306,7 +318,12 @@ record_sum() {
 REP=0 # repetition of the current measured run, for paired ratios
 VER_N=0
 next_version() { VER_N=$((VER_N + 1)); VER="1.0.$VER_N"; }
-declare -A LAST_VER # server -> last version staged there by berth
+declare -A LAST_VER # tool.server -> last version staged there by berth or base
+
+# bin_of berth|base: the binary; proj_of: its project, so that the two do
+# not delete each other's objects.
+bin_of() { [[ $1 == base ]] && echo "$BERTH_BASE" || echo "$BERTH"; }
+proj_of() { [[ $1 == base ]] && echo "$PROJECT-base" || echo "$PROJECT"; }
 
 # upload TOOL SERVER LABEL [berth flags...]: one measured upload of FILE.
 upload() {
@@ -315,15 +332,15 @@ upload() {
 	# Every tool starts from an empty key: the tmpfs then holds one copy per
 	# tool, and no upload pays for replacing an object.
 	case $tool in
-	berth) rm_objects "$srv" "$PROJECT/*" ;;
+	berth | base) rm_objects "$srv" "$(proj_of "$tool")/*" ;;
 	*) rm_objects "$srv" "$tool/*" ;;
 	esac
 	pfx "$srv"
 	case $tool in
-	berth)
+	berth | base)
 		next_version
-		measure "$label" "${PFX[@]}" "$BERTH" stage -q "$@" --store "$(store "$srv")" "$PROJECT" "$VER" "$FILE"
-		LAST_VER[$srv]=$VER
+		measure "$label" "${PFX[@]}" "$(bin_of "$tool")" stage -q "$@" --store "$(store "$srv")" "$(proj_of "$tool")" "$VER" "$FILE"
+		LAST_VER[$tool.$srv]=$VER
 		;;
 	aws)
 		measure "$label" "${PFX[@]}" "$AWS" --endpoint-url "$(endpoint "$srv")" --region "${SRV_REGION[$srv]}" \
@@ -345,9 +362,9 @@ download() {
 	rm -f "$dest"
 	pfx "$srv"
 	case $tool in
-	berth)
-		measure "$label" "${sync[@]}" "${PFX[@]}" "$BERTH" download -q "$@" --store "$(store "$srv")" \
-			"$PROJECT" "${LAST_VER[$srv]}" -o "$dest"
+	berth | base)
+		measure "$label" "${sync[@]}" "${PFX[@]}" "$(bin_of "$tool")" download -q "$@" --store "$(store "$srv")" \
+			"$(proj_of "$tool")" "${LAST_VER[$tool.$srv]}" -o "$dest"
 		;;
 	aws)
 		measure "$label" "${sync[@]}" "${PFX[@]}" "$AWS" --endpoint-url "$(endpoint "$srv")" --region "${SRV_REGION[$srv]}" \
@@ -362,6 +379,8 @@ download() {
 }
 
 TOOLS=(berth aws s5cmd)
+LO_TOOLS=("${TOOLS[@]}")
+[[ -z $BERTH_BASE ]] || LO_TOOLS=(berth base aws s5cmd)
 
 # ------------------------------------------------------------ loopback ----
 say "== loopback: one MinIO on 127.0.0.1, $(hsize "$SIZE_MB"), $REPS runs per row"
@@ -370,15 +389,15 @@ start_minio lo us-east-1 "$(free_port 19100)" ""
 # Tools alternate within each repetition so that drift in the background
 # load spreads over all of them.
 for REP in $(seq "$REPS"); do
-	for t in "${TOOLS[@]}"; do upload "$t" lo "lo.up.$t"; done
+	for t in "${LO_TOOLS[@]}"; do upload "$t" lo "lo.up.$t"; done
 done
 for REP in $(seq "$REPS"); do
-	for t in "${TOOLS[@]}"; do download "$t" lo "lo.dn_mem.$t" "$MEM/dl/obj"; done
+	for t in "${LO_TOOLS[@]}"; do download "$t" lo "lo.dn_mem.$t" "$MEM/dl/obj"; done
 done
 for REP in $(seq "$REPS"); do
 	# berth fsyncs the file before renaming it into place; the others do not,
 	# so `sync FILE` after them makes all three pay for a durable file.
-	for t in "${TOOLS[@]}"; do download "$t" lo "lo.dn_disk.$t" "$WORK/dl/obj" --sync; done
+	for t in "${LO_TOOLS[@]}"; do download "$t" lo "lo.dn_disk.$t" "$WORK/dl/obj" --sync; done
 done
 
 if [[ -n $SWEEP ]]; then
@@ -619,6 +638,7 @@ fi
 {
 	echo
 	echo "### Loopback, per GiB moved (median of $REPS runs)"
+	[[ -z $BERTH_BASE ]] || { echo; echo "base: berth $BASELINE ($BASE_COMMIT), measured in the same repetitions as this checkout"; }
 	echo
 	echo "| transfer | tool | × s5cmd | wall | client CPU (user + sys) | MinIO CPU | peak RSS |"
 	echo "|---|---|---|---|---|---|---|"
@@ -629,7 +649,7 @@ for d in up dn_mem dn_disk; do
 	dn_mem) what="download → tmpfs" ;;
 	dn_disk) what="download → disk, incl. fsync" ;;
 	esac
-	for t in "${TOOLS[@]}"; do
+	for t in "${LO_TOOLS[@]}"; do
 		l=lo.$d.$t
 		printf '| %s | %s | %s | %s s | %s s (%s + %s) | %s s | %s |\n' "$what" "$t" "$(speedup "$l" "lo.$d.s5cmd")" \
 			"$(pergib "$l" 2 "$SIZE_MB")" "$(pergib "$l" 4 "$SIZE_MB")" "$(pergib "$l" 8 "$SIZE_MB")" "$(pergib "$l" 9 "$SIZE_MB")" \
