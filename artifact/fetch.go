@@ -106,10 +106,13 @@ func (b barWriter) Write(p []byte) (int, error) { b.bar.Add(len(p)); return len(
 
 // orderedHasher hashes a file whose parts are written out of order: it
 // follows the end of the contiguous written part from offset 0 and reads
-// each newly completed stretch back, in order, on its own goroutine.
+// each newly completed stretch back, in order, on its own goroutine. Behind
+// it, it starts the writeback of what it hashed, so that the disk writes
+// during the transfer rather than all in the fsync at its end.
 type orderedHasher struct {
-	r io.ReaderAt
-	h hash.Hash
+	f       *os.File
+	h       hash.Hash
+	flushed int64 // writeback started for [0, flushed)
 
 	mu      sync.Mutex
 	wake    *sync.Cond
@@ -123,8 +126,11 @@ type orderedHasher struct {
 	err    error
 }
 
-func newOrderedHasher(r io.ReaderAt) *orderedHasher {
-	o := &orderedHasher{r: r, h: sha256.New(), done: make(chan struct{})}
+// writebackChunk is how much hashed data waits before its writeback starts.
+const writebackChunk = 8 << 20
+
+func newOrderedHasher(f *os.File) *orderedHasher {
+	o := &orderedHasher{f: f, h: sha256.New(), done: make(chan struct{})}
 	o.wake = sync.NewCond(&o.mu)
 	go o.run()
 	return o
@@ -162,12 +168,16 @@ func (o *orderedHasher) run() {
 		}
 		for o.hashed < ready {
 			b := buf[:min(int64(len(buf)), ready-o.hashed)]
-			if _, err := o.r.ReadAt(b, o.hashed); err != nil {
+			if _, err := o.f.ReadAt(b, o.hashed); err != nil {
 				o.err = err
 				return
 			}
 			o.h.Write(b)
 			o.hashed += int64(len(b))
+			if o.hashed-o.flushed >= writebackChunk {
+				startWriteback(o.f, o.flushed, o.hashed-o.flushed)
+				o.flushed = o.hashed
+			}
 		}
 	}
 }

@@ -13,38 +13,44 @@ import (
 // TestOrderedHasher writes a file in shuffled, uneven spans, as parallel
 // ranges do, and wants the hash of the whole file in order.
 func TestOrderedHasher(t *testing.T) {
-	data := make([]byte, 3<<20+17)
 	rng := rand.New(rand.NewPCG(1, 2))
-	for i := range data {
-		data[i] = byte(rng.Uint32())
-	}
-	want := sha256.Sum256(data)
-	for seed := range uint64(20) {
-		f, err := os.Create(filepath.Join(t.TempDir(), "f"))
-		if err != nil {
-			t.Fatal(err)
+	// The larger size crosses writebackChunk, so writeback starts behind the hash.
+	for _, tc := range []struct {
+		size  int
+		seeds uint64
+	}{{3<<20 + 17, 20}, {2*writebackChunk + 5, 2}} {
+		data := make([]byte, tc.size)
+		for i := range data {
+			data[i] = byte(rng.Uint32())
 		}
-		// Cut the data into spans of random length and write them in random order.
-		var spans [][2]int64
-		for off := int64(0); off < int64(len(data)); {
-			n := min(int64(len(data))-off, 1+rng.Int64N(700<<10))
-			spans = append(spans, [2]int64{off, n})
-			off += n
-		}
-		r := rand.New(rand.NewPCG(seed, seed))
-		r.Shuffle(len(spans), func(i, j int) { spans[i], spans[j] = spans[j], spans[i] })
-		h := newOrderedHasher(f)
-		for _, sp := range spans {
-			if _, err := f.WriteAt(data[sp[0]:sp[0]+sp[1]], sp[0]); err != nil {
+		want := sha256.Sum256(data)
+		for seed := range tc.seeds {
+			f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+			if err != nil {
 				t.Fatal(err)
 			}
-			h.written(sp[0], sp[1])
-		}
-		n, sum, err := h.finish()
-		h.stop()
-		f.Close()
-		if err != nil || n != int64(len(data)) || sum != hex.EncodeToString(want[:]) {
-			t.Fatalf("seed %d: %d bytes, sum %s, %v; want %d bytes, %x", seed, n, sum, err, len(data), want)
+			// Cut the data into spans of random length and write them in random order.
+			var spans [][2]int64
+			for off := int64(0); off < int64(len(data)); {
+				n := min(int64(len(data))-off, 1+rng.Int64N(700<<10))
+				spans = append(spans, [2]int64{off, n})
+				off += n
+			}
+			r := rand.New(rand.NewPCG(seed, seed))
+			r.Shuffle(len(spans), func(i, j int) { spans[i], spans[j] = spans[j], spans[i] })
+			h := newOrderedHasher(f)
+			for _, sp := range spans {
+				if _, err := f.WriteAt(data[sp[0]:sp[0]+sp[1]], sp[0]); err != nil {
+					t.Fatal(err)
+				}
+				h.written(sp[0], sp[1])
+			}
+			n, sum, err := h.finish()
+			h.stop()
+			f.Close()
+			if err != nil || n != int64(len(data)) || sum != hex.EncodeToString(want[:]) {
+				t.Fatalf("seed %d: %d bytes, sum %s, %v; want %d bytes, %x", seed, n, sum, err, len(data), want)
+			}
 		}
 	}
 }

@@ -13,9 +13,11 @@ import (
 
 const (
 	// copyBufSize is what each range worker reads from the network before
-	// it writes to the destination: large enough that syscalls are few,
-	// small enough that Concurrency of them cost little memory.
-	copyBufSize = 1 << 20
+	// it writes to the destination: large enough that syscalls are few.
+	// Not larger: on Linux 6.18 with ext4, 1 MiB writes into the page cache
+	// cost 3-5 times the CPU of 256 KiB ones (measured: 0.6-0.7 s against
+	// 0.13-0.15 s per 512 MiB); on tmpfs both cost the same.
+	copyBufSize = 256 << 10
 	// maxRangeSize caps the ranges of GetTo. Every request costs the server
 	// CPU of its own (on MinIO, 1 GiB in 8 MiB ranges took 50% more server
 	// CPU than in 64 MiB ones); with ranges written in place their size
