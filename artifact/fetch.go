@@ -141,8 +141,23 @@ func (o *orderedHasher) written(off, n int64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if off != o.ready {
+		// Each range is written front to back, so a new span mostly
+		// continues a pending one: merged, the list stays as short as the
+		// number of ranges in flight.
+		end := off + n
 		i, _ := slices.BinarySearchFunc(o.pending, off, func(s [2]int64, off int64) int { return cmp.Compare(s[0], off) })
-		o.pending = slices.Insert(o.pending, i, [2]int64{off, off + n})
+		switch {
+		case i > 0 && o.pending[i-1][1] == off:
+			o.pending[i-1][1] = end
+			if i < len(o.pending) && o.pending[i][0] == end {
+				o.pending[i-1][1] = o.pending[i][1]
+				o.pending = slices.Delete(o.pending, i, i+1)
+			}
+		case i < len(o.pending) && o.pending[i][0] == end:
+			o.pending[i][0] = off
+		default:
+			o.pending = slices.Insert(o.pending, i, [2]int64{off, end})
+		}
 		return
 	}
 	o.ready += n

@@ -75,3 +75,37 @@ func TestOrderedHasherGap(t *testing.T) {
 	}
 	h.stop()
 }
+
+// TestOrderedHasherMerges writes four ranges front to back in small
+// interleaved pieces, as GetTo's workers do: the spans waiting beyond the
+// hashed part merge, so there are never more than the ranges in flight.
+func TestOrderedHasherMerges(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	const ranges, rangeSize, piece = 4, 1 << 20, 64 << 10
+	data := bytes.Repeat([]byte("berth"), ranges*rangeSize/5+1)[:ranges*rangeSize]
+	h := newOrderedHasher(f)
+	defer h.stop()
+	// Range 0 last, so that nothing is contiguous until the end.
+	for p := 0; p < rangeSize; p += piece {
+		for r := ranges - 1; r >= 0; r-- {
+			off := int64(r*rangeSize + p)
+			f.WriteAt(data[off:off+piece], off)
+			h.written(off, piece)
+			h.mu.Lock()
+			n := len(h.pending)
+			h.mu.Unlock()
+			if n > ranges {
+				t.Fatalf("%d pending spans with %d ranges", n, ranges)
+			}
+		}
+	}
+	n, sum, err := h.finish()
+	want := sha256.Sum256(data)
+	if err != nil || n != int64(len(data)) || sum != hex.EncodeToString(want[:]) {
+		t.Fatalf("got %d bytes, %s, %v", n, sum, err)
+	}
+}
