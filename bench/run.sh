@@ -16,8 +16,8 @@ BIG_MB=${BENCH_BIG_MB:-5120}            # memory row only
 SKIP_BIG=${BENCH_SKIP_5G:-0}
 SKIP_SHAPED=${BENCH_SKIP_SHAPED:-0}
 RATE=${BENCH_RATE:-400mbit}             # per region and per direction
-REPS=${BENCH_REPS:-3}                   # loopback runs per row (best is reported)
-SHAPED_REPS=${BENCH_SHAPED_REPS:-2}     # shaped runs per row (best is reported)
+REPS=${BENCH_REPS:-3}                   # loopback runs per row (the median is reported)
+SHAPED_REPS=${BENCH_SHAPED_REPS:-2}     # shaped runs per row (the median is reported)
 COMPARE=${BENCH_SHAPED_COMPARE:-1}      # 3 sequential uploads with aws and s5cmd too
 # berth --part-size:--concurrency variants tried on loopback; empty disables.
 SWEEP=${BENCH_SWEEP-8MiB:8 16MiB:4 16MiB:8 32MiB:4 50MiB:5}
@@ -25,6 +25,9 @@ SWEEP=${BENCH_SWEEP-8MiB:8 16MiB:4 16MiB:8 32MiB:4 50MiB:5}
 # for the servers and clients under test keeps that noise down.
 NICE=${BENCH_NICE:--10}
 TMP_PARENT=${BENCH_TMPDIR:-/var/tmp}
+# A git ref (e.g. main) of berth to measure beside this checkout on loopback,
+# as the tool "base", in the same repetitions; empty: none.
+BASELINE=${BENCH_BASELINE:-}
 TOOLS_DIR=${BERTH_TOOLS_DIR:-$HOME/.cache/berth-tools}
 S5CMD_VERSION=v2.3.0
 
@@ -152,6 +155,15 @@ BERTH=$WORK/bin/berth
 (cd "$REPO" && go build -o "$BERTH" ./cmd/berth) >>"$LOG" 2>&1 || die "berth build failed, see $LOG"
 COMMIT=$(git -c safe.directory="$REPO" -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
 [[ -z $(git -c safe.directory="$REPO" -C "$REPO" status --porcelain 2>/dev/null) ]] || COMMIT="$COMMIT + uncommitted changes"
+BERTH_BASE=""
+if [[ -n $BASELINE ]]; then
+	say "building berth $BASELINE as the baseline"
+	BASE_COMMIT=$(git -c safe.directory="$REPO" -C "$REPO" rev-parse --short "$BASELINE") || die "no git ref $BASELINE"
+	mkdir -p "$WORK/base-src"
+	git -c safe.directory="$REPO" -C "$REPO" archive "$BASELINE" | tar -x -C "$WORK/base-src"
+	BERTH_BASE=$WORK/bin/berth-base
+	(cd "$WORK/base-src" && go build -o "$BERTH_BASE" ./cmd/berth) >>"$LOG" 2>&1 || die "baseline build failed, see $LOG"
+fi
 
 # A clean, private client environment: only our credentials, no profile or
 # config of the caller that could change part sizes or endpoints.
@@ -265,7 +277,9 @@ busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 # measure LABEL [--sync FILE] CMD...
 # Runs CMD once with a cold page cache under /usr/bin/time and appends to RAW:
 # label, wall seconds, peak RSS KiB, client CPU s, MinIO CPU s, CPU s used by
-# everything else on the machine meanwhile (approx.), 1-min load average.
+# everything else on the machine meanwhile (approx.), 1-min load average,
+# client user s, client sys s, repetition ($REP: runs of different tools in
+# the same repetition ran side by side, so their ratio is one sample).
 # With --sync, `sync FILE` runs after CMD and counts towards the wall time.
 # A failing run is recorded as FAIL and the benchmark goes on.
 measure() {
@@ -280,9 +294,9 @@ measure() {
 		t1=$(date +%s%N) s1=$(server_ticks) b1=$(busy_ticks)
 		read -r rss usr sys < <(tail -n1 "$WORK/time.out")
 		awk -v l="$label" -v ms=$(((t1 - t0) / 1000000)) -v rss="$rss" -v usr="$usr" -v sys="$sys" \
-			-v srv=$((s1 - s0)) -v busy=$((b1 - b0)) -v hz="$HZ" -v load="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN {
+			-v srv=$((s1 - s0)) -v busy=$((b1 - b0)) -v hz="$HZ" -v load="$(cut -d' ' -f1 /proc/loadavg)" -v rep="$REP" 'BEGIN {
 				cpu = usr + sys; other = busy / hz - cpu - srv / hz; if (other < 0) other = 0
-				printf "%s\t%.3f\t%d\t%.2f\t%.2f\t%.2f\t%s\n", l, ms / 1000, rss, cpu, srv / hz, other, load }' | tee -a "$RAW" |
+				printf "%s\t%.3f\t%d\t%.2f\t%.2f\t%.2f\t%s\t%.2f\t%.2f\t%d\n", l, ms / 1000, rss, cpu, srv / hz, other, load, usr, sys, rep }' | tee -a "$RAW" |
 			awk -F'\t' '{printf "    %-26s %8.2f s  rss %4d MiB  cpu %5.2f s  minio %5.2f s  others %5.2f s\n", $1, $2, $3 / 1024, $4, $5, $6}' >&2
 	else
 		printf '%s\tFAIL\n' "$label" >>"$RAW"
@@ -297,13 +311,19 @@ record_sum() {
 	legs=$(tail -n "$2" "$RAW")
 	awk -F'\t' -v l="$1" -v n="$2" '
 		$2 == "FAIL" { bad = 1 }
-		{ s += $2; if ($3 > r) r = $3; c += $4; v += $5; o += $6; ld = $7 }
-		END { if (bad || NR < n) print l "\tFAIL"; else printf "%s\t%.3f\t%d\t%.2f\t%.2f\t%.2f\t%s\n", l, s, r, c, v, o, ld }' <<<"$legs" >>"$RAW"
+		{ s += $2; if ($3 > r) r = $3; c += $4; v += $5; o += $6; ld = $7; u += $8; y += $9; rp = $10 }
+		END { if (bad || NR < n) print l "\tFAIL"; else printf "%s\t%.3f\t%d\t%.2f\t%.2f\t%.2f\t%s\t%.2f\t%.2f\t%d\n", l, s, r, c, v, o, ld, u, y, rp }' <<<"$legs" >>"$RAW"
 }
 
+REP=0 # repetition of the current measured run, for paired ratios
 VER_N=0
 next_version() { VER_N=$((VER_N + 1)); VER="1.0.$VER_N"; }
-declare -A LAST_VER # server -> last version staged there by berth
+declare -A LAST_VER # tool.server -> last version staged there by berth or base
+
+# bin_of berth|base: the binary; proj_of: its project, so that the two do
+# not delete each other's objects.
+bin_of() { [[ $1 == base ]] && echo "$BERTH_BASE" || echo "$BERTH"; }
+proj_of() { [[ $1 == base ]] && echo "$PROJECT-base" || echo "$PROJECT"; }
 
 # upload TOOL SERVER LABEL [berth flags...]: one measured upload of FILE.
 upload() {
@@ -312,15 +332,15 @@ upload() {
 	# Every tool starts from an empty key: the tmpfs then holds one copy per
 	# tool, and no upload pays for replacing an object.
 	case $tool in
-	berth) rm_objects "$srv" "$PROJECT/*" ;;
+	berth | base) rm_objects "$srv" "$(proj_of "$tool")/*" ;;
 	*) rm_objects "$srv" "$tool/*" ;;
 	esac
 	pfx "$srv"
 	case $tool in
-	berth)
+	berth | base)
 		next_version
-		measure "$label" "${PFX[@]}" "$BERTH" stage -q "$@" --store "$(store "$srv")" "$PROJECT" "$VER" "$FILE"
-		LAST_VER[$srv]=$VER
+		measure "$label" "${PFX[@]}" "$(bin_of "$tool")" stage -q "$@" --store "$(store "$srv")" "$(proj_of "$tool")" "$VER" "$FILE"
+		LAST_VER[$tool.$srv]=$VER
 		;;
 	aws)
 		measure "$label" "${PFX[@]}" "$AWS" --endpoint-url "$(endpoint "$srv")" --region "${SRV_REGION[$srv]}" \
@@ -342,9 +362,9 @@ download() {
 	rm -f "$dest"
 	pfx "$srv"
 	case $tool in
-	berth)
-		measure "$label" "${sync[@]}" "${PFX[@]}" "$BERTH" download -q "$@" --store "$(store "$srv")" \
-			"$PROJECT" "${LAST_VER[$srv]}" -o "$dest"
+	berth | base)
+		measure "$label" "${sync[@]}" "${PFX[@]}" "$(bin_of "$tool")" download -q "$@" --store "$(store "$srv")" \
+			"$(proj_of "$tool")" "${LAST_VER[$tool.$srv]}" -o "$dest"
 		;;
 	aws)
 		measure "$label" "${sync[@]}" "${PFX[@]}" "$AWS" --endpoint-url "$(endpoint "$srv")" --region "${SRV_REGION[$srv]}" \
@@ -359,6 +379,8 @@ download() {
 }
 
 TOOLS=(berth aws s5cmd)
+LO_TOOLS=("${TOOLS[@]}")
+[[ -z $BERTH_BASE ]] || LO_TOOLS=(berth base aws s5cmd)
 
 # ------------------------------------------------------------ loopback ----
 say "== loopback: one MinIO on 127.0.0.1, $(hsize "$SIZE_MB"), $REPS runs per row"
@@ -366,24 +388,24 @@ start_minio lo us-east-1 "$(free_port 19100)" ""
 
 # Tools alternate within each repetition so that drift in the background
 # load spreads over all of them.
-for _ in $(seq "$REPS"); do
-	for t in "${TOOLS[@]}"; do upload "$t" lo "lo.up.$t"; done
+for REP in $(seq "$REPS"); do
+	for t in "${LO_TOOLS[@]}"; do upload "$t" lo "lo.up.$t"; done
 done
-for _ in $(seq "$REPS"); do
-	for t in "${TOOLS[@]}"; do download "$t" lo "lo.dn_mem.$t" "$MEM/dl/obj"; done
+for REP in $(seq "$REPS"); do
+	for t in "${LO_TOOLS[@]}"; do download "$t" lo "lo.dn_mem.$t" "$MEM/dl/obj"; done
 done
-for _ in $(seq "$REPS"); do
+for REP in $(seq "$REPS"); do
 	# berth fsyncs the file before renaming it into place; the others do not,
 	# so `sync FILE` after them makes all three pay for a durable file.
-	for t in "${TOOLS[@]}"; do download "$t" lo "lo.dn_disk.$t" "$WORK/dl/obj" --sync; done
+	for t in "${LO_TOOLS[@]}"; do download "$t" lo "lo.dn_disk.$t" "$WORK/dl/obj" --sync; done
 done
 
 if [[ -n $SWEEP ]]; then
 	say "== loopback: berth --part-size:--concurrency variants: $SWEEP"
-	for _ in $(seq "$REPS"); do
+	for REP in $(seq "$REPS"); do
 		for v in $SWEEP; do upload berth lo "sw.up.$v" --part-size "${v%:*}" --concurrency "${v#*:}"; done
 	done
-	for _ in $(seq "$REPS"); do
+	for REP in $(seq "$REPS"); do
 		for v in $SWEEP; do download berth lo "sw.dn.$v" "$MEM/dl/obj" --part-size "${v%:*}" --concurrency "${v#*:}"; done
 	done
 fi
@@ -459,17 +481,17 @@ if [[ $SKIP_SHAPED != 1 ]]; then
 	done
 
 	say "-- shaped: single region, $SHAPED_REPS runs per row"
-	for _ in $(seq "$SHAPED_REPS"); do
+	for REP in $(seq "$SHAPED_REPS"); do
 		for t in "${TOOLS[@]}"; do upload "$t" r1 "ns.up.$t"; done
 	done
-	for _ in $(seq "$SHAPED_REPS"); do
+	for REP in $(seq "$SHAPED_REPS"); do
 		# To tmpfs: this row is about the link, not this VM's disk.
 		for t in "${TOOLS[@]}"; do download "$t" r1 "ns.dn.$t" "$MEM/dl/obj"; done
 	done
 	rm_objects r1 "*"
 
 	say "-- shaped: one 3-region stage against 3 sequential single-region uploads"
-	for _ in $(seq "$SHAPED_REPS"); do
+	for REP in $(seq "$SHAPED_REPS"); do
 		pfx r1
 		next_version
 		measure ns.3r.berth "${PFX[@]}" "$BERTH" stage -q --store "$(store r1)" --store "$(store r2)" --store "$(store r3)" \
@@ -496,13 +518,18 @@ if [[ $SKIP_SHAPED != 1 ]]; then
 fi
 
 # -------------------------------------------------------------- report ----
-# agg LABEL FIELD min|max over the successful runs of LABEL.
+# agg LABEL FIELD min|max|med over the successful runs of LABEL.
 agg() {
 	awk -F'\t' -v l="$1" -v f="$2" -v fn="$3" '$1 == l && $2 != "FAIL" {
-		v = $f + 0; if (!n || (fn == "min" && v < r) || (fn == "max" && v > r)) r = v; n++ } END { if (n) print r }' "$RAW"
+		v = $f + 0; a[++n] = v; if (n == 1 || (fn == "min" && v < r) || (fn == "max" && v > r)) r = v }
+		END { if (!n) exit
+			if (fn == "med") { # insertion sort: a handful of runs
+				for (i = 2; i <= n; i++) { x = a[i]; for (j = i - 1; j > 0 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
+				r = (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+			print r }' "$RAW"
 }
 failed() { grep -q "^$1	FAIL" "$RAW"; }
-secs() { agg "$1" 2 min; }
+secs() { agg "$1" 2 med; }
 # cell helpers print "–" when a row was not run and "FAILED" when it only failed.
 none() { failed "$1" && echo "FAILED" || echo "–"; }
 xfer() { # xfer LABEL MiB: "3.10 s · 330 MiB/s"
@@ -516,12 +543,30 @@ share() { # share LABEL MiB: "46.9 MiB/s (98%)"
 	awk -v s="$s" -v mb="$2" -v l="$LINK_MIBS" 'BEGIN {printf "%.1f MiB/s (%.0f%%)", mb / s, 100 * mb / s / l}'
 }
 tsecs() { local s; s=$(secs "$1"); [[ -n $s ]] && printf '%.1f s' "$s" || none "$1"; }
-cpu() { local c; c=$(agg "$1" "$2" min); [[ -n $c ]] && printf '%.2f s' "$c" || none "$1"; }
+cpu() { local c; c=$(agg "$1" "$2" med); [[ -n $c ]] && printf '%.2f s' "$c" || none "$1"; }
 rss() { local k; k=$(agg "$1" 3 max); [[ -n $k ]] && printf '%.0f MiB' "$(awk -v k="$k" 'BEGIN {print k / 1024}')" || none "$1"; }
-speedup() { # speedup A B: how many times faster A ran than B, "0.93×"
-	local a b; a=$(secs "$1") b=$(secs "$2")
-	[[ -n $a && -n $b ]] && awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f×", b / a}' || echo "n/a"
+# pratio A B: how many times faster A ran than B, as the median over the
+# repetitions in which both ran (side by side, under the same background
+# load) of B's time / A's time; with no such pair, the ratio of the medians.
+pratio() {
+	awk -F'\t' -v a="$1" -v b="$2" '$2 != "FAIL" && ($1 == a || $1 == b) && $10 != "" { t[$1, $10] = $2; reps[$10] = 1 }
+		END { for (r in reps) if ((a, r) in t && (b, r) in t && t[a, r] > 0) x[++n] = t[b, r] / t[a, r]
+			if (!n) exit
+			for (i = 2; i <= n; i++) { v = x[i]; for (j = i - 1; j > 0 && x[j] > v; j--) x[j + 1] = x[j]; x[j + 1] = v }
+			print (n % 2) ? x[(n + 1) / 2] : (x[n / 2] + x[n / 2 + 1]) / 2 }' "$RAW"
 }
+speedup() { # speedup A B: "0.93×" (see pratio)
+	local a b r
+	r=$(pratio "$1" "$2")
+	if [[ -z $r ]]; then
+		a=$(secs "$1") b=$(secs "$2")
+		[[ -n $a && -n $b ]] || { echo "n/a"; return; }
+		r=$(awk -v a="$a" -v b="$b" 'BEGIN {print b / a}')
+	fi
+	awk -v r="$r" 'BEGIN {printf "%.2f×", r}'
+}
+# pergib LABEL FIELD MiB: median of FIELD per GiB moved, "1.23"
+pergib() { local c; c=$(agg "$1" "$2" med); [[ -n $c ]] && awk -v c="$c" -v mb="$3" 'BEGIN {printf "%.2f", c * 1024 / mb}' || none "$1"; }
 verdict() { awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN {
 	ok = (op == ">=") ? v >= t : (op == "<=") ? v <= t : v < t; printf "%s", ok ? "PASS" : "FAIL" }'; }
 row() { printf '| %s | %s | %s | %s | %s |\n' "$@" >>"$RESULTS"; }
@@ -537,7 +582,7 @@ others=$(awk -F'\t' '$2 != "FAIL" && $2 > 0 {print 100 * $6 / $2 / '"$(nproc)"'}
 	echo
 	echo "- $(date -u '+%Y-%m-%d %H:%M UTC'), berth $COMMIT, $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)"
 	echo "- aws: $("$AWS" --version 2>&1 | cut -d' ' -f1,3), s5cmd $S5CMD_VERSION (defaults: aws 8 MiB parts × 10, s5cmd 50 MiB parts × 5; berth 8 MiB × 4)"
-	echo "- best of $REPS runs on loopback$([[ $SKIP_SHAPED == 1 ]] || echo " and of $SHAPED_REPS on the shaped link"); $CACHE_NOTE"
+	echo "- median of $REPS runs on loopback$([[ $SKIP_SHAPED == 1 ]] || echo " and of $SHAPED_REPS on the shaped link"); ratios are the median over repetitions of the ratio between runs made side by side; $CACHE_NOTE"
 	echo "- MinIO data on tmpfs; test files on disk ($TMP_PARENT); clients and servers ran at nice $NICE${AUTOGROUP_OLD:+ (also set on the session autogroup)}"
 	echo "- 1-min load average during runs: $loads; CPU used by other processes during runs: $others of the machine"
 	echo
@@ -549,7 +594,7 @@ row "**Loopback**, 1 MinIO on 127.0.0.1" "" "" "" ""
 row "upload $SZ" "$(xfer lo.up.berth "$SIZE_MB")" "$(xfer lo.up.aws "$SIZE_MB")" "$(xfer lo.up.s5cmd "$SIZE_MB")" "$(vs_s5 lo.up)"
 row "download $SZ → tmpfs" "$(xfer lo.dn_mem.berth "$SIZE_MB")" "$(xfer lo.dn_mem.aws "$SIZE_MB")" "$(xfer lo.dn_mem.s5cmd "$SIZE_MB")" "$(vs_s5 lo.dn_mem)"
 row "download $SZ → disk, incl. fsync" "$(xfer lo.dn_disk.berth "$SIZE_MB")" "$(xfer lo.dn_disk.aws "$SIZE_MB")" "$(xfer lo.dn_disk.s5cmd "$SIZE_MB")" "$(vs_s5 lo.dn_disk)"
-row "client CPU (user+sys), upload" "$(cpu lo.up.berth 4)" "$(cpu lo.up.aws 4)" "$(cpu lo.up.s5cmd 4)" "least of $REPS runs"
+row "client CPU (user+sys), upload" "$(cpu lo.up.berth 4)" "$(cpu lo.up.aws 4)" "$(cpu lo.up.s5cmd 4)" "median of $REPS runs"
 row "client CPU, download → tmpfs" "$(cpu lo.dn_mem.berth 4)" "$(cpu lo.dn_mem.aws 4)" "$(cpu lo.dn_mem.s5cmd 4)" "berth includes SHA-256"
 row "MinIO CPU, upload" "$(cpu lo.up.berth 5)" "$(cpu lo.up.aws 5)" "$(cpu lo.up.s5cmd 5)" "server side of the same runs"
 row "MinIO CPU, download → tmpfs" "$(cpu lo.dn_mem.berth 5)" "$(cpu lo.dn_mem.aws 5)" "$(cpu lo.dn_mem.s5cmd 5)" ""
@@ -586,6 +631,32 @@ if [[ $SKIP_SHAPED != 1 ]]; then
 	row "3-region stage of $SZ" "$(rss ns.3r.berth)" "" "" "$(pass_rss ns.3r.berth)"
 fi
 
+# Where the time goes on loopback: per GiB moved, for each tool, the wall
+# time, the client's CPU (user + sys) and the server's CPU. On two shared
+# cores the client and MinIO compete for the same CPUs, so a client that
+# needs less CPU (its own and the server's) leaves more to the transfer.
+{
+	echo
+	echo "### Loopback, per GiB moved (median of $REPS runs)"
+	[[ -z $BERTH_BASE ]] || { echo; echo "base: berth $BASELINE ($BASE_COMMIT), measured in the same repetitions as this checkout"; }
+	echo
+	echo "| transfer | tool | × s5cmd | wall | client CPU (user + sys) | MinIO CPU | peak RSS |"
+	echo "|---|---|---|---|---|---|---|"
+} >>"$RESULTS"
+for d in up dn_mem dn_disk; do
+	case $d in
+	up) what="upload" ;;
+	dn_mem) what="download → tmpfs" ;;
+	dn_disk) what="download → disk, incl. fsync" ;;
+	esac
+	for t in "${LO_TOOLS[@]}"; do
+		l=lo.$d.$t
+		printf '| %s | %s | %s | %s s | %s s (%s + %s) | %s s | %s |\n' "$what" "$t" "$(speedup "$l" "lo.$d.s5cmd")" \
+			"$(pergib "$l" 2 "$SIZE_MB")" "$(pergib "$l" 4 "$SIZE_MB")" "$(pergib "$l" 8 "$SIZE_MB")" "$(pergib "$l" 9 "$SIZE_MB")" \
+			"$(pergib "$l" 5 "$SIZE_MB")" "$(rss "$l")" >>"$RESULTS"
+	done
+done
+
 # best_setting up|dn prints "SECONDS PART:CONC" of the fastest berth setting,
 # the default 8MiB:4 (the main loopback rows) included.
 best_setting() {
@@ -607,7 +678,7 @@ best_setting() {
 				"$(awk -v s="$s" -v mb="$SIZE_MB" 'BEGIN {printf "%.2f s, %.0f MiB/s", s, mb / s}')"
 		done
 	fi
-	echo "- raw runs: bench/out/raw.tsv (label, s, peak RSS KiB, client CPU s, MinIO CPU s, other CPU s, load); tool output: bench/out/bench.log"
+	echo "- raw runs: bench/out/raw.tsv (label, s, peak RSS KiB, client CPU s, MinIO CPU s, other CPU s, load, client user s, client sys s, repetition); tool output: bench/out/bench.log"
 	echo "- total benchmark time: $(( ($(date +%s) - START) / 60 )) min"
 } >>"$RESULTS"
 

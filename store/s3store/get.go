@@ -12,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/berth-dev/berth/internal/awserr"
 	"github.com/berth-dev/berth/store"
 )
 
@@ -48,21 +47,14 @@ func (s *Store) get(ctx context.Context, key string, rng store.Range) (io.ReadCl
 		return out.Body, s.infoOf(key, out), nil
 	}
 
-	// The first part's request also tells the size and ETag, so small
-	// objects cost one request.
-	out, err := s.getObject(ctx, key, fmt.Sprintf("bytes=0-%d", s.partSize-1), "")
-	if errorCode(err) == "InvalidRange" || awserr.HTTPStatus(err) == 416 {
-		// S3 refuses any range of an empty object.
-		out, err = s.getObject(ctx, key, "", "")
-	}
+	first, info, err := s.getFirst(ctx, key)
 	if err != nil {
 		return nil, store.Info{}, err
 	}
-	info := s.infoOf(key, out)
 	if info.Size <= s.partSize {
-		return out.Body, info, nil
+		return first, info, nil
 	}
-	return s.newParallelReader(ctx, key, info, out.Body), info, nil
+	return s.newParallelReader(ctx, key, info, first), info, nil
 }
 
 func (s *Store) getObject(ctx context.Context, key, rangeHeader, ifMatch string) (*s3.GetObjectOutput, error) {
