@@ -146,6 +146,9 @@ func (c *Client) downloadFrom(ctx context.Context, r Region, project, version st
 	if err != nil {
 		return err
 	}
+	if err := c.trust(&m); err != nil {
+		return err
+	}
 	dest := opts.Path
 	if dest == "" {
 		if err := ValidateFilename(m.Filename); err != nil {
