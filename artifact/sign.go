@@ -240,19 +240,19 @@ func keyIDs(keys []minisign.PublicKey) string {
 	return strings.Join(ids, ", ")
 }
 
-// trust returns nil when the client trusts no key (signatures are not
-// required) or when m is signed by a trusted key; otherwise an error of
-// kind ErrUntrusted that says why.
-func (c *Client) trust(m *Manifest) error {
+// trust passes m when the client trusts no key (signatures are not
+// required) or when m is signed by a trusted key, whose ID it returns;
+// otherwise it returns an error of kind ErrUntrusted that says why.
+func (c *Client) trust(m *Manifest) (string, error) {
 	if len(c.TrustedKeys) == 0 {
-		return nil
+		return "", nil
 	}
 	info := checkSignature(m, c.TrustedKeys)
 	switch info.Status {
 	case SignatureVerified:
-		return nil
+		return info.KeyID, nil
 	case SignatureUnsigned:
-		return fmt.Errorf("%s %s is not signed, and only versions signed by a trusted key (%s) are accepted: %w", m.Project, m.Version, keyIDs(c.TrustedKeys), ErrUntrusted)
+		return "", fmt.Errorf("%s %s is not signed, and only versions signed by a trusted key (%s) are accepted: %w", m.Project, m.Version, keyIDs(c.TrustedKeys), ErrUntrusted)
 	}
-	return fmt.Errorf("%s %s: %s: %w", m.Project, m.Version, info.Error, ErrUntrusted)
+	return "", fmt.Errorf("%s %s: %s: %w", m.Project, m.Version, info.Error, ErrUntrusted)
 }

@@ -95,7 +95,7 @@ func TestSignedRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := os.ReadFile(dl.Path); !bytes.Equal(got, data) || dl.Region != "eu-west-1" || len(dl.Failures) != 0 {
+	if got, _ := os.ReadFile(dl.Path); !bytes.Equal(got, data) || dl.Region != "eu-west-1" || len(dl.Failures) != 0 || dl.SignedBy != artifact.KeyID(pub.ID()) {
 		t.Fatalf("download = %+v", dl)
 	}
 	d, err := c.Info(ctx, "app", "1.2.3")

@@ -91,7 +91,8 @@ anything is saved (berth check).
 
 Exit codes:
   0    success
-  1    the answer is no (missing version, verify found problems)
+  1    the answer is no (missing version, no copy signed by a trusted key,
+       verify found problems)
   2    usage or invalid input; nothing was attempted
   3    conflict; nothing was changed (version staged with other bytes)
   4    access refused (missing or expired credentials, AccessDenied)
@@ -117,7 +118,7 @@ Exit codes:
 
 	root.AddCommand(newInitCommand(g), newStageCommand(g), newDownloadCommand(g), newVersionsCommand(g),
 		newInfoCommand(g), newExistsCommand(g), newVerifyCommand(g),
-		newPolicyCommand(g), newTemplateCommand(g), newDataplaneCommand(g))
+		newKeygenCommand(g), newPolicyCommand(g), newTemplateCommand(g), newDataplaneCommand(g))
 	root.AddCommand(newBootstrapCommand(g), newCheckCommand(g))
 	root.AddCommand(newServerCommand(g))
 	return root

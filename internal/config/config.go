@@ -49,6 +49,9 @@ type Config struct {
 	// of this file, like git's safe.directory. Only the user's own config
 	// file (DefaultPath) is consulted for it.
 	TrustedDirs []string `yaml:"trusted_dirs,omitempty"`
+	// TrustedKeys are minisign public keys (RWQ...) or absolute paths of
+	// .pub files; when set, download accepts only versions they signed.
+	TrustedKeys []string `yaml:"trusted_keys,omitempty"`
 }
 
 // Region names one store. Name is what users pass to --region.
