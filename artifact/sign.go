@@ -164,29 +164,30 @@ func canonicalManifest(data []byte) (canon []byte, sig string, err error) {
 	return b.Bytes(), sig, nil
 }
 
-// signManifest sets m.Signature to key's signature of m. A nil key leaves
-// the manifest unsigned.
-func signManifest(m *Manifest, key *minisign.PrivateKey) error {
+// signManifest sets m.Signature to key's signature of m and returns the
+// key's ID. A nil key leaves the manifest unsigned.
+func signManifest(m *Manifest, key *minisign.PrivateKey) (string, error) {
 	if key == nil {
-		return nil
+		return "", nil
 	}
 	m.Signature = ""
 	data, err := json.Marshal(m)
 	if err != nil {
-		return fmt.Errorf("encode manifest: %w", err)
+		return "", fmt.Errorf("encode manifest: %w", err)
 	}
 	canon, _, err := canonicalManifest(data)
 	if err != nil {
-		return fmt.Errorf("sign manifest: %w", err)
+		return "", fmt.Errorf("sign manifest: %w", err)
 	}
 	// The prehashed variant (BLAKE2b-512, then Ed25519) is minisign's
 	// default since 0.10; both variants verify the same way.
 	r := minisign.NewReader(bytes.NewReader(canon))
 	if _, err := io.Copy(io.Discard, r); err != nil {
-		return fmt.Errorf("sign manifest: %w", err)
+		return "", fmt.Errorf("sign manifest: %w", err)
 	}
-	m.Signature = string(r.SignWithComments(*key, trustedComment(m), "berth manifest signature from key "+KeyID(key.ID())))
-	return nil
+	id := KeyID(key.ID())
+	m.Signature = string(r.SignWithComments(*key, trustedComment(m), "berth manifest signature from key "+id))
+	return id, nil
 }
 
 // checkSignature judges the signature of m, read from the stored bytes

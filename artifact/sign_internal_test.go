@@ -29,7 +29,7 @@ func signedManifest(t testing.TB) (Manifest, []byte) {
 		Metadata: map[string]string{"commit": "abc", "note": "<b>&</b>"}, Filename: "app.tar.gz",
 		Created: time.Date(2026, 12, 2, 17, 0, 0, 123e6, time.UTC), StagedBy: "ci@example",
 	}
-	if err := signManifest(&m, &priv); err != nil {
+	if _, err := signManifest(&m, &priv); err != nil {
 		t.Fatal(err)
 	}
 	m.Object = dataPrefix("app", "1.0.0") + "20261202T170000Z-0123456789abcdef01234567"

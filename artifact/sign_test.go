@@ -76,8 +76,12 @@ func TestSignedRoundTrip(t *testing.T) {
 	pub, priv := newKey(t)
 	c := newClient(t, "eu-west-1", "us-east-1")
 	data := random(1<<20 + 3)
-	if _, err := c.Stage(ctx, "app", "1.2.3", writeFile(t, data), artifact.StageOptions{SignKey: priv, Metadata: map[string]string{"commit": "abc"}}); err != nil {
+	res, err := c.Stage(ctx, "app", "1.2.3", writeFile(t, data), artifact.StageOptions{SignKey: priv, Metadata: map[string]string{"commit": "abc"}})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if res.SignedBy != artifact.KeyID(pub.ID()) {
+		t.Fatalf("stage signed by %q", res.SignedBy)
 	}
 	// The signature is committed with the manifest, in the manifest.
 	for _, r := range c.Regions {

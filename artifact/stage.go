@@ -58,6 +58,7 @@ type StageResult struct {
 	Filename string         `json:"filename"`
 	DryRun   bool           `json:"dry_run,omitempty"`
 	Regions  []RegionResult `json:"regions"`
+	SignedBy string         `json:"signed_by,omitempty"` // key ID, when signed
 }
 
 type regionStage struct {
@@ -187,7 +188,7 @@ func (c *Client) Stage(ctx context.Context, project, version, file string, opts 
 	if m.Metadata == nil {
 		m.Metadata = map[string]string{}
 	}
-	if err := signManifest(&m, opts.SignKey); err != nil {
+	if res.SignedBy, err = signManifest(&m, opts.SignKey); err != nil {
 		return nil, err
 	}
 	// The first region that takes a manifest decides the winner of a race:

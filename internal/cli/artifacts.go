@@ -191,8 +191,8 @@ VERSION: a semantic version (https://semver.org) such as 1.4.0 or 2.0.0-rc.1;
 				verb = "dry run: would stage"
 			}
 			signed := ""
-			if opts.SignKey != nil {
-				signed = ", signed by key " + artifact.KeyID(opts.SignKey.ID())
+			if res.SignedBy != "" {
+				signed = ", signed by key " + res.SignedBy
 			}
 			fmt.Fprintf(g.Stdout, "%s %s %s (%s, sha256 %s%s)\n", verb, res.Project, res.Version, humanSize(res.Size), orDash(res.SHA256), signed)
 			w := tabwriter.NewWriter(g.Stdout, 0, 0, 2, ' ', 0)

@@ -77,7 +77,9 @@ func NewRootCommand(g *Globals) *cobra.Command {
 		Short: "Versioned release artifacts across regions, least-privilege AWS policies, account onboarding",
 		Long: `berth stages versioned release artifacts with their metadata to a store in
 every configured region at once, and downloads a given or the latest version
-from the nearest healthy region with checksum verification.
+from the nearest healthy region with checksum verification. Releases can be
+signed (berth keygen, stage --sign-key) and downloads limited to versions a
+trusted key signed (download --trusted-key).
 
 Stores are S3 buckets (AWS or any S3-compatible service such as MinIO) or local
 directories. Without a configuration file berth uses one local store under
