@@ -257,3 +257,31 @@ func (c *Client) trust(m *Manifest) (string, error) {
 	}
 	return "", fmt.Errorf("%s %s: %s: %w", m.Project, m.Version, info.Error, ErrUntrusted)
 }
+
+// refuseUnsigned stops a signed stage of a version that a region already
+// holds without key's signature, before anything is uploaded: versions are
+// immutable, so the signature could never be added, and reporting the
+// region as present would pass an unsigned release off as signed. A copy
+// this key signed (a re-run after a partial failure) is fine.
+func refuseUnsigned(stages []*regionStage, project, version string, key *minisign.PrivateKey) error {
+	if key == nil {
+		return nil
+	}
+	pub, _ := key.Public().(minisign.PublicKey)
+	for _, rs := range stages {
+		if rs.existing == nil {
+			continue
+		}
+		info := checkSignature(rs.existing, []minisign.PublicKey{pub})
+		if info.Status == SignatureVerified {
+			continue
+		}
+		state := "without a signature"
+		if info.Status != SignatureUnsigned {
+			state = "without a valid signature by key " + KeyID(key.ID())
+		}
+		return fmt.Errorf("%s %s is already staged in %s %s, and versions are immutable: stage a new version to sign it: %w",
+			project, version, rs.region.Name, state, ErrConflict)
+	}
+	return nil
+}

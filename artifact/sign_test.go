@@ -440,3 +440,47 @@ func cheapEncryptedKey(t *testing.T, password string, key minisign.PrivateKey) [
 	}
 	return enc
 }
+
+// A signed stage cannot add a signature to a version already staged
+// without one; it says so (conflict) and changes nothing. A re-run with the
+// key that signed the copies already there completes the missing regions.
+func TestSignedStageOfExistingVersion(t *testing.T) {
+	ctx := context.Background()
+	pub, priv := newKey(t)
+	_, otherPriv := newKey(t)
+	c := newClient(t, "eu-west-1", "us-east-1")
+	file := writeFile(t, []byte("release"))
+
+	mustStage(t, c, "app", "1.0.0", file, artifact.StageOptions{})
+	before := readStored(t, c.Regions[0], manifestKey("app", "1.0.0"))
+	for _, opts := range []artifact.StageOptions{{SignKey: priv}, {SignKey: priv, DryRun: true}} {
+		_, err := c.Stage(ctx, "app", "1.0.0", file, opts)
+		if !errors.Is(err, artifact.ErrConflict) || !strings.Contains(err.Error(), "already staged in eu-west-1 without a signature") {
+			t.Fatalf("signed stage (dry run %v) over an unsigned version: %v", opts.DryRun, err)
+		}
+	}
+	if after := readStored(t, c.Regions[0], manifestKey("app", "1.0.0")); !bytes.Equal(before, after) {
+		t.Fatal("the manifest changed")
+	}
+
+	mustStage(t, c, "app", "2.0.0", file, artifact.StageOptions{SignKey: priv})
+	if _, err := c.Stage(ctx, "app", "2.0.0", file, artifact.StageOptions{SignKey: otherPriv}); !errors.Is(err, artifact.ErrConflict) || !strings.Contains(err.Error(), "without a valid signature by key") {
+		t.Fatalf("stage signed by another key: %v", err)
+	}
+
+	// A stage that committed only one region, run again.
+	if err := c.Regions[1].Store.Delete(ctx, manifestKey("app", "2.0.0")); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Stage(ctx, "app", "2.0.0", file, artifact.StageOptions{SignKey: priv})
+	if err != nil || res.Regions[0].Status != artifact.StatusPresent || res.Regions[1].Status != artifact.StatusStaged {
+		t.Fatalf("re-run: %+v, %v", res, err)
+	}
+	c.TrustedKeys = []minisign.PublicKey{pub}
+	for _, r := range c.Regions {
+		dl, err := c.Download(ctx, "app", "2.0.0", artifact.DownloadOptions{Path: filepath.Join(t.TempDir(), "out"), PreferRegion: r.Name})
+		if err != nil || dl.Region != r.Name {
+			t.Fatalf("download from %s: %+v, %v", r.Name, dl, err)
+		}
+	}
+}

@@ -129,6 +129,9 @@ func (c *Client) Stage(ctx context.Context, project, version, file string, opts 
 			rs.fail(err)
 		}
 	})
+	if err := refuseUnsigned(stages, project, version, opts.SignKey); err != nil {
+		return nil, err
+	}
 
 	if opts.DryRun {
 		for _, rs := range stages {
