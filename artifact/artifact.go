@@ -21,6 +21,8 @@ import (
 	"strings"
 	"time"
 
+	"aead.dev/minisign"
+
 	"github.com/berth-dev/berth/pointer"
 	"github.com/berth-dev/berth/store"
 )
@@ -59,6 +61,11 @@ type Manifest struct {
 	Created  time.Time         `json:"created"`
 	StagedBy string            `json:"staged_by"`
 	Object   string            `json:"object"` // data key, relative to the store
+	// Signature is the stager's minisign signature of the manifest, if it
+	// signed one (see sign.go).
+	Signature string `json:"signature,omitempty"`
+
+	raw []byte // the stored bytes, which the signature covers
 }
 
 // ProgressBar receives transfer progress of one region.
@@ -78,6 +85,9 @@ type Client struct {
 	// abort those an interrupted one left behind.
 	Journal UploadJournal
 	Logger  *slog.Logger
+	// TrustedKeys, when not empty, make Download accept only versions
+	// signed by one of them, and Info check signatures against them.
+	TrustedKeys []minisign.PublicKey
 }
 
 func (c *Client) log() *slog.Logger {
@@ -138,6 +148,7 @@ func parseManifest(data []byte, project, version string) (Manifest, error) {
 	case base == "" || base == "." || base == ".." || m.Object != dataPrefix(project, version)+base:
 		return Manifest{}, fmt.Errorf("data object %q is outside the version: %w", m.Object, ErrCorrupt)
 	}
+	m.raw = data
 	return m, nil
 }
 

@@ -31,6 +31,8 @@ type DownloadResult struct {
 	Size     int64          `json:"size"`
 	SHA256   string         `json:"sha256"`
 	Failures []RegionResult `json:"failed_regions,omitempty"`
+	// SignedBy is the trusted key that signed the version, when keys are trusted.
+	SignedBy string `json:"signed_by,omitempty"`
 }
 
 // Download fetches project at version ("latest" or "" for the latest) from
@@ -146,6 +148,10 @@ func (c *Client) downloadFrom(ctx context.Context, r Region, project, version st
 	if err != nil {
 		return err
 	}
+	signedBy, err := c.trust(&m)
+	if err != nil {
+		return err
+	}
 	dest := opts.Path
 	if dest == "" {
 		if err := ValidateFilename(m.Filename); err != nil {
@@ -160,6 +166,7 @@ func (c *Client) downloadFrom(ctx context.Context, r Region, project, version st
 		return err
 	}
 	res.Version, res.Path, res.Size, res.SHA256 = v, dest, m.Size, sum
+	res.SignedBy = signedBy
 	return nil
 }
 

@@ -76,6 +76,8 @@ type RegionPresence struct {
 	Name    string `json:"name"`
 	Present bool   `json:"present"`
 	Error   string `json:"error,omitempty"`
+	// Signature is the signature status of this region's manifest.
+	Signature string `json:"signature,omitempty"`
 }
 
 // VersionDetails is what Info returns.
@@ -83,6 +85,9 @@ type VersionDetails struct {
 	Manifest
 	Latest  string           `json:"latest"`
 	Regions []RegionPresence `json:"regions"`
+	// SignatureStatus is that of the manifest shown: with trusted keys, the
+	// first region's that verifies, else the first region's.
+	SignatureStatus SignatureInfo `json:"signature_status"`
 }
 
 // Info returns the manifest of project at version ("latest" allowed), the
@@ -119,10 +124,14 @@ func (c *Client) Info(ctx context.Context, project, version string) (*VersionDet
 		if errs[i] != nil {
 			failed = append(failed, &RegionError{Region: r.Name, Err: errs[i]})
 		}
-		d.Regions = append(d.Regions, p)
-		if manifests[i] != nil && d.Manifest.SHA256 == "" {
-			d.Manifest = *manifests[i]
+		if manifests[i] != nil {
+			sig := checkSignature(manifests[i], c.TrustedKeys)
+			p.Signature = sig.Status
+			if d.Manifest.SHA256 == "" || sig.Status == SignatureVerified && d.SignatureStatus.Status != SignatureVerified {
+				d.Manifest, d.SignatureStatus = *manifests[i], sig
+			}
 		}
+		d.Regions = append(d.Regions, p)
 	}
 	if d.Manifest.SHA256 == "" {
 		return nil, downloadError(project, want, failed)

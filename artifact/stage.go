@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"aead.dev/minisign"
+
 	"github.com/berth-dev/berth/store"
 )
 
@@ -24,6 +26,8 @@ type StageOptions struct {
 	// ForceLatest moves the latest pointer to this version even if it is
 	// lower than the current one.
 	ForceLatest bool
+	// SignKey, when set, signs the manifest (see sign.go).
+	SignKey *minisign.PrivateKey
 }
 
 // Region outcomes of a stage.
@@ -54,6 +58,7 @@ type StageResult struct {
 	Filename string         `json:"filename"`
 	DryRun   bool           `json:"dry_run,omitempty"`
 	Regions  []RegionResult `json:"regions"`
+	SignedBy string         `json:"signed_by,omitempty"` // key ID, when signed
 }
 
 type regionStage struct {
@@ -124,6 +129,9 @@ func (c *Client) Stage(ctx context.Context, project, version, file string, opts 
 			rs.fail(err)
 		}
 	})
+	if err := refuseUnsigned(stages, project, version, opts.SignKey); err != nil {
+		return nil, err
+	}
 
 	if opts.DryRun {
 		for _, rs := range stages {
@@ -182,6 +190,9 @@ func (c *Client) Stage(ctx context.Context, project, version, file string, opts 
 	}
 	if m.Metadata == nil {
 		m.Metadata = map[string]string{}
+	}
+	if res.SignedBy, err = signManifest(&m, opts.SignKey); err != nil {
+		return nil, err
 	}
 	// The first region that takes a manifest decides the winner of a race:
 	// commit one region at a time, in order, until one holds our bytes, then

@@ -56,7 +56,10 @@ func ExitCode(err error) int {
 		return ExitDenied
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, artifact.ErrCorrupt):
 		return ExitUnavailable
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, artifact.ErrUntrusted):
+		// No trusted copy is a "no", not a failure to try again: a retry
+		// finds the same signatures. After denied and unavailable, since a
+		// region that did not answer may hold a trusted copy.
 		return ExitNo
 	}
 	return ExitUnavailable
@@ -75,6 +78,8 @@ func hint(err error) string {
 		return "check the credentials (AWS_PROFILE, --profile, AWS_ACCESS_KEY_ID) and the policy attached to them"
 	case errors.Is(err, store.ErrUnavailable):
 		return "check the endpoint and network; berth retried before giving up"
+	case errors.Is(err, artifact.ErrUntrusted):
+		return "only versions signed by a trusted key are accepted (--trusted-key, trusted_keys in the config); ask the publisher which key signs its releases, and treat a copy whose signature does not match as tampered with"
 	}
 	return ""
 }

@@ -37,6 +37,7 @@ type storeFlags struct {
 	pointers    string
 	partSize    string
 	concurrency int
+	trustedKeys []string // --trusted-key, on the commands that check signatures
 }
 
 func (f *storeFlags) register(cmd *cobra.Command) {
@@ -68,6 +69,10 @@ func (g *Globals) client(ctx context.Context, cmd *cobra.Command, f *storeFlags)
 	ssmPrefix, _ := cfg.SSMPrefix()
 	c := &artifact.Client{Identity: g.identity(), Logger: g.log,
 		Journal: artifact.FileJournal{Path: filepath.Join(config.DefaultStateDir(g.Env), "uploads.json")}}
+	if c.TrustedKeys, err = trustedKeys(f.trustedKeys, cfg.TrustedKeys); err != nil {
+		return nil, err
+	}
+	g.warnPlainHTTP(cfg.Regions)
 	for _, r := range cfg.Regions {
 		region, err := g.openRegion(ctx, r, cfg.Prefix, ssmPrefix, opts)
 		if err != nil {

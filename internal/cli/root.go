@@ -77,7 +77,9 @@ func NewRootCommand(g *Globals) *cobra.Command {
 		Short: "Versioned release artifacts across regions, least-privilege AWS policies, account onboarding",
 		Long: `berth stages versioned release artifacts with their metadata to a store in
 every configured region at once, and downloads a given or the latest version
-from the nearest healthy region with checksum verification.
+from the nearest healthy region with checksum verification. Releases can be
+signed (berth keygen, stage --sign-key) and downloads limited to versions a
+trusted key signed (download --trusted-key).
 
 Stores are S3 buckets (AWS or any S3-compatible service such as MinIO) or local
 directories. Without a configuration file berth uses one local store under
@@ -91,7 +93,8 @@ anything is saved (berth check).
 
 Exit codes:
   0    success
-  1    the answer is no (missing version, verify found problems)
+  1    the answer is no (missing version, no copy signed by a trusted key,
+       verify found problems)
   2    usage or invalid input; nothing was attempted
   3    conflict; nothing was changed (version staged with other bytes)
   4    access refused (missing or expired credentials, AccessDenied)
@@ -117,7 +120,7 @@ Exit codes:
 
 	root.AddCommand(newInitCommand(g), newStageCommand(g), newDownloadCommand(g), newVersionsCommand(g),
 		newInfoCommand(g), newExistsCommand(g), newVerifyCommand(g),
-		newPolicyCommand(g), newTemplateCommand(g), newDataplaneCommand(g))
+		newKeygenCommand(g), newPolicyCommand(g), newTemplateCommand(g), newDataplaneCommand(g))
 	root.AddCommand(newBootstrapCommand(g), newCheckCommand(g))
 	root.AddCommand(newServerCommand(g), newLoginCommand(g), newLogoutCommand(g))
 	return root

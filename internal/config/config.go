@@ -49,6 +49,9 @@ type Config struct {
 	// of this file, like git's safe.directory. Only the user's own config
 	// file (DefaultPath) is consulted for it.
 	TrustedDirs []string `yaml:"trusted_dirs,omitempty"`
+	// TrustedKeys are minisign public keys (RWQ...) or absolute paths of
+	// .pub files; when set, download accepts only versions they signed.
+	TrustedKeys []string `yaml:"trusted_keys,omitempty"`
 }
 
 // Region names one store. Name is what users pass to --region.
@@ -168,10 +171,10 @@ func (r Region) validate() error {
 }
 
 // Validate checks the whole configuration. A file may hold only
-// trusted_dirs; the regions then come from a trusted ./berth.yaml, flags,
-// the environment or the embedded default.
+// trusted_dirs or trusted_keys; the regions then come from a trusted
+// ./berth.yaml, flags, the environment or the embedded default.
 func (c *Config) Validate() error {
-	if len(c.Regions) == 0 && len(c.TrustedDirs) == 0 {
+	if len(c.Regions) == 0 && len(c.TrustedDirs) == 0 && len(c.TrustedKeys) == 0 {
 		return fmt.Errorf("no regions configured: %w", ErrInvalid)
 	}
 	for _, d := range c.TrustedDirs {
@@ -258,7 +261,7 @@ func Parse(name string, data []byte) (*Config, error) {
 }
 
 // Write saves c at path atomically, creating directories. The trusted_dirs
-// of the file it replaces are kept unless c sets its own.
+// and trusted_keys of the file it replaces are kept unless c sets its own.
 func Write(path string, c *Config, overwrite bool) error {
 	if err := c.Validate(); err != nil {
 		return err
@@ -274,6 +277,15 @@ func Write(path string, c *Config, overwrite bool) error {
 		if old, err := Load(path); err == nil && len(old.TrustedDirs) > 0 {
 			kept := *c
 			kept.TrustedDirs = old.TrustedDirs
+			c = &kept
+		}
+	}
+	if len(c.TrustedKeys) == 0 {
+		// Nor of its trusted keys: dropping them would quietly accept
+		// unsigned versions.
+		if old, err := Load(path); err == nil && len(old.TrustedKeys) > 0 {
+			kept := *c
+			kept.TrustedKeys = old.TrustedKeys
 			c = &kept
 		}
 	}
