@@ -24,7 +24,7 @@ var allowed = map[string][]string{
 	"cfn":             {"policy"},
 	"deploy":          {"internal/awserr", "errkind"},
 	"dataplane":       {"errkind", "store", "internal/awserr", "internal/awsx", "policy", "cfn", "deploy"},
-	"internal/config": {},
+	"config":          {"artifact", "pointer", "store", "store/filestore", "store/s3store", "internal/awsx", "internal/awserr"},
 	"hub/secrets":     {"errkind"},
 	"hub/db":          {"errkind"},
 	"hub/hubclient":   {"errkind"},

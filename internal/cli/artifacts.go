@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/artifact"
-	"github.com/berth-dev/berth/internal/config"
+	"github.com/berth-dev/berth/config"
 )
 
 func args(n int, names string) cobra.PositionalArgs {

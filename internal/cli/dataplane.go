@@ -12,9 +12,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/config"
 	"github.com/berth-dev/berth/dataplane"
 	"github.com/berth-dev/berth/internal/awsx"
-	"github.com/berth-dev/berth/internal/config"
 	"github.com/berth-dev/berth/store"
 )
 

@@ -14,10 +14,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/config"
 	"github.com/berth-dev/berth/dataplane"
 	"github.com/berth-dev/berth/deploy"
 	"github.com/berth-dev/berth/internal/awsx"
-	"github.com/berth-dev/berth/internal/config"
 	"github.com/berth-dev/berth/policy"
 	"github.com/berth-dev/berth/store"
 )

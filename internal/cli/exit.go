@@ -6,8 +6,8 @@ import (
 	"os"
 
 	"github.com/berth-dev/berth/artifact"
+	"github.com/berth-dev/berth/config"
 	"github.com/berth-dev/berth/errkind"
-	"github.com/berth-dev/berth/internal/config"
 	"github.com/berth-dev/berth/store"
 )
 

@@ -15,7 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/berth-dev/berth/artifact"
-	"github.com/berth-dev/berth/internal/config"
+	"github.com/berth-dev/berth/config"
 )
 
 // passwordEnv unlocks (and, for keygen, locks) a password-protected secret

@@ -17,7 +17,7 @@ import (
 	"golang.org/x/crypto/scrypt"
 
 	"github.com/berth-dev/berth/artifact"
-	"github.com/berth-dev/berth/internal/config"
+	"github.com/berth-dev/berth/config"
 )
 
 func TestPlainHTTPHost(t *testing.T) {

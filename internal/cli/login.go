@@ -14,8 +14,8 @@ import (
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
+	"github.com/berth-dev/berth/config"
 	"github.com/berth-dev/berth/hub/hubclient"
-	"github.com/berth-dev/berth/internal/config"
 )
 
 // hubLogins is the file of hubs the CLI is logged in to. It holds API

@@ -14,8 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/config"
 	"github.com/berth-dev/berth/internal/awsfake"
-	"github.com/berth-dev/berth/internal/config"
 	"github.com/berth-dev/berth/policy"
 )
 

@@ -11,18 +11,10 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/artifact"
-	"github.com/berth-dev/berth/internal/awserr"
-	"github.com/berth-dev/berth/internal/awsx"
-	"github.com/berth-dev/berth/internal/config"
-	"github.com/berth-dev/berth/pointer"
-	"github.com/berth-dev/berth/store"
-	"github.com/berth-dev/berth/store/filestore"
+	"github.com/berth-dev/berth/config"
 	"github.com/berth-dev/berth/store/s3store"
 )
 
@@ -66,19 +58,14 @@ func (g *Globals) client(ctx context.Context, cmd *cobra.Command, f *storeFlags)
 		opts.Concurrency = multiRegionConcurrency
 	}
 	g.limitMemory(opts, len(cfg.Regions))
-	ssmPrefix, _ := cfg.SSMPrefix()
 	c := &artifact.Client{Identity: g.identity(), Logger: g.log,
 		Journal: artifact.FileJournal{Path: filepath.Join(config.DefaultStateDir(g.Env), "uploads.json")}}
 	if c.TrustedKeys, err = trustedKeys(f.trustedKeys, cfg.TrustedKeys); err != nil {
 		return nil, err
 	}
 	g.warnPlainHTTP(cfg.Regions)
-	for _, r := range cfg.Regions {
-		region, err := g.openRegion(ctx, r, cfg.Prefix, ssmPrefix, opts)
-		if err != nil {
-			return nil, fmt.Errorf("open region %s: %w", r.Name, err)
-		}
-		c.Regions = append(c.Regions, region)
+	if c.Regions, err = cfg.Open(ctx, config.OpenOptions{Profile: g.Profile, S3: opts}); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -211,69 +198,6 @@ func parseSize(s string) (int64, error) {
 		return 0, errors.New("use a size such as 8MiB, 64MiB or 16777216")
 	}
 	return n * mult, nil
-}
-
-func (g *Globals) openRegion(ctx context.Context, r config.Region, prefix, ssmPrefix string, opts s3store.Options) (artifact.Region, error) {
-	u, err := config.ParseStore(r.Store)
-	if err != nil {
-		return artifact.Region{}, err
-	}
-	out := artifact.Region{Name: r.Name}
-	var awsCfg aws.Config
-	if u.Scheme == "s3" || ssmPrefix != "" {
-		region := u.Region
-		if region == "" {
-			region = r.Name
-		}
-		awsCfg, err = awsx.Load(ctx, awsx.Options{Profile: g.Profile, Region: region})
-		if err != nil {
-			return out, fmt.Errorf("%w: %w", err, store.ErrPermissionDenied)
-		}
-	}
-	switch u.Scheme {
-	case "file":
-		s, err := filestore.New(filepath.Join(u.Dir, filepath.FromSlash(prefix)))
-		if err != nil {
-			return out, err
-		}
-		out.Store = s
-	case "s3":
-		bucket := u.Bucket
-		if u.BucketParameter != "" {
-			bucket, err = bucketFromSSM(ctx, ssm.NewFromConfig(awsCfg), u.BucketParameter)
-			if err != nil {
-				return out, err
-			}
-		}
-		client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
-			if u.Endpoint != "" {
-				o.BaseEndpoint = aws.String(u.Endpoint)
-			}
-			o.UsePathStyle = u.PathStyle || u.Endpoint != ""
-			// Ranged reads carry no whole-object checksum; berth checks
-			// SHA-256 itself, so the SDK's note about it is noise.
-			o.DisableLogOutputChecksumValidationSkipped = true
-		})
-		out.Store = s3store.New(client, bucket, prefix, opts)
-	}
-	if ssmPrefix != "" {
-		out.Pointer = pointer.SSM{Client: ssm.NewFromConfig(awsCfg), Prefix: ssmPrefix, Region: awsCfg.Region}
-	} else {
-		out.Pointer = pointer.InStore{Store: out.Store}
-	}
-	return out, nil
-}
-
-func bucketFromSSM(ctx context.Context, client *ssm.Client, name string) (string, error) {
-	out, err := client.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name)})
-	if err != nil {
-		return "", fmt.Errorf("read bucket name from SSM parameter %s: %w", name, awserr.Classify(err))
-	}
-	b := aws.ToString(out.Parameter.Value)
-	if _, err := config.ParseStore("s3://" + b + "?region=x"); err != nil || b == "" {
-		return "", fmt.Errorf("SSM parameter %s holds %q, not a bucket name: %w", name, b, config.ErrInvalid)
-	}
-	return b, nil
 }
 
 // identity is recorded as staged_by: BERTH_STAGED_BY, else user@host.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/berth-dev/berth/internal/config"
+	"github.com/berth-dev/berth/config"
 )
 
 func TestConfirm(t *testing.T) {

@@ -12,10 +12,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/config"
 	"github.com/berth-dev/berth/hub"
 	"github.com/berth-dev/berth/hub/db"
 	"github.com/berth-dev/berth/hub/secrets"
-	"github.com/berth-dev/berth/internal/config"
 )
 
 type serverOpts struct {
