@@ -282,11 +282,12 @@ func (s *Server) credentials(w http.ResponseWriter, r *http.Request, u *db.User)
 		return fmt.Errorf("%w: %w", err, errkind.Invalid)
 	}
 	out := struct {
-		Project string              `json:"project"`
-		Role    string              `json:"role"`
-		Prefix  string              `json:"prefix"`
-		Regions []regionCredentials `json:"regions"`
-	}{Project: p.Name, Role: in.Role, Prefix: p.Prefix}
+		Project     string              `json:"project"`
+		Role        string              `json:"role"`
+		Prefix      string              `json:"prefix"`
+		StorePrefix string              `json:"store_prefix"`
+		Regions     []regionCredentials `json:"regions"`
+	}{Project: p.Name, Role: in.Role, Prefix: p.Prefix, StorePrefix: st.Prefix}
 	for _, ep := range st.Endpoints {
 		c, err := vend(r.Context(), vendInput{Region: ep.Name, Endpoint: ep.URL, AccessKeyID: keyID, SecretKey: string(secret),
 			SessionName: sessionName(u.Email), Policy: session, Duration: credentialTTL})

@@ -18,6 +18,7 @@ import (
 	"github.com/berth-dev/berth/artifact"
 	"github.com/berth-dev/berth/dataplane"
 	"github.com/berth-dev/berth/hub/secrets"
+	"github.com/berth-dev/berth/internal/cli"
 	"github.com/berth-dev/berth/internal/testenv"
 	"github.com/berth-dev/berth/pointer"
 	"github.com/berth-dev/berth/store"
@@ -184,6 +185,40 @@ func TestVendedCredentialsOnMinIO(t *testing.T) {
 		t.Errorf("stage with read credentials: %v, want permission denied", err)
 	}
 
+	// The CLI after berth login: stage and download through the hub with no
+	// other credentials, refused where the hub or MinIO says no.
+	cliDir := t.TempDir()
+	cliEnv := map[string]string{"XDG_CONFIG_HOME": filepath.Join(cliDir, "config"), "XDG_STATE_HOME": filepath.Join(cliDir, "state"),
+		"XDG_DATA_HOME": filepath.Join(cliDir, "data"), "HOME": cliDir}
+	berth := func(stdin string, args ...string) (int, string) {
+		var stdout, stderr strings.Builder
+		g := &cli.Globals{Stdin: strings.NewReader(stdin), Stdout: &stdout, Stderr: &stderr, Env: func(k string) string { return cliEnv[k] }}
+		code := cli.Main(ctx, args, g)
+		return code, stdout.String() + stderr.String()
+	}
+	for _, step := range []struct {
+		stdin string
+		args  []string
+		code  int
+		want  string
+	}{
+		{users["writer"].token + "\n", []string{"login", "--url", srv.URL, "--token", "-"}, 0, "as ci@example.com"},
+		{"", []string{"stage", "app-a", "1.1.0", file}, 0, "using hub"},
+		{"", []string{"versions", "app-a"}, 0, "1.1.0"},
+		{"", []string{"stage", "app-b", "1.1.0", file}, cli.ExitNo, "project app-b"},
+		{users["reader"].token + "\n", []string{"login", "--url", srv.URL, "--token", "-"}, 0, "as deploy@example.com"},
+		{"", []string{"download", "app-a", "1.1.0", "-o", filepath.Join(cliDir, "got.bin")}, 0, ""},
+		{"", []string{"stage", "app-a", "1.2.0", file}, cli.ExitDenied, "may not write"},
+	} {
+		code, out := berth(step.stdin, step.args...)
+		if code != step.code || !strings.Contains(out, step.want) {
+			t.Fatalf("berth %v: exit %d, want %d with %q:\n%s", step.args, code, step.code, step.want, out)
+		}
+	}
+	if got, _ := os.ReadFile(filepath.Join(cliDir, "got.bin")); string(got) != "release bytes" {
+		t.Errorf("downloaded through the hub: %q", got)
+	}
+
 	// Every vend is in the audit log, and the chain holds.
 	entries, err := s.DB.AuditLog(ctx, 0, 1000)
 	if err != nil {
@@ -198,8 +233,8 @@ func TestVendedCredentialsOnMinIO(t *testing.T) {
 			}
 		}
 	}
-	if vends != 4 || refused != 2 {
-		t.Errorf("%d credential requests audited (%d refused), want 4 (2 refused)", vends, refused)
+	if vends != 9 || refused != 4 {
+		t.Errorf("%d credential requests audited (%d refused), want 9 (4 refused)", vends, refused)
 	}
 	if n, err := s.DB.VerifyAudit(ctx); err != nil || n != len(entries) {
 		t.Errorf("audit verify: %d, %v", n, err)

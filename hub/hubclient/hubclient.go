@@ -119,10 +119,13 @@ type Region struct {
 
 // Grant is what the hub vends for a project and role.
 type Grant struct {
-	Project string   `json:"project"`
-	Role    string   `json:"role"`
-	Prefix  string   `json:"prefix"`
-	Regions []Region `json:"regions"`
+	Project string `json:"project"`
+	Role    string `json:"role"`
+	Prefix  string `json:"prefix"`
+	// StorePrefix is the data plane's key prefix: artifact stores open
+	// there and keep the project under it.
+	StorePrefix string   `json:"store_prefix"`
+	Regions     []Region `json:"regions"`
 }
 
 // Credentials asks for role ("read" or "write") on project.

@@ -11,11 +11,16 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
+	"github.com/berth-dev/berth/artifact"
 	"github.com/berth-dev/berth/config"
 	"github.com/berth-dev/berth/hub/hubclient"
+	"github.com/berth-dev/berth/pointer"
+	"github.com/berth-dev/berth/store/s3store"
 )
 
 // hubLogins is the file of hubs the CLI is logged in to. It holds API
@@ -210,4 +215,71 @@ stays valid at the hub until it expires; revoke it there to end it now.`,
 	}
 	cmd.Flags().StringVar(&hubURL, "url", "", "the hub to log out of (default: the default hub)")
 	return cmd
+}
+
+// defaultHub returns the default hub login, or nil when there is none.
+func (g *Globals) defaultHub() (*hubLogin, error) {
+	h, err := readHubLogins(hubsPath(g.Env))
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range h.Hubs {
+		if e.URL == h.Default {
+			return &e, nil
+		}
+	}
+	return nil, nil
+}
+
+// hubRole is the access an artifact command needs: staging and repairing
+// write, everything else reads.
+func hubRole(cmd *cobra.Command) string {
+	if cmd.Name() == "stage" {
+		return "write"
+	}
+	if repair, _ := cmd.Flags().GetBool("repair"); repair {
+		return "write"
+	}
+	return "read"
+}
+
+// hubClient builds the artifact client from credentials the hub vends for
+// the command's project (its first argument). The S3 clients ask the hub
+// again before the credentials expire, so long transfers outlive them.
+func (g *Globals) hubClient(ctx context.Context, cmd *cobra.Command, f *storeFlags, login *hubLogin) (*artifact.Client, error) {
+	project := cmd.Flags().Arg(0)
+	if err := artifact.ValidateProject(project); err != nil {
+		return nil, err
+	}
+	opts, err := g.s3Options(f)
+	if err != nil {
+		return nil, err
+	}
+	hc := &hubclient.Client{URL: login.URL, Token: login.Token}
+	grant, err := hc.Credentials(ctx, project, hubRole(cmd))
+	if err != nil {
+		return nil, err
+	}
+	g.info("berth: using hub %s as %s: project %s, %s access, %d region(s)", login.URL, login.Email, project, grant.Role, len(grant.Regions))
+	if opts.Concurrency == 0 && len(grant.Regions) > 1 {
+		opts.Concurrency = multiRegionConcurrency
+	}
+	g.limitMemory(opts, len(grant.Regions))
+	c := &artifact.Client{Identity: login.Email, Logger: g.log,
+		Journal: artifact.FileJournal{Path: filepath.Join(config.DefaultStateDir(g.Env), "uploads.json")}}
+	if c.TrustedKeys, err = trustedKeys(f.trustedKeys, nil); err != nil {
+		return nil, err
+	}
+	for _, r := range grant.Regions {
+		creds := aws.NewCredentialsCache(hc.Provider(grant, r.Name))
+		client := s3.New(s3.Options{Region: r.Name, Credentials: creds, UsePathStyle: r.Endpoint != "",
+			DisableLogOutputChecksumValidationSkipped: true}, func(o *s3.Options) {
+			if r.Endpoint != "" {
+				o.BaseEndpoint = aws.String(r.Endpoint)
+			}
+		})
+		st := s3store.New(client, r.Bucket, grant.StorePrefix, opts)
+		c.Regions = append(c.Regions, artifact.Region{Name: r.Name, Store: st, Pointer: pointer.InStore{Store: st}})
+	}
+	return c, nil
 }

@@ -43,9 +43,16 @@ func (f *storeFlags) register(cmd *cobra.Command) {
 
 // client builds the artifact client for the resolved configuration.
 func (g *Globals) client(ctx context.Context, cmd *cobra.Command, f *storeFlags) (*artifact.Client, error) {
-	cfg, err := g.loadConfig(cmd, f)
+	hub, err := g.defaultHub()
 	if err != nil {
 		return nil, err
+	}
+	cfg, err := g.loadConfig(cmd, f, hub)
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.Regions) == 0 {
+		return g.hubClient(ctx, cmd, f, hub)
 	}
 	opts, err := g.s3Options(f)
 	if err != nil {
@@ -70,9 +77,12 @@ func (g *Globals) client(ctx context.Context, cmd *cobra.Command, f *storeFlags)
 	return c, nil
 }
 
-// loadConfig applies the precedence flags > env > file > embedded default,
+// loadConfig applies the precedence flags > env > file > hub > embedded default,
 // and says on stderr which file it read.
-func (g *Globals) loadConfig(cmd *cobra.Command, f *storeFlags) (*config.Config, error) {
+//
+// With no regions configured anywhere and a hub logged in to (berth login),
+// the regions come from the hub: hub is then the login, else nil.
+func (g *Globals) loadConfig(cmd *cobra.Command, f *storeFlags, hub *hubLogin) (*config.Config, error) {
 	base, err := g.readConfigFile()
 	if err != nil {
 		return nil, err
@@ -84,6 +94,9 @@ func (g *Globals) loadConfig(cmd *cobra.Command, f *storeFlags) (*config.Config,
 	cfg, err := config.Resolve(base, g.Env, o)
 	if err != nil {
 		return nil, err
+	}
+	if len(cfg.Regions) == 0 && hub != nil {
+		return cfg, nil // the hub names the regions
 	}
 	if len(cfg.Regions) == 0 {
 		dir := config.DefaultDataDir(g.Env)
