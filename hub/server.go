@@ -200,18 +200,8 @@ func (s *Server) setup(w http.ResponseWriter, r *http.Request, _ *db.User) error
 	if err := validEmail(in.Email); err != nil {
 		return err
 	}
-	n, err := s.DB.CountUsers(r.Context())
+	u, err := s.DB.CreateFirstUser(r.Context(), in.Email, in.Name, "default")
 	if err != nil {
-		return err
-	}
-	if n > 0 {
-		return fmt.Errorf("setup: the hub already has users; sign in instead: %w", errkind.Conflict)
-	}
-	u, err := s.DB.CreateUser(r.Context(), in.Email, in.Name)
-	if err != nil {
-		return err
-	}
-	if _, err := s.DB.CreateOrganisation(r.Context(), "default", u.ID); err != nil {
 		return err
 	}
 	t, err := s.issueToken(r.Context(), u.ID, "setup")

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -223,3 +224,67 @@ func TestSetupAndTokens(t *testing.T) {
 }
 
 func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+// Two replicas behind a load balancer share one PostgreSQL: a token made
+// through one works on the other, and a revocation on one is seen by the
+// other at once.
+func TestReplicasShareTokens(t *testing.T) {
+	pg := testenv.StartPostgres(t)
+	a, b := newServer(t, pg.URL), newServer(t, pg.URL)
+	srvA, srvB := httptest.NewServer(a.Handler()), httptest.NewServer(b.Handler())
+	defer srvA.Close()
+	defer srvB.Close()
+	var created struct {
+		Token struct {
+			ID    int64  `json:"id"`
+			Token string `json:"token"`
+		} `json:"token"`
+	}
+	if code := (&client{t: t, url: srvA.URL}).do("POST", "/api/v1/setup", `{"code":"0123456789abcdef0123456789abcdef","email":"ana@example.com"}`, &created); code != 201 {
+		t.Fatalf("setup on A: %d", code)
+	}
+	onB := &client{t: t, url: srvB.URL, token: created.Token.Token}
+	if code := onB.do("GET", "/api/v1/me", "", nil); code != 200 {
+		t.Fatalf("A's token on B: %d", code)
+	}
+	var msg string
+	if code := (&client{t: t, url: srvB.URL}).do("POST", "/api/v1/setup", `{"code":"0123456789abcdef0123456789abcdef","email":"eve@example.com"}`, &msg); code != http.StatusConflict {
+		t.Errorf("a second setup on B: %d %s", code, msg)
+	}
+	if code := (&client{t: t, url: srvA.URL, token: created.Token.Token}).do("DELETE", "/api/v1/tokens/"+itoa(created.Token.ID), "", nil); code != http.StatusNoContent {
+		t.Fatalf("revoke on A: %d", code)
+	}
+	if code := onB.do("GET", "/api/v1/me", "", nil); code != http.StatusUnauthorized {
+		t.Errorf("revoked on A, used on B: %d", code)
+	}
+}
+
+// Setup requests racing on two replicas create exactly one first user.
+func TestSetupRace(t *testing.T) {
+	engines(t, func(t *testing.T, s *hub.Server, _ func() string) {
+		srv := httptest.NewServer(s.Handler())
+		defer srv.Close()
+		codes := make(chan int, 8)
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Go(func() {
+				c := &client{t: t, url: srv.URL}
+				var msg string
+				codes <- c.do("POST", "/api/v1/setup", `{"code":"0123456789abcdef0123456789abcdef","email":"user`+itoa(int64(i))+`@example.com"}`, &msg)
+			})
+		}
+		wg.Wait()
+		close(codes)
+		created := 0
+		for c := range codes {
+			if c == http.StatusCreated {
+				created++
+			} else if c != http.StatusConflict {
+				t.Errorf("setup answered %d", c)
+			}
+		}
+		if n, _ := s.DB.CountUsers(context.Background()); created != 1 || n != 1 {
+			t.Errorf("%d setups succeeded, %d users; want 1", created, n)
+		}
+	})
+}

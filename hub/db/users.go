@@ -67,3 +67,42 @@ func isUniqueViolation(err error) bool {
 	s := err.Error()
 	return strings.Contains(s, "UNIQUE constraint failed") || strings.Contains(s, "SQLSTATE 23505")
 }
+
+// CreateFirstUser creates the hub's first user and its organisation, as
+// its admin, only while there are no users: replicas answering two setup
+// requests at once create one (an advisory lock in PostgreSQL, the write
+// lock in SQLite).
+func (d *DB) CreateFirstUser(ctx context.Context, email, name, org string) (*User, error) {
+	tx, err := d.SQL.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("create first user: %w", err)
+	}
+	defer tx.Rollback()
+	if d.Dialect == Postgres {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(84200003)`); err != nil {
+			return nil, fmt.Errorf("create first user: lock: %w", err)
+		}
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users`).Scan(&n); err != nil {
+		return nil, fmt.Errorf("create first user: %w", err)
+	}
+	if n > 0 {
+		return nil, fmt.Errorf("the hub already has users; sign in instead: %w", errkind.Conflict)
+	}
+	now := time.Now().UnixMilli()
+	var uid, oid int64
+	if err := tx.QueryRowContext(ctx, d.Rebind(`INSERT INTO users (email, name, created) VALUES (?, ?, ?) RETURNING id`), email, name, now).Scan(&uid); err != nil {
+		return nil, fmt.Errorf("create first user: %w", err)
+	}
+	if err := tx.QueryRowContext(ctx, d.Rebind(`INSERT INTO organisations (name, created) VALUES (?, ?) RETURNING id`), org, now).Scan(&oid); err != nil {
+		return nil, fmt.Errorf("create first user: organisation: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, d.Rebind(`INSERT INTO org_members (org_id, user_id, role) VALUES (?, ?, 'admin')`), oid, uid); err != nil {
+		return nil, fmt.Errorf("create first user: membership: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("create first user: %w", err)
+	}
+	return &User{ID: uid, Email: email, Name: name, Created: time.UnixMilli(now)}, nil
+}
