@@ -88,8 +88,18 @@ func routes() []route {
 // Handler returns the hub's HTTP handler.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	for _, rt := range routes() {
-		mux.HandleFunc(rt.method+" "+rt.path, func(w http.ResponseWriter, r *http.Request) {
+	m := &metrics{requests: map[metricKey]*metricValue{}}
+	rts := append(routes(), route{"GET", "/metrics", "Prometheus metrics", true, nil})
+	for _, rt := range rts {
+		handle := rt.handle
+		if handle == nil {
+			handle = func(s *Server, w http.ResponseWriter, r *http.Request, u *db.User) error { return s.metricsHandler(m)(w, r, u) }
+		}
+		pattern := rt.method + " " + rt.path
+		mux.HandleFunc(pattern, func(w0 http.ResponseWriter, r *http.Request) {
+			w := &statusRecorder{ResponseWriter: w0}
+			start := time.Now()
+			defer func() { m.observe(pattern, w.code, time.Since(start)) }()
 			var u *db.User
 			if !rt.public {
 				token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -103,7 +113,7 @@ func (s *Server) Handler() http.Handler {
 					return
 				}
 			}
-			if err := rt.handle(s, w, r, u); err != nil {
+			if err := handle(s, w, r, u); err != nil {
 				s.writeError(w, r, err)
 			}
 		})

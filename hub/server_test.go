@@ -288,3 +288,28 @@ func TestSetupRace(t *testing.T) {
 		}
 	})
 }
+
+func TestMetrics(t *testing.T) {
+	s := newServer(t, "sqlite:"+filepath.Join(t.TempDir(), "hub.db"))
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	c := &client{t: t, url: srv.URL}
+	c.do("GET", "/healthz", "", nil)
+	c.do("GET", "/api/v1/me", "", new(string))
+	c.do("GET", "/api/v1/me", "", new(string))
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		`berth_hub_requests_total{route="GET /healthz",code="200"} 1`,
+		`berth_hub_requests_total{route="GET /api/v1/me",code="401"} 2`,
+		"# TYPE berth_hub_request_seconds_total counter",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
+	}
+}

@@ -44,7 +44,7 @@ berth is refused.
 On first start (no users yet) server prints a one-time setup link; open it, or
 POST /api/v1/setup with its code, to create the first user and its API token.
 
-GET /healthz and /readyz answer without authentication; everything under
+GET /healthz, /readyz and /metrics (Prometheus) answer without authentication; everything under
 /api/v1 needs "Authorization: Bearer berth_..." (the OpenAPI document at
 /api/v1/openapi.json is public). Ctrl-C or SIGTERM stops it gracefully.`,
 		Example: `  berth server
