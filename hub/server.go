@@ -93,7 +93,9 @@ func (s *Server) Handler() http.Handler {
 	for _, rt := range rts {
 		handle := rt.handle
 		if handle == nil {
-			handle = func(s *Server, w http.ResponseWriter, r *http.Request, u *db.User) error { return s.metricsHandler(m)(w, r, u) }
+			handle = func(s *Server, w http.ResponseWriter, r *http.Request, u *db.User) error {
+				return s.metricsHandler(m)(w, r, u)
+			}
 		}
 		pattern := rt.method + " " + rt.path
 		mux.HandleFunc(pattern, func(w0 http.ResponseWriter, r *http.Request) {
