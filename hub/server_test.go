@@ -50,7 +50,7 @@ func engines(t *testing.T, f func(t *testing.T, s *hub.Server, dump func() strin
 	})
 }
 
-func newServer(t *testing.T, url string) *hub.Server {
+func newServer(t testing.TB, url string) *hub.Server {
 	t.Helper()
 	ctx := context.Background()
 	d, err := db.Open(ctx, url)
