@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -13,10 +14,16 @@ import (
 
 // DownloadOptions choose where a download goes and where it comes from.
 type DownloadOptions struct {
-	// Path is the destination file. When empty, Dir must be set and the
-	// file name recorded with the version is used.
+	// Exactly one of Path, Dir and Writer names the destination.
+	// Path is the destination file: a missing path or a regular file, which
+	// is replaced. Dir is a directory to write the file name recorded with
+	// the version into.
 	Path string
 	Dir  string
+	// Writer receives the verified bytes. They pass through a temporary
+	// file in os.TempDir first, so Writer never sees bytes that fail
+	// verification.
+	Writer io.Writer
 	// PreferRegion is tried first; the rest follow in configured order.
 	PreferRegion string
 }
@@ -44,8 +51,14 @@ func (c *Client) Download(ctx context.Context, project, version string, opts Dow
 	if err != nil {
 		return nil, err
 	}
-	if (opts.Path == "") == (opts.Dir == "") {
-		return nil, fmt.Errorf("give either a destination path or a directory: %w", ErrInvalid)
+	if n := btoi(opts.Path != "") + btoi(opts.Dir != "") + btoi(opts.Writer != nil); n != 1 {
+		return nil, fmt.Errorf("give one destination: a path, a directory or a writer: %w", ErrInvalid)
+	}
+	if opts.Path != "" {
+		// Before any transfer: a target berth must not replace fails now.
+		if err := checkTarget(opts.Path); err != nil {
+			return nil, err
+		}
 	}
 	if opts.Dir != "" {
 		if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
@@ -152,52 +165,130 @@ func (c *Client) downloadFrom(ctx context.Context, r Region, project, version st
 	if err != nil {
 		return err
 	}
-	dest := opts.Path
-	if dest == "" {
+	t := target{path: opts.Path, w: opts.Writer}
+	if opts.Dir != "" {
 		if err := ValidateFilename(m.Filename); err != nil {
 			return fmt.Errorf("manifest names an unsafe file: %w: %w", err, ErrCorrupt)
 		}
-		dest = filepath.Join(opts.Dir, m.Filename)
+		t.path = filepath.Join(opts.Dir, m.Filename)
+		if err := checkTarget(t.path); err != nil {
+			return &localError{err}
+		}
 	}
-	sum, err := writeVerified(ctx, dest, m, func(f *os.File) (int64, string, error) {
+	sum, err := writeVerified(ctx, t, m, func(f *os.File) (int64, string, error) {
 		return c.fetch(ctx, r, m, f)
 	})
 	if err != nil {
 		return err
 	}
-	res.Version, res.Path, res.Size, res.SHA256 = v, dest, m.Size, sum
+	res.Version, res.Path, res.Size, res.SHA256 = v, t.path, m.Size, sum
 	res.SignedBy = signedBy
+	if t.w != nil {
+		res.Path = "-"
+	}
 	return nil
 }
 
-// writeVerified has fill write the object's bytes into a temporary file next
-// to dest, and renames it over dest only if size and SHA-256 match.
-func writeVerified(ctx context.Context, dest string, m Manifest, fill func(*os.File) (int64, string, error)) (string, error) {
-	dir := filepath.Dir(dest)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".berth-*")
+// target is where writeVerified puts verified bytes: a file path, or a
+// writer when w is set.
+type target struct {
+	path string
+	w    io.Writer
+}
+
+// writeVerified has fill write the object's bytes into a temporary file, and
+// only if size and SHA-256 match renames it over the target path or copies
+// it to the target writer. The temporary file lies next to the target path
+// (so the rename is atomic) or, for a writer, in os.TempDir.
+func writeVerified(ctx context.Context, t target, m Manifest, fill func(*os.File) (int64, string, error)) (string, error) {
+	dir, pattern := filepath.Dir(t.path), "."+filepath.Base(t.path)+".berth-*"
+	if t.w != nil {
+		dir, pattern = os.TempDir(), "berth-download-*"
+	}
+	tmp, err := os.CreateTemp(dir, pattern)
 	if err != nil {
 		return "", &localError{fmt.Errorf("create temporary file in %s: %w: %w", dir, err, ErrInvalid)}
 	}
 	defer os.Remove(tmp.Name())
+	defer tmp.Close()
 	n, sum, err := fill(tmp)
 	if err != nil {
-		tmp.Close()
 		return "", err
 	}
+	if n != m.Size || sum != m.SHA256 {
+		return "", fmt.Errorf("downloaded %d bytes with sha256 %s, manifest says %d bytes with %s: %w", n, short(sum), m.Size, short(m.SHA256), ErrCorrupt)
+	}
+	if t.w != nil {
+		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+			return "", &localError{fmt.Errorf("read back %s: %w", tmp.Name(), err)}
+		}
+		if _, err := io.Copy(t.w, ctxReader{ctx, tmp}); err != nil {
+			return "", &localError{fmt.Errorf("write verified bytes: %w", err)}
+		}
+		return sum, nil
+	}
 	if err := tmp.Sync(); err != nil {
-		tmp.Close()
 		return "", fmt.Errorf("write %s: %w", tmp.Name(), err)
 	}
 	if err := tmp.Close(); err != nil {
 		return "", fmt.Errorf("write %s: %w", tmp.Name(), err)
 	}
-	if n != m.Size || sum != m.SHA256 {
-		return "", fmt.Errorf("downloaded %d bytes with sha256 %s, manifest says %d bytes with %s: %w", n, short(sum), m.Size, short(m.SHA256), ErrCorrupt)
+	// Again just before the rename: the target may have changed meanwhile.
+	if err := checkTarget(t.path); err != nil {
+		return "", &localError{err}
 	}
-	if err := os.Rename(tmp.Name(), dest); err != nil {
+	if err := os.Rename(tmp.Name(), t.path); err != nil {
 		return "", &localError{fmt.Errorf("move download into place: %w: %w", err, ErrInvalid)}
 	}
 	return sum, nil
+}
+
+// checkTarget refuses a destination that a rename would damage: only a
+// missing path, in an existing directory, or a regular file may be
+// replaced. A rename over /dev/null would replace the device node, and one
+// over a symbolic link the link.
+func checkTarget(path string) error {
+	fi, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		dir := filepath.Dir(path)
+		if di, err := os.Stat(dir); err != nil || !di.IsDir() {
+			return invalid("cannot download to %s: directory %s does not exist", path, dir)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("check destination: %w: %w", err, ErrInvalid)
+	case fi.IsDir():
+		return invalid("destination %s is a directory: give a file path, or download into the directory under the recorded file name with --filename %s", path, path)
+	case !fi.Mode().IsRegular():
+		return invalid("destination %s is a %s, not a regular file; berth replaces only regular files (to write to standard output use -o -)", path, fileKind(fi.Mode()))
+	}
+	return nil
+}
+
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeSymlink != 0:
+		return "symbolic link"
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeCharDevice != 0:
+		return "character device"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	case m.IsDir():
+		return "directory"
+	}
+	return "special file"
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 type ctxReader struct {

@@ -222,12 +222,17 @@ func newDownloadCommand(g *Globals) *cobra.Command {
 	var f storeFlags
 	var out, dir, region string
 	cmd := &cobra.Command{
-		Use:   "download PROJECT [VERSION|latest] (-o PATH | --filename DIR)",
+		Use:   "download PROJECT [VERSION|latest] (-o PATH | -o - | --filename DIR)",
 		Short: "Download a version from the first healthy region, verified by SHA-256",
 		Long: `download tries the regions in configured order (--region first), streams into
 a temporary file beside the target, checks size and SHA-256 against the
 manifest and renames the file into place only on a match. Any failure,
 corruption included, moves on to the next region and is reported.
+
+-o PATH replaces PATH if it is a regular file; berth never replaces a
+directory, a symbolic link or a device. -o - writes the bytes to standard
+output, and nothing else: they pass through a temporary file under $TMPDIR
+and are written only after they are verified.
 
 With trusted keys (--trusted-key, repeatable, or trusted_keys in the config
 file; the flags replace the file's list), only versions signed by one of them
@@ -239,12 +244,20 @@ Exit 1 when no region holds the version, or none holds a copy signed by a
 trusted key; exit 5 when a region that might hold it could not be reached.`,
 		Example: `  berth download myapp -o myapp.tar.gz
   berth download myapp 1.4.0 --filename ./dist
+  berth download myapp -o - | tar -xz
   berth download myapp latest -o app.tgz --region us-east-1 --output json
   berth download myapp 1.4.0 -o app.tgz --trusted-key release.key.pub`,
 		Args: rangeArgs(1, 2, "PROJECT [VERSION]"),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if (out == "") == (dir == "") {
-				return usageErr(errors.New("give exactly one of -o PATH or --filename DIR"))
+				return usageErr(errors.New("give exactly one of -o PATH or --filename DIR (-o - writes to stdout)"))
+			}
+			opts := artifact.DownloadOptions{Path: out, Dir: dir, PreferRegion: region}
+			if out == "-" {
+				if g.json() {
+					return usageErr(errors.New("-o - writes the artifact to stdout, which leaves no room for --output json"))
+				}
+				opts.Path, opts.Writer = "", g.Stdout
 			}
 			version := artifact.Latest
 			if len(a) == 2 {
@@ -255,7 +268,7 @@ trusted key; exit 5 when a region that might hold it could not be reached.`,
 				return err
 			}
 			p := g.attachProgress(c)
-			res, err := c.Download(cmd.Context(), a[0], version, artifact.DownloadOptions{Path: out, Dir: dir, PreferRegion: region})
+			res, err := c.Download(cmd.Context(), a[0], version, opts)
 			p.wait()
 			if err != nil {
 				return err
@@ -270,12 +283,16 @@ trusted key; exit 5 when a region that might hold it could not be reached.`,
 			if res.SignedBy != "" {
 				signed = ", signed by trusted key " + res.SignedBy
 			}
+			if opts.Writer != nil {
+				g.info("downloaded %s %s from %s to stdout (%s, sha256 verified%s)", res.Project, res.Version, res.Region, humanSize(res.Size), signed)
+				return nil
+			}
 			fmt.Fprintf(g.Stdout, "downloaded %s %s from %s to %s (%s, sha256 verified%s)\n", res.Project, res.Version, res.Region, res.Path, humanSize(res.Size), signed)
 			return nil
 		},
 	}
 	f.register(cmd)
-	cmd.Flags().StringVarP(&out, "output-file", "o", "", "destination file")
+	cmd.Flags().StringVarP(&out, "output-file", "o", "", "destination file, or - for standard output")
 	cmd.Flags().StringVar(&dir, "filename", "", "download into DIR under the file name recorded with the version")
 	cmd.Flags().StringVar(&region, "region", "", "region to try first")
 	f.registerTrustedKeys(cmd, "accept only versions signed by this key (minisign public key or .pub file), repeatable; replaces trusted_keys from the config")
