@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/berth-dev/berth/store"
 )
@@ -24,6 +25,12 @@ type DownloadOptions struct {
 	// file in os.TempDir first, so Writer never sees bytes that fail
 	// verification.
 	Writer io.Writer
+	// Force replaces an existing file in Dir; a Path is always replaced
+	// when it is a regular file.
+	Force bool
+	// AllowDotfile lets Dir receive a recorded file name that starts with
+	// '.', such as .bashrc; such names are refused otherwise.
+	AllowDotfile bool
 	// PreferRegion is tried first; the rest follow in configured order.
 	PreferRegion string
 }
@@ -170,8 +177,11 @@ func (c *Client) downloadFrom(ctx context.Context, r Region, project, version st
 		if err := ValidateFilename(m.Filename); err != nil {
 			return fmt.Errorf("manifest names an unsafe file: %w: %w", err, ErrCorrupt)
 		}
-		t.path = filepath.Join(opts.Dir, m.Filename)
-		if err := checkTarget(t.path); err != nil {
+		if strings.HasPrefix(m.Filename, ".") && !opts.AllowDotfile {
+			return &localError{invalid("%s %s records the hidden file name %q; write it only if you trust it (--allow-dotfile), or choose the name with -o PATH", project, v, m.Filename)}
+		}
+		t.path, t.keep = filepath.Join(opts.Dir, m.Filename), !opts.Force
+		if err := t.check(); err != nil {
 			return &localError{err}
 		}
 	}
@@ -193,7 +203,18 @@ func (c *Client) downloadFrom(ctx context.Context, r Region, project, version st
 // writer when w is set.
 type target struct {
 	path string
+	keep bool // an existing file at path is not replaced
 	w    io.Writer
+}
+
+func (t target) check() error {
+	if err := checkTarget(t.path); err != nil {
+		return err
+	}
+	if _, err := os.Lstat(t.path); err == nil && t.keep {
+		return fmt.Errorf("%s already exists; it is replaced only with --force: %w", t.path, fs.ErrExist)
+	}
+	return nil
 }
 
 // writeVerified has fill write the object's bytes into a temporary file, and
@@ -234,7 +255,7 @@ func writeVerified(ctx context.Context, t target, m Manifest, fill func(*os.File
 		return "", fmt.Errorf("write %s: %w", tmp.Name(), err)
 	}
 	// Again just before the rename: the target may have changed meanwhile.
-	if err := checkTarget(t.path); err != nil {
+	if err := t.check(); err != nil {
 		return "", &localError{err}
 	}
 	if err := os.Rename(tmp.Name(), t.path); err != nil {

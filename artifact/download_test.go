@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -142,5 +143,52 @@ func TestDownloadToWriter(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(os.Getenv("TMPDIR")); len(left) != 0 {
 		t.Fatalf("temporary files left: %v", left)
+	}
+}
+
+// Into a directory, the stager names the file: an existing file is replaced
+// only with Force, a hidden name written only with AllowDotfile, and a
+// refusal comes before any transfer.
+func TestDownloadIntoDirectory(t *testing.T) {
+	ctx := context.Background()
+	data := random(32 << 10)
+	c := newClient(t, "a")
+	if _, err := c.Stage(ctx, "app", "1.0.0", writeFile(t, data), artifact.StageOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Stage(ctx, "dot", "1.0.0", writeFile(t, data), artifact.StageOptions{Filename: ".bashrc"}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	existing := filepath.Join(dir, "app.tar.gz")
+	os.WriteFile(existing, []byte("mine"), 0o644)
+	moved := countBytes(c)
+	_, err := c.Download(ctx, "app", "1.0.0", artifact.DownloadOptions{Dir: dir})
+	if !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("existing file: err = %v, want fs.ErrExist", err)
+	}
+	if got, _ := os.ReadFile(existing); string(got) != "mine" || moved.Load() != 0 {
+		t.Fatalf("refused download changed the file (%q) or transferred %d bytes", got, moved.Load())
+	}
+	if _, err := c.Download(ctx, "app", "1.0.0", artifact.DownloadOptions{Dir: dir, Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(existing); !bytes.Equal(got, data) {
+		t.Fatal("Force did not replace the file")
+	}
+	moved.Store(0)
+
+	_, err = c.Download(ctx, "dot", "1.0.0", artifact.DownloadOptions{Dir: dir})
+	if !errors.Is(err, artifact.ErrInvalid) || moved.Load() != 0 {
+		t.Fatalf("hidden name: err = %v, %d bytes moved; want ErrInvalid before any transfer", err, moved.Load())
+	}
+	if _, err := os.Lstat(filepath.Join(dir, ".bashrc")); err == nil {
+		t.Fatal("a hidden file was written without AllowDotfile")
+	}
+	if _, err := c.Download(ctx, "dot", "1.0.0", artifact.DownloadOptions{Dir: dir, AllowDotfile: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, ".bashrc")); !bytes.Equal(got, data) {
+		t.Fatal("AllowDotfile did not write the file")
 	}
 }

@@ -221,6 +221,7 @@ VERSION: a semantic version (https://semver.org) such as 1.4.0 or 2.0.0-rc.1;
 func newDownloadCommand(g *Globals) *cobra.Command {
 	var f storeFlags
 	var out, dir, region string
+	var force, allowDotfile bool
 	cmd := &cobra.Command{
 		Use:   "download PROJECT [VERSION|latest] (-o PATH | -o - | --filename DIR)",
 		Short: "Download a version from the first healthy region, verified by SHA-256",
@@ -233,6 +234,11 @@ corruption included, moves on to the next region and is reported.
 directory, a symbolic link or a device. -o - writes the bytes to standard
 output, and nothing else: they pass through a temporary file under $TMPDIR
 and are written only after they are verified.
+
+--filename DIR writes the file name recorded at stage time into DIR. It
+replaces an existing file there only with --force, and writes a name that
+starts with '.' (such as .bashrc) only with --allow-dotfile: the name comes
+from whoever staged the version.
 
 With trusted keys (--trusted-key, repeatable, or trusted_keys in the config
 file; the flags replace the file's list), only versions signed by one of them
@@ -252,7 +258,7 @@ trusted key; exit 5 when a region that might hold it could not be reached.`,
 			if (out == "") == (dir == "") {
 				return usageErr(errors.New("give exactly one of -o PATH or --filename DIR (-o - writes to stdout)"))
 			}
-			opts := artifact.DownloadOptions{Path: out, Dir: dir, PreferRegion: region}
+			opts := artifact.DownloadOptions{Path: out, Dir: dir, PreferRegion: region, Force: force, AllowDotfile: allowDotfile}
 			if out == "-" {
 				if g.json() {
 					return usageErr(errors.New("-o - writes the artifact to stdout, which leaves no room for --output json"))
@@ -296,6 +302,8 @@ trusted key; exit 5 when a region that might hold it could not be reached.`,
 	cmd.Flags().StringVar(&dir, "filename", "", "download into DIR under the file name recorded with the version")
 	cmd.Flags().StringVar(&region, "region", "", "region to try first")
 	f.registerTrustedKeys(cmd, "accept only versions signed by this key (minisign public key or .pub file), repeatable; replaces trusted_keys from the config")
+	cmd.Flags().BoolVar(&force, "force", false, "with --filename: replace an existing file of the recorded name")
+	cmd.Flags().BoolVar(&allowDotfile, "allow-dotfile", false, "with --filename: write a recorded name that starts with '.'")
 	return cmd
 }
 
