@@ -17,7 +17,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -58,9 +60,12 @@ type Manifest struct {
 	SHA256   string            `json:"sha256"`
 	Metadata map[string]string `json:"metadata"`
 	Filename string            `json:"filename"`
-	Created  time.Time         `json:"created"`
-	StagedBy string            `json:"staged_by"`
-	Object   string            `json:"object"` // data key, relative to the store
+	// Mode holds the file's permission bits at stage time in octal, such
+	// as "0755"; manifests written before berth recorded it have none.
+	Mode     string    `json:"mode,omitempty"`
+	Created  time.Time `json:"created"`
+	StagedBy string    `json:"staged_by"`
+	Object   string    `json:"object"` // data key, relative to the store
 	// Signature is the stager's minisign signature of the manifest, if it
 	// signed one (see sign.go).
 	Signature string `json:"signature,omitempty"`
@@ -147,9 +152,27 @@ func parseManifest(data []byte, project, version string) (Manifest, error) {
 		return Manifest{}, fmt.Errorf("size %d is negative: %w", m.Size, ErrCorrupt)
 	case base == "" || base == "." || base == ".." || m.Object != dataPrefix(project, version)+base:
 		return Manifest{}, fmt.Errorf("data object %q is outside the version: %w", m.Object, ErrCorrupt)
+	case m.Mode != "" && !validMode(m.Mode):
+		return Manifest{}, fmt.Errorf("file mode %q is not four octal digits such as 0644: %w", m.Mode, ErrCorrupt)
 	}
 	m.raw = data
 	return m, nil
+}
+
+func formatMode(perm fs.FileMode) string { return fmt.Sprintf("%04o", perm.Perm()) }
+
+func validMode(s string) bool {
+	return len(s) == 4 && s[0] == '0' && strings.Trim(s, "01234567") == ""
+}
+
+// perm is the mode to create a downloaded file with; the umask applies on
+// top. Without a recorded mode it is what os.Create uses.
+func (m Manifest) perm() fs.FileMode {
+	n, err := strconv.ParseUint(m.Mode, 8, 32)
+	if err != nil || !validMode(m.Mode) {
+		return 0o666
+	}
+	return fs.FileMode(n).Perm()
 }
 
 func pathBase(key string) string {

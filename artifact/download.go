@@ -2,6 +2,8 @@ package artifact
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -222,11 +224,14 @@ func (t target) check() error {
 // it to the target writer. The temporary file lies next to the target path
 // (so the rename is atomic) or, for a writer, in os.TempDir.
 func writeVerified(ctx context.Context, t target, m Manifest, fill func(*os.File) (int64, string, error)) (string, error) {
-	dir, pattern := filepath.Dir(t.path), "."+filepath.Base(t.path)+".berth-*"
+	// The file is created with the recorded mode, so the umask applies
+	// as to any new file, and readable and writable by its owner while it
+	// fills; a copy on its way to a writer stays private.
+	dir, prefix, perm := filepath.Dir(t.path), "."+filepath.Base(t.path)+".berth-", m.perm()
 	if t.w != nil {
-		dir, pattern = os.TempDir(), "berth-download-*"
+		dir, prefix, perm = os.TempDir(), "berth-download-", 0o600
 	}
-	tmp, err := os.CreateTemp(dir, pattern)
+	tmp, err := createTemp(dir, prefix, perm|0o600)
 	if err != nil {
 		return "", &localError{fmt.Errorf("create temporary file in %s: %w: %w", dir, err, ErrInvalid)}
 	}
@@ -248,6 +253,17 @@ func writeVerified(ctx context.Context, t target, m Manifest, fill func(*os.File
 		}
 		return sum, nil
 	}
+	if extra := 0o600 &^ perm; extra != 0 {
+		// Take back the owner bits the recorded mode lacks; what the
+		// umask removed stays removed.
+		fi, err := tmp.Stat()
+		if err == nil {
+			err = tmp.Chmod(fi.Mode().Perm() &^ extra)
+		}
+		if err != nil {
+			return "", &localError{fmt.Errorf("set the mode of %s: %w", tmp.Name(), err)}
+		}
+	}
 	if err := tmp.Sync(); err != nil {
 		return "", fmt.Errorf("write %s: %w", tmp.Name(), err)
 	}
@@ -262,6 +278,22 @@ func writeVerified(ctx context.Context, t target, m Manifest, fill func(*os.File
 		return "", &localError{fmt.Errorf("move download into place: %w: %w", err, ErrInvalid)}
 	}
 	return sum, nil
+}
+
+// createTemp is os.CreateTemp with a mode: a new file named prefix and a
+// random suffix in dir, created with perm minus the umask.
+func createTemp(dir, prefix string, perm fs.FileMode) (*os.File, error) {
+	for range 100 {
+		var b [8]byte
+		rand.Read(b[:])
+		name := filepath.Join(dir, prefix+hex.EncodeToString(b[:]))
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		return f, err
+	}
+	return nil, fmt.Errorf("no unused temporary name in %s: %w", dir, fs.ErrExist)
 }
 
 // checkTarget refuses a destination that a rename would damage: only a

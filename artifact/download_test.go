@@ -3,7 +3,10 @@ package artifact_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/berth-dev/berth/artifact"
+	"github.com/berth-dev/berth/store"
 )
 
 // countingBar counts the bytes a transfer moved.
@@ -190,5 +194,83 @@ func TestDownloadIntoDirectory(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(filepath.Join(dir, ".bashrc")); !bytes.Equal(got, data) {
 		t.Fatal("AllowDotfile did not write the file")
+	}
+}
+
+// A download gets the mode the file had at stage time, minus the umask; a
+// manifest without a mode (older berth) gives what os.Create would.
+func TestDownloadRestoresMode(t *testing.T) {
+	ctx := context.Background()
+	old := syscall.Umask(0o027)
+	t.Cleanup(func() { syscall.Umask(old) })
+	tests := []struct {
+		staged, want fs.FileMode
+	}{
+		{0o755, 0o750},
+		{0o644, 0o640},
+		{0o600, 0o600},
+		{0o444, 0o440},
+		{0o500, 0o500},
+		{0o777, 0o750},
+	}
+	for _, tt := range tests {
+		t.Run(tt.staged.String(), func(t *testing.T) {
+			c := newClient(t, "a")
+			file := writeFile(t, []byte("#!/bin/sh\n"))
+			if err := os.Chmod(file, tt.staged); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Stage(ctx, "app", "1.0.0", file, artifact.StageOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			info, err := c.Info(ctx, "app", "1.0.0")
+			if err != nil || info.Mode != fmt.Sprintf("%04o", tt.staged) {
+				t.Fatalf("manifest mode %q (%v), want %04o", info.Mode, err, tt.staged)
+			}
+			out := filepath.Join(t.TempDir(), "out")
+			if _, err := c.Download(ctx, "app", "1.0.0", artifact.DownloadOptions{Path: out}); err != nil {
+				t.Fatal(err)
+			}
+			if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != tt.want {
+				t.Fatalf("downloaded mode %v (%v), want %v", fi.Mode().Perm(), err, tt.want)
+			}
+		})
+	}
+	t.Run("no mode recorded", func(t *testing.T) {
+		c := newClient(t, "a")
+		if _, err := c.Stage(ctx, "app", "1.0.0", writeFile(t, []byte("x")), artifact.StageOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		rewriteManifest(t, c.Regions[0].Store, "app", "1.0.0", func(m map[string]any) { delete(m, "mode") })
+		out := filepath.Join(t.TempDir(), "out")
+		if _, err := c.Download(ctx, "app", "1.0.0", artifact.DownloadOptions{Path: out}); err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o640 {
+			t.Fatalf("downloaded mode %v (%v), want 0640", fi.Mode().Perm(), err)
+		}
+	})
+}
+
+// rewriteManifest edits a stored manifest as raw JSON, as an older berth or
+// someone with write access to the store could have written it.
+func rewriteManifest(t *testing.T, s store.Store, project, version string, edit func(map[string]any)) {
+	t.Helper()
+	ctx := context.Background()
+	key := project + "/" + version + "/manifest.json"
+	rc, _, err := s.Get(ctx, key, store.Range{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(rc)
+	rc.Close()
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatal(err)
+	}
+	edit(m)
+	data, _ = json.Marshal(m)
+	if _, err := s.Put(ctx, key, bytes.NewReader(data), int64(len(data)), store.PutOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }

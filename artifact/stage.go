@@ -185,8 +185,8 @@ func (c *Client) Stage(ctx context.Context, project, version, file string, opts 
 
 	m := Manifest{
 		Format: manifestFormat, Project: project, Version: version, Size: size, SHA256: sum,
-		Metadata: opts.Metadata, Filename: filename, Created: time.Now().UTC().Truncate(time.Millisecond),
-		StagedBy: c.Identity,
+		Metadata: opts.Metadata, Filename: filename, Mode: formatMode(fi.Mode()),
+		Created: time.Now().UTC().Truncate(time.Millisecond), StagedBy: c.Identity,
 	}
 	if m.Metadata == nil {
 		m.Metadata = map[string]string{}

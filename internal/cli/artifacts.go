@@ -364,8 +364,8 @@ func newInfoCommand(g *Globals) *cobra.Command {
 				return g.printJSON(infoJSON(d))
 			}
 			w := tabwriter.NewWriter(g.Stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintf(w, "project\t%s\nversion\t%s\nlatest\t%s\nsize\t%s (%d bytes)\nsha256\t%s\nfilename\t%s\ncreated\t%s\nstaged by\t%s\n",
-				d.Project, d.Version, d.Latest, humanSize(d.Size), d.Size, d.SHA256, d.Filename, d.Created.Format(time.RFC3339), d.StagedBy)
+			fmt.Fprintf(w, "project\t%s\nversion\t%s\nlatest\t%s\nsize\t%s (%d bytes)\nsha256\t%s\nfilename\t%s\nmode\t%s\ncreated\t%s\nstaged by\t%s\n",
+				d.Project, d.Version, d.Latest, humanSize(d.Size), d.Size, d.SHA256, d.Filename, orDash(d.Mode), d.Created.Format(time.RFC3339), d.StagedBy)
 			for _, k := range sortedKeys(d.Metadata) {
 				fmt.Fprintf(w, "metadata %s\t%s\n", k, d.Metadata[k])
 			}
@@ -416,7 +416,7 @@ func signatureText(s artifact.SignatureInfo) string {
 func infoJSON(d *artifact.VersionDetails) map[string]any {
 	return map[string]any{
 		"project": d.Project, "version": d.Version, "size": d.Size, "sha256": d.SHA256,
-		"metadata": d.Metadata, "filename": d.Filename, "created": d.Created, "staged_by": d.StagedBy,
+		"metadata": d.Metadata, "filename": d.Filename, "mode": d.Mode, "created": d.Created, "staged_by": d.StagedBy,
 		"latest": d.Latest, "regions": d.Regions, "signature": d.SignatureStatus,
 	}
 }
