@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"aead.dev/minisign"
@@ -94,18 +95,11 @@ func (c *Client) Stage(ctx context.Context, project, version, file string, opts 
 	if err := ValidateFilename(filename); err != nil {
 		return nil, err
 	}
-	f, err := os.Open(file)
+	f, fi, err := openRegular(file)
 	if err != nil {
-		return nil, fmt.Errorf("open artifact file: %w: %w", err, ErrInvalid)
+		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("stat artifact file: %w: %w", err, ErrInvalid)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("artifact file %s is not a regular file: %w", file, ErrInvalid)
-	}
 	size := fi.Size()
 	res := &StageResult{Project: project, Version: version, Size: size, Filename: filename, DryRun: opts.DryRun}
 
@@ -232,6 +226,35 @@ func (c *Client) Stage(ctx context.Context, project, version, file string, opts 
 		res.Regions = append(res.Regions, rs.res)
 	}
 	return res, stageError(res)
+}
+
+// openRegular opens the file to stage, which must be a regular file: the
+// type is checked before the open, since opening a FIFO blocks until a
+// writer comes, and again on the open file (non-blocking, in case the path
+// was swapped between the two).
+func openRegular(file string) (*os.File, os.FileInfo, error) {
+	notRegular := func(fi os.FileInfo) error {
+		return invalid("artifact file %s is a %s, not a regular file; stage reads only regular files", file, fileKind(fi.Mode()))
+	}
+	fi, err := os.Stat(file)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open artifact file: %w: %w", err, ErrInvalid)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, nil, notRegular(fi)
+	}
+	f, err := os.OpenFile(file, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open artifact file: %w: %w", err, ErrInvalid)
+	}
+	if fi, err = f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		if err != nil {
+			return nil, nil, fmt.Errorf("stat artifact file: %w: %w", err, ErrInvalid)
+		}
+		return nil, nil, notRegular(fi)
+	}
+	return f, fi, nil
 }
 
 func conflictErr(project, version, region, theirs, ours string) error {
