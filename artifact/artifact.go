@@ -134,18 +134,41 @@ func readManifest(ctx context.Context, s store.Store, project, version string) (
 	return m, nil
 }
 
-// parseManifest decodes a manifest and checks that it describes
-// project/version and points inside that version's data prefix: a manifest
-// is outside input like any other.
+// parseManifest decodes a manifest and checks it by the rules stage applies
+// to its input, that it describes project/version and that it points inside
+// that version's data prefix: a manifest is outside input like any other.
 func parseManifest(data []byte, project, version string) (Manifest, error) {
 	var m Manifest
 	if err := json.Unmarshal(data, &m); err != nil {
 		return Manifest{}, fmt.Errorf("parse: %v: %w", err, ErrCorrupt)
 	}
+	// The format first: a newer berth may write fields this one would
+	// misread, and the message should say to upgrade, not blame the data.
+	switch {
+	case m.Format > manifestFormat:
+		return Manifest{}, fmt.Errorf("manifest format %d is newer than this berth reads (format %d); upgrade berth: %w", m.Format, manifestFormat, ErrCorrupt)
+	case m.Format != manifestFormat:
+		return Manifest{}, fmt.Errorf("manifest format %d is unknown (this berth reads format %d): %w", m.Format, manifestFormat, ErrCorrupt)
+	}
+	bad := func(what string, err error) (Manifest, error) {
+		return Manifest{}, fmt.Errorf("%s: %s: %w", what, strings.TrimSuffix(err.Error(), ": "+ErrInvalid.Error()), ErrCorrupt)
+	}
+	if err := ValidateProject(m.Project); err != nil {
+		return bad("project", err)
+	}
+	if _, err := ParseVersion(m.Version); err != nil {
+		return bad("version", err)
+	}
+	if err := ValidateFilename(m.Filename); err != nil {
+		return bad("file name", err)
+	}
+	if err := ValidateMetadata(m.Metadata); err != nil {
+		return bad("metadata", err)
+	}
 	base := pathBase(m.Object)
 	switch {
 	case m.Project != project || m.Version != version:
-		return Manifest{}, fmt.Errorf("it describes %s %s: %w", m.Project, m.Version, ErrCorrupt)
+		return Manifest{}, fmt.Errorf("it describes %q %q: %w", m.Project, m.Version, ErrCorrupt)
 	case len(m.SHA256) != 64 || strings.Trim(m.SHA256, "0123456789abcdef") != "":
 		return Manifest{}, fmt.Errorf("sha256 %q is malformed: %w", m.SHA256, ErrCorrupt)
 	case m.Size < 0:

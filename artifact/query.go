@@ -46,6 +46,11 @@ func (c *Client) Versions(ctx context.Context, project string) ([]VersionInfo, e
 			if !ok || file != "manifest.json" {
 				continue
 			}
+			if _, err := ParseVersion(v); err != nil {
+				// Not written by stage: a listed name is outside input.
+				c.log().Debug("skipping a key that is not a version", "region", c.Regions[i].Name, "key", obj.Key)
+				continue
+			}
 			vi := byVersion[v]
 			if vi == nil {
 				vi = &VersionInfo{Version: v, Created: obj.Modified.UTC()}
@@ -151,6 +156,11 @@ func (c *Client) latest(ctx context.Context, project string) (string, []*RegionE
 			return
 		}
 		vals[i], errs[i] = r.Pointer.Get(ctx, project)
+		if errs[i] == nil {
+			if _, err := ParseVersion(vals[i]); err != nil {
+				errs[i] = fmt.Errorf("latest pointer holds %q: %w", vals[i], ErrCorrupt)
+			}
+		}
 	})
 	best := ""
 	var failed []*RegionError

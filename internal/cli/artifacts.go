@@ -203,7 +203,7 @@ VERSION: a semantic version (https://semver.org) such as 1.4.0 or 2.0.0-rc.1;
 				} else if r.Error == "" && r.LatestBefore != "" && !res.DryRun {
 					note = "latest stays " + r.LatestBefore
 				}
-				fmt.Fprintf(w, "  %s\t%s\t%s\n", r.Region, r.Status, note)
+				fmt.Fprintf(w, "  %s\t%s\t%s\n", printable(r.Region), r.Status, printable(note))
 			}
 			w.Flush()
 			return err
@@ -280,7 +280,7 @@ trusted key; exit 5 when a region that might hold it could not be reached.`,
 				return err
 			}
 			for _, fr := range res.Failures {
-				g.info("berth: region %s failed: %s", fr.Region, fr.Error)
+				g.info("berth: region %s failed: %s", printable(fr.Region), printable(fr.Error))
 			}
 			if g.json() {
 				return g.printJSON(res)
@@ -290,10 +290,10 @@ trusted key; exit 5 when a region that might hold it could not be reached.`,
 				signed = ", signed by trusted key " + res.SignedBy
 			}
 			if opts.Writer != nil {
-				g.info("downloaded %s %s from %s to stdout (%s, sha256 verified%s)", res.Project, res.Version, res.Region, humanSize(res.Size), signed)
+				g.info("downloaded %s %s from %s to stdout (%s, sha256 verified%s)", res.Project, res.Version, printable(res.Region), humanSize(res.Size), printable(signed))
 				return nil
 			}
-			fmt.Fprintf(g.Stdout, "downloaded %s %s from %s to %s (%s, sha256 verified%s)\n", res.Project, res.Version, res.Region, res.Path, humanSize(res.Size), signed)
+			fmt.Fprintf(g.Stdout, "downloaded %s %s from %s to %s (%s, sha256 verified%s)\n", res.Project, res.Version, printable(res.Region), printable(res.Path), humanSize(res.Size), printable(signed))
 			return nil
 		},
 	}
@@ -331,7 +331,7 @@ func newVersionsCommand(g *Globals) *cobra.Command {
 			}
 			w := tabwriter.NewWriter(g.Stdout, 0, 0, 2, ' ', 0)
 			for _, v := range vs {
-				fmt.Fprintf(w, "%s\t%s\t%s\n", v.Version, v.Created.Format(time.RFC3339), strings.Join(v.Regions, ","))
+				fmt.Fprintf(w, "%s\t%s\t%s\n", printable(v.Version), v.Created.Format(time.RFC3339), printable(strings.Join(v.Regions, ",")))
 			}
 			return w.Flush()
 		},
@@ -365,11 +365,12 @@ func newInfoCommand(g *Globals) *cobra.Command {
 			}
 			w := tabwriter.NewWriter(g.Stdout, 0, 0, 2, ' ', 0)
 			fmt.Fprintf(w, "project\t%s\nversion\t%s\nlatest\t%s\nsize\t%s (%d bytes)\nsha256\t%s\nfilename\t%s\nmode\t%s\ncreated\t%s\nstaged by\t%s\n",
-				d.Project, d.Version, d.Latest, humanSize(d.Size), d.Size, d.SHA256, d.Filename, orDash(d.Mode), d.Created.Format(time.RFC3339), d.StagedBy)
+				printable(d.Project), printable(d.Version), printable(d.Latest), humanSize(d.Size), d.Size, printable(d.SHA256),
+				printable(d.Filename), printable(orDash(d.Mode)), d.Created.Format(time.RFC3339), printable(d.StagedBy))
 			for _, k := range sortedKeys(d.Metadata) {
-				fmt.Fprintf(w, "metadata %s\t%s\n", k, d.Metadata[k])
+				fmt.Fprintf(w, "metadata %s\t%s\n", printable(k), printable(d.Metadata[k]))
 			}
-			fmt.Fprintf(w, "signature\t%s\n", signatureText(d.SignatureStatus))
+			fmt.Fprintf(w, "signature\t%s\n", printable(signatureText(d.SignatureStatus)))
 			// Per-region signature states only when they differ: the
 			// signature line above covers the usual case.
 			sigDiffer := false
@@ -387,7 +388,7 @@ func newInfoCommand(g *Globals) *cobra.Command {
 				if sigDiffer && r.Signature != "" {
 					state += ", signature " + r.Signature
 				}
-				fmt.Fprintf(w, "region %s\t%s\n", r.Name, state)
+				fmt.Fprintf(w, "region %s\t%s\n", printable(r.Name), printable(state))
 			}
 			return w.Flush()
 		},
@@ -497,7 +498,7 @@ corrupted gets one from a healthy region. Exit 1 when problems remain.`,
 					orphans := fmt.Sprintf("%d orphaned data object(s) no manifest points at (lost races, failed stages), safe to delete", len(r.Orphans))
 					note = strings.Join(slices.DeleteFunc([]string{note, orphans}, func(s string) bool { return s == "" }), "; ")
 				}
-				fmt.Fprintf(w, "  %s\t%s\t%s\n", r.Region, r.Status, note)
+				fmt.Fprintf(w, "  %s\t%s\t%s\n", printable(r.Region), r.Status, printable(note))
 			}
 			w.Flush()
 			return err
