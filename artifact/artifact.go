@@ -217,6 +217,40 @@ func writeManifest(ctx context.Context, s store.Store, m Manifest) error {
 	return err
 }
 
+// Kinds of error, as KindOf names them in JSON output.
+const (
+	KindNotFound    = "not-found"
+	KindRefused     = "access-refused"
+	KindUnavailable = "unavailable"
+	KindCorrupt     = "corrupt"
+	KindConflict    = "conflict"
+	KindInvalid     = "invalid"
+	KindInterrupted = "interrupted"
+)
+
+// KindOf names the kind of err for scripts, or "" when it has none.
+func KindOf(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, context.Canceled):
+		return KindInterrupted
+	case errors.Is(err, ErrConflict), errors.Is(err, store.ErrPreconditionFailed):
+		return KindConflict
+	case errors.Is(err, store.ErrPermissionDenied):
+		return KindRefused
+	case errors.Is(err, store.ErrUnavailable):
+		return KindUnavailable
+	case errors.Is(err, ErrCorrupt):
+		return KindCorrupt
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, ErrVersionNotFound):
+		return KindNotFound
+	case errors.Is(err, ErrInvalid), errors.Is(err, store.ErrInvalid):
+		return KindInvalid
+	}
+	return ""
+}
+
 // RegionError says which region failed and why.
 type RegionError struct {
 	Region string
@@ -226,10 +260,12 @@ type RegionError struct {
 func (e *RegionError) Error() string { return fmt.Sprintf("region %s: %v", e.Region, e.Err) }
 func (e *RegionError) Unwrap() error { return e.Err }
 
-// MultiError lists per-region failures. It unwraps to all of them, so
-// errors.Is finds any kind present; Kind picks the one that decides.
+// MultiError lists per-region failures, one line each. It unwraps to all
+// of them, so errors.Is finds any kind present, and to Kind when set: what
+// the failures add up to.
 type MultiError struct {
 	Op     string
+	Kind   error
 	Errors []*RegionError
 }
 
@@ -242,9 +278,12 @@ func (m *MultiError) Error() string {
 }
 
 func (m *MultiError) Unwrap() []error {
-	out := make([]error, len(m.Errors))
-	for i, e := range m.Errors {
-		out[i] = e
+	out := make([]error, 0, len(m.Errors)+1)
+	if m.Kind != nil {
+		out = append(out, m.Kind)
+	}
+	for _, e := range m.Errors {
+		out = append(out, e)
 	}
 	return out
 }

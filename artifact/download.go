@@ -87,31 +87,48 @@ func (c *Client) Download(ctx context.Context, project, version string, opts Dow
 			return res, nil
 		}
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, fmt.Errorf("download %s %s: %w", project, version, ctx.Err())
 		}
 		var le *localError
 		if errors.As(err, &le) {
 			return nil, err // another region would fail the same way
 		}
-		c.log().Warn("region failed, trying the next", "region", r.Name, "err", err)
+		// The caller reports failures with the result or the error; this
+		// line is for -v, when the next region takes a while.
+		c.log().Debug("region failed, trying the next", "region", r.Name, "err", err)
 		errs = append(errs, &RegionError{Region: r.Name, Err: err})
-		res.Failures = append(res.Failures, RegionResult{Region: r.Name, Status: StatusFailed, Error: err.Error()})
+		res.Failures = append(res.Failures, failure(r.Name, err))
 	}
 	return nil, downloadError(project, version, errs)
 }
 
-// downloadError decides what the failures add up to: not found only when
-// every region said so; otherwise the region errors, unavailable first.
+// downloadError decides what the failures add up to: not found when every
+// region said so; corrupt when every region answered and the copies they
+// hold are damaged; otherwise the region errors, in which unavailable and
+// refused regions decide.
 func downloadError(project, version string, errs []*RegionError) error {
-	allMissing := true
+	missing, corrupt := 0, []string{}
 	for _, e := range errs {
-		if !errors.Is(e.Err, store.ErrNotFound) {
-			allMissing = false
+		switch {
+		case errors.Is(e.Err, ErrCorrupt):
+			corrupt = append(corrupt, e.Region)
+		case errors.Is(e.Err, store.ErrNotFound):
+			missing++
 		}
 	}
 	m := &MultiError{Op: fmt.Sprintf("download %s %s", project, version), Errors: errs}
-	if allMissing {
-		return fmt.Errorf("%s %s is in none of the %d regions: %w", project, version, len(errs), errors.Join(ErrVersionNotFound, m))
+	switch {
+	case missing == len(errs):
+		m.Op, m.Kind = fmt.Sprintf("%s %s is in none of the %d regions", project, version, len(errs)), ErrVersionNotFound
+	case missing+len(corrupt) == len(errs):
+		what := "the copy in " + strings.Join(corrupt, ", ") + " is damaged"
+		if len(corrupt) > 1 {
+			what = "the copies in " + strings.Join(corrupt, ", ") + " are damaged"
+		}
+		if missing > 0 {
+			what += " and the other regions hold none"
+		}
+		m.Op, m.Kind = fmt.Sprintf("no intact copy of %s %s: %s", project, version, what), ErrCorrupt
 	}
 	return m
 }
@@ -131,6 +148,17 @@ func (c *Client) order(prefer string) ([]Region, error) {
 		}
 	}
 	return order, nil
+}
+
+// Only returns a client that uses only the region called name.
+func (c *Client) Only(name string) (*Client, error) {
+	r, ok := c.region(name)
+	if !ok {
+		return nil, fmt.Errorf("region %q is not configured (configured: %s): %w", name, c.regionNames(), ErrInvalid)
+	}
+	only := *c
+	only.Regions = []Region{r}
+	return &only, nil
 }
 
 func (c *Client) regionNames() string {
@@ -177,7 +205,7 @@ func (c *Client) downloadFrom(ctx context.Context, r Region, project, version st
 	t := target{path: opts.Path, w: opts.Writer}
 	if opts.Dir != "" {
 		if err := ValidateFilename(m.Filename); err != nil {
-			return fmt.Errorf("manifest names an unsafe file: %w: %w", err, ErrCorrupt)
+			return fmt.Errorf("manifest names an unsafe file: %v: %w", err, ErrCorrupt)
 		}
 		if strings.HasPrefix(m.Filename, ".") && !opts.AllowDotfile {
 			return &localError{invalid("%s %s records the hidden file name %q; write it only if you trust it (--allow-dotfile), or choose the name with -o PATH", project, v, m.Filename)}

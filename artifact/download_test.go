@@ -18,15 +18,15 @@ import (
 	"github.com/berth-dev/berth/store"
 )
 
-// countingBar counts the bytes a transfer moved.
-type countingBar struct{ n *atomic.Int64 }
+// byteCounter counts the bytes a transfer moved.
+type byteCounter struct{ n *atomic.Int64 }
 
-func (b countingBar) Add(n int) { b.n.Add(int64(n)) }
-func (countingBar) Done(error)  {}
+func (b byteCounter) Add(n int) { b.n.Add(int64(n)) }
+func (byteCounter) Done(error)  {}
 
 func countBytes(c *artifact.Client) *atomic.Int64 {
 	var n atomic.Int64
-	c.Progress = func(string, int64) artifact.ProgressBar { return countingBar{&n} }
+	c.Progress = func(string, int64) artifact.ProgressBar { return byteCounter{&n} }
 	return &n
 }
 

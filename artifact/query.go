@@ -83,7 +83,12 @@ type RegionPresence struct {
 	Error   string `json:"error,omitempty"`
 	// Signature is the signature status of this region's manifest.
 	Signature string `json:"signature,omitempty"`
+	Kind      string `json:"error_kind,omitempty"` // see KindOf
+	err       error
 }
+
+// Err is the error behind Error.
+func (p RegionPresence) Err() error { return p.err }
 
 // VersionDetails is what Info returns.
 type VersionDetails struct {
@@ -124,7 +129,7 @@ func (c *Client) Info(ctx context.Context, project, version string) (*VersionDet
 	for i, r := range c.Regions {
 		p := RegionPresence{Name: r.Name, Present: manifests[i] != nil}
 		if errs[i] != nil && !errors.Is(errs[i], store.ErrNotFound) {
-			p.Error = errs[i].Error()
+			p.Error, p.Kind, p.err = errs[i].Error(), KindOf(errs[i]), errs[i]
 		}
 		if errs[i] != nil {
 			failed = append(failed, &RegionError{Region: r.Name, Err: errs[i]})

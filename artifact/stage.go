@@ -37,6 +37,7 @@ const (
 	StatusPresent  = "present" // already there with the same bytes
 	StatusWouldAdd = "would-stage"
 	StatusFailed   = "failed"
+	StatusRefused  = "access-refused" // the region refused the credentials
 	StatusConflict = "conflict"
 )
 
@@ -47,7 +48,21 @@ type RegionResult struct {
 	LatestMoved  bool   `json:"latest_moved,omitempty"`
 	LatestBefore string `json:"latest_before,omitempty"`
 	Error        string `json:"error,omitempty"`
-	err          error
+	// Kind sorts Error for scripts: see KindOf.
+	Kind string `json:"error_kind,omitempty"`
+	err  error
+}
+
+// Err is the error behind Error, for callers that word it themselves.
+func (r RegionResult) Err() error { return r.err }
+
+// failure is the result of a region that failed with err.
+func failure(region string, err error) RegionResult {
+	status := StatusFailed
+	if errors.Is(err, store.ErrPermissionDenied) {
+		status = StatusRefused
+	}
+	return RegionResult{Region: region, Status: status, Error: err.Error(), Kind: KindOf(err), err: err}
 }
 
 // StageResult summarises a stage.
@@ -273,9 +288,8 @@ func (rs *regionStage) fail(err error) {
 	if err == nil {
 		return
 	}
-	rs.res.Status = StatusFailed
-	rs.res.err = err
-	rs.res.Error = err.Error()
+	res := failure(rs.res.Region, err)
+	rs.res.Status, rs.res.err, rs.res.Error, rs.res.Kind = res.Status, res.err, res.Error, res.Kind
 }
 
 // discard removes a data object that will not be committed. Writers may

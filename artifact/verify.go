@@ -17,10 +17,11 @@ var ErrVerifyFailed = errors.New("verification failed")
 // Verify statuses of a region.
 const (
 	VerifyOK          = "ok"
-	VerifyMissing     = "missing"     // no manifest
-	VerifyCorrupt     = "corrupt"     // manifest present, bytes missing or wrong
-	VerifyMismatch    = "mismatch"    // manifest differs from the other regions'
-	VerifyUnreachable = "unreachable" // the region did not answer
+	VerifyMissing     = "missing"        // no manifest, or no data behind it
+	VerifyCorrupt     = "corrupt"        // manifest damaged, or bytes wrong
+	VerifyMismatch    = "mismatch"       // manifest differs from the other regions'
+	VerifyUnreachable = "unreachable"    // the region did not answer
+	VerifyRefused     = "access-refused" // the region refused the credentials
 )
 
 // VerifyRegion is the state of one region.
@@ -33,7 +34,11 @@ type VerifyRegion struct {
 	// that lost a race or failed before committing. Stagers may not delete,
 	// so they stay until an operator removes them; they do no harm.
 	Orphans []string `json:"orphans,omitempty"`
+	err     error
 }
+
+// Err is the error behind Error.
+func (r VerifyRegion) Err() error { return r.err }
 
 // VerifyResult is what Verify returns.
 type VerifyResult struct {
@@ -83,7 +88,7 @@ func (c *Client) Verify(ctx context.Context, project, version string, repair boo
 	if ref == nil {
 		allMissing := true
 		for _, ch := range checks {
-			if ch.status != VerifyMissing {
+			if ch.status != VerifyMissing || ch.manifest != nil {
 				allMissing = false
 			}
 		}
@@ -117,7 +122,7 @@ func (c *Client) Verify(ctx context.Context, project, version string, repair boo
 			if err == nil {
 				err = errors.New(ch.status)
 			}
-			vr.Error = err.Error()
+			vr.Error, vr.err = err.Error(), err
 			problems = append(problems, &RegionError{Region: ch.region.Name, Err: err})
 		}
 		res.Regions = append(res.Regions, vr)
@@ -139,16 +144,16 @@ func (c *Client) check(ctx context.Context, r Region, project, version string) *
 		ch.status, ch.err = VerifyCorrupt, err
 		return ch
 	case err != nil:
-		ch.status, ch.err = VerifyUnreachable, err
+		ch.status, ch.err = unreachable(err), err
 		return ch
 	}
 	ch.manifest = &m
 	rc, _, err := r.Store.Get(ctx, m.Object, store.Range{})
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			ch.status, ch.err = VerifyCorrupt, fmt.Errorf("data object %s is missing", m.Object)
+			ch.status, ch.err = VerifyMissing, fmt.Errorf("the manifest is there, its data object %s is missing", m.Object)
 		} else {
-			ch.status, ch.err = VerifyUnreachable, err
+			ch.status, ch.err = unreachable(err), err
 		}
 		return ch
 	}
@@ -159,13 +164,20 @@ func (c *Client) check(ctx context.Context, r Region, project, version string) *
 	bar.Done(err)
 	switch sum := hex.EncodeToString(h.Sum(nil)); {
 	case err != nil:
-		ch.status, ch.err = VerifyUnreachable, fmt.Errorf("read data object: %w", err)
+		ch.status, ch.err = unreachable(err), fmt.Errorf("read data object: %w", err)
 	case n != m.Size || sum != m.SHA256:
 		ch.status, ch.err = VerifyCorrupt, fmt.Errorf("data object has %d bytes with sha256 %s, manifest says %d bytes with %s", n, short(sum), m.Size, short(m.SHA256))
 	default:
 		ch.status = VerifyOK
 	}
 	return ch
+}
+
+func unreachable(err error) string {
+	if errors.Is(err, store.ErrPermissionDenied) {
+		return VerifyRefused
+	}
+	return VerifyUnreachable
 }
 
 // repair copies the intact copy in src to dst, hashing on the way.
@@ -210,7 +222,7 @@ func (c *Client) repair(ctx context.Context, src, dst *regionCheck) error {
 // does not point at. A listing error leaves the list empty: orphans are
 // information, not a verdict.
 func (c *Client) orphans(ctx context.Context, ch *regionCheck) []string {
-	if ch.status == VerifyUnreachable {
+	if ch.status == VerifyUnreachable || ch.status == VerifyRefused {
 		return nil
 	}
 	project, version := "", ""

@@ -197,13 +197,13 @@ VERSION: a semantic version (https://semver.org) such as 1.4.0 or 2.0.0-rc.1;
 			fmt.Fprintf(g.Stdout, "%s %s %s (%s, sha256 %s%s)\n", verb, res.Project, res.Version, humanSize(res.Size), orDash(res.SHA256), signed)
 			w := tabwriter.NewWriter(g.Stdout, 0, 0, 2, ' ', 0)
 			for _, r := range res.Regions {
-				note := r.Error
+				note := g.brief(r.Err())
 				if r.LatestMoved {
 					note = fmt.Sprintf("latest %s -> %s", orDash(r.LatestBefore), res.Version)
 				} else if r.Error == "" && r.LatestBefore != "" && !res.DryRun {
 					note = "latest stays " + r.LatestBefore
 				}
-				fmt.Fprintf(w, "  %s\t%s\t%s\n", printable(r.Region), r.Status, printable(note))
+				fmt.Fprintf(w, "  %s\t%s\t%s\n", printable(r.Region), statusText(r.Status), printable(note))
 			}
 			w.Flush()
 			return err
@@ -215,7 +215,7 @@ VERSION: a semantic version (https://semver.org) such as 1.4.0 or 2.0.0-rc.1;
 	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "check access and existence in every region; write nothing")
 	cmd.Flags().BoolVar(&opts.ForceLatest, "force-latest", false, "move the latest pointer to this version even if it is lower")
 	cmd.Flags().StringVar(&signKey, "sign-key", "", "sign the manifest with this secret key (berth keygen; env "+passwordEnv+" unlocks it)")
-	return cmd
+	return explainErrors(g, cmd)
 }
 
 func newDownloadCommand(g *Globals) *cobra.Command {
@@ -246,8 +246,10 @@ are accepted: an unsigned copy, or one whose signature does not match its
 manifest, is refused like a corrupted one and the next region is tried. A key
 is given as a minisign public key (RWQ...) or a .pub file.
 
-Exit 1 when no region holds the version, or none holds a copy signed by a
-trusted key; exit 5 when a region that might hold it could not be reached.`,
+Exit 1 when no region holds an intact copy (missing, damaged in every region
+that holds it, or not signed by a trusted key); exit 4 or 5 when a region that
+might hold one refused access or could not be reached. Each region that failed
+is one line; -v adds the service's request ids.`,
 		Example: `  berth download myapp -o myapp.tar.gz
   berth download myapp 1.4.0 --filename ./dist
   berth download myapp -o - | tar -xz
@@ -280,7 +282,11 @@ trusted key; exit 5 when a region that might hold it could not be reached.`,
 				return err
 			}
 			for _, fr := range res.Failures {
-				g.info("berth: region %s failed: %s", printable(fr.Region), printable(fr.Error))
+				word := "failed"
+				if fr.Status == artifact.StatusRefused {
+					word = "refused access"
+				}
+				g.info("berth: region %s %s: %s", printable(fr.Region), word, printable(g.brief(fr.Err())))
 			}
 			if g.json() {
 				return g.printJSON(res)
@@ -304,13 +310,14 @@ trusted key; exit 5 when a region that might hold it could not be reached.`,
 	f.registerTrustedKeys(cmd, "accept only versions signed by this key (minisign public key or .pub file), repeatable; replaces trusted_keys from the config")
 	cmd.Flags().BoolVar(&force, "force", false, "with --filename: replace an existing file of the recorded name")
 	cmd.Flags().BoolVar(&allowDotfile, "allow-dotfile", false, "with --filename: write a recorded name that starts with '.'")
-	return cmd
+	return explainErrors(g, cmd)
 }
 
 func newVersionsCommand(g *Globals) *cobra.Command {
 	var f storeFlags
+	var region string
 	cmd := &cobra.Command{
-		Use:     "versions PROJECT",
+		Use:     "versions PROJECT [--region NAME]",
 		Short:   "List the versions of a project, oldest first",
 		Example: "  berth versions myapp\n  berth versions myapp --output json | jq -r '.[-1].version'",
 		Args:    args(1, "PROJECT"),
@@ -319,12 +326,15 @@ func newVersionsCommand(g *Globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if c, err = only(c, region); err != nil {
+				return err
+			}
 			vs, err := c.Versions(cmd.Context(), a[0])
 			if vs == nil && err != nil {
 				return err
 			}
 			if err != nil {
-				g.info("berth: warning: %v", err)
+				g.info("berth: warning: %s", printable(g.brief(err)))
 			}
 			if g.json() {
 				return g.printJSON(vs)
@@ -337,13 +347,15 @@ func newVersionsCommand(g *Globals) *cobra.Command {
 		},
 	}
 	f.register(cmd)
-	return cmd
+	cmd.Flags().StringVar(&region, "region", "", "ask only this region")
+	return explainErrors(g, cmd)
 }
 
 func newInfoCommand(g *Globals) *cobra.Command {
 	var f storeFlags
+	var region string
 	cmd := &cobra.Command{
-		Use:     "info PROJECT [VERSION]",
+		Use:     "info PROJECT [VERSION] [--region NAME]",
 		Short:   "Show a version's manifest, its signature and which regions hold it",
 		Example: "  berth info myapp\n  berth info myapp 1.4.0 --output json\n  berth info myapp 1.4.0 --trusted-key release.key.pub",
 		Args:    rangeArgs(1, 2, "PROJECT [VERSION]"),
@@ -354,6 +366,9 @@ func newInfoCommand(g *Globals) *cobra.Command {
 			}
 			c, err := g.client(cmd.Context(), cmd, &f)
 			if err != nil {
+				return err
+			}
+			if c, err = only(c, region); err != nil {
 				return err
 			}
 			d, err := c.Info(cmd.Context(), a[0], version)
@@ -383,7 +398,10 @@ func newInfoCommand(g *Globals) *cobra.Command {
 					state = "missing"
 				}
 				if r.Error != "" {
-					state = "error: " + r.Error
+					state = "error: " + g.brief(r.Err())
+				}
+				if r.Kind == artifact.KindRefused {
+					state = "access refused: " + g.brief(r.Err())
 				}
 				if sigDiffer && r.Signature != "" {
 					state += ", signature " + r.Signature
@@ -395,7 +413,16 @@ func newInfoCommand(g *Globals) *cobra.Command {
 	}
 	f.register(cmd)
 	f.registerTrustedKeys(cmd, "check the signature against this key (minisign public key or .pub file), repeatable; replaces trusted_keys from the config")
-	return cmd
+	cmd.Flags().StringVar(&region, "region", "", "ask only this region")
+	return explainErrors(g, cmd)
+}
+
+// only narrows c to the region called name, when one is given.
+func only(c *artifact.Client, name string) (*artifact.Client, error) {
+	if name == "" {
+		return c, nil
+	}
+	return c.Only(name)
 }
 
 func (f *storeFlags) registerTrustedKeys(cmd *cobra.Command, usage string) {
@@ -459,7 +486,7 @@ the regions that answered but some did not.`,
 		},
 	}
 	f.register(cmd)
-	return cmd
+	return explainErrors(g, cmd)
 }
 
 func newVerifyCommand(g *Globals) *cobra.Command {
@@ -490,7 +517,7 @@ corrupted gets one from a healthy region. Exit 1 when problems remain.`,
 			fmt.Fprintf(g.Stdout, "%s %s (%s, sha256 %s)\n", res.Project, res.Version, humanSize(res.Size), orDash(res.SHA256))
 			w := tabwriter.NewWriter(g.Stdout, 0, 0, 2, ' ', 0)
 			for _, r := range res.Regions {
-				note := r.Error
+				note := g.brief(r.Err())
 				if r.Repaired {
 					note = "repaired"
 				}
@@ -498,7 +525,7 @@ corrupted gets one from a healthy region. Exit 1 when problems remain.`,
 					orphans := fmt.Sprintf("%d orphaned data object(s) no manifest points at (lost races, failed stages), safe to delete", len(r.Orphans))
 					note = strings.Join(slices.DeleteFunc([]string{note, orphans}, func(s string) bool { return s == "" }), "; ")
 				}
-				fmt.Fprintf(w, "  %s\t%s\t%s\n", printable(r.Region), r.Status, printable(note))
+				fmt.Fprintf(w, "  %s\t%s\t%s\n", printable(r.Region), statusText(r.Status), printable(note))
 			}
 			w.Flush()
 			return err
@@ -506,5 +533,5 @@ corrupted gets one from a healthy region. Exit 1 when problems remain.`,
 	}
 	f.register(cmd)
 	cmd.Flags().BoolVar(&repair, "repair", false, "copy a healthy region's copy where one is missing or corrupted")
-	return cmd
+	return explainErrors(g, cmd)
 }

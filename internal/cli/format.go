@@ -1,12 +1,20 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sort"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/spf13/cobra"
+
+	"github.com/berth-dev/berth/artifact"
 )
 
 func humanSize(n int64) string {
@@ -79,6 +87,106 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// explain words an artifact command's error for people: Ctrl-C is
+// "interrupted", and unless -v the AWS SDK errors inside shrink to their
+// code and message, without request ids and retry counts. The kinds stay,
+// so the exit code does not change.
+func (g *Globals) explain(err error) error {
+	switch {
+	case err == nil || isSilent(err):
+		return err
+	case errors.Is(err, context.Canceled):
+		return reworded{"interrupted", err}
+	}
+	if msg := g.brief(err); msg != err.Error() {
+		return reworded{msg, err}
+	}
+	return err
+}
+
+// brief is err's message with the SDK errors in it shortened, unless -v.
+func (g *Globals) brief(err error) string {
+	if err == nil {
+		return ""
+	}
+	msg := err.Error()
+	if g.Verbose {
+		return msg
+	}
+	if errors.Is(err, context.Canceled) {
+		return "interrupted"
+	}
+	for _, op := range operationErrors(err, nil) {
+		msg = strings.ReplaceAll(msg, op.Error(), shortSDK(op))
+	}
+	return msg
+}
+
+// shortSDK says what an SDK call answered in a few words: the service's
+// error code and message, the network error, or the HTTP status.
+func shortSDK(op *smithy.OperationError) string {
+	var api smithy.APIError
+	var netErr *net.OpError
+	var resp *smithyhttp.ResponseError
+	switch {
+	case errors.As(op, &api):
+		code, msg := api.ErrorCode(), api.ErrorMessage()
+		if msg == "" || msg == code {
+			return code
+		}
+		return code + ": " + msg
+	case errors.As(op, &netErr):
+		return netErr.Error()
+	case errors.As(op, &resp):
+		return fmt.Sprintf("HTTP status %d", resp.HTTPStatusCode())
+	}
+	return op.Error()
+}
+
+// operationErrors collects the outermost SDK operation errors in err's tree.
+func operationErrors(err error, found []*smithy.OperationError) []*smithy.OperationError {
+	if op, ok := err.(*smithy.OperationError); ok {
+		return append(found, op)
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		if inner := u.Unwrap(); inner != nil {
+			found = operationErrors(inner, found)
+		}
+	case interface{ Unwrap() []error }:
+		for _, inner := range u.Unwrap() {
+			if inner != nil {
+				found = operationErrors(inner, found)
+			}
+		}
+	}
+	return found
+}
+
+// reworded is err with a message for people; errors.Is still sees err.
+type reworded struct {
+	msg string
+	err error
+}
+
+func (r reworded) Error() string { return r.msg }
+func (r reworded) Unwrap() error { return r.err }
+
+// explainErrors has cmd's errors worded by explain.
+func explainErrors(g *Globals, cmd *cobra.Command) *cobra.Command {
+	run := cmd.RunE
+	cmd.RunE = func(cmd *cobra.Command, args []string) error { return g.explain(run(cmd, args)) }
+	return cmd
+}
+
+// statusText is a region status for text output.
+func statusText(status string) string {
+	if status == artifact.StatusRefused {
+		return "access refused"
+	}
+	return status
 }
 
 // silenced keeps an error's exit code but not its message: JSON output
