@@ -33,8 +33,9 @@ type StageOptions struct {
 
 // Region outcomes of a stage.
 const (
-	StatusStaged   = "staged"  // written by this stage
-	StatusPresent  = "present" // already there with the same bytes
+	StatusStaged   = "staged"   // written by this stage
+	StatusPresent  = "present"  // already there with the same bytes
+	StatusRefilled = "refilled" // manifest was there, its lost bytes uploaded again
 	StatusWouldAdd = "would-stage"
 	StatusFailed   = "failed"
 	StatusRefused  = "access-refused" // the region refused the credentials
@@ -81,6 +82,7 @@ type regionStage struct {
 	region   Region
 	existing *Manifest // manifest already present
 	upload   bool
+	refill   bool // existing's data object is missing: upload it again
 	dataKey  string
 	res      RegionResult
 }
@@ -128,6 +130,17 @@ func (c *Client) Stage(ctx context.Context, project, version, file string, opts 
 		switch {
 		case err == nil:
 			rs.existing = &m
+			// The manifest alone does not make a copy: its bytes may
+			// have been lost. The same bytes go back under its key.
+			_, err := r.Store.Stat(ctx, m.Object)
+			switch {
+			case errors.Is(err, store.ErrNotFound) && m.Size == size:
+				rs.upload, rs.refill = true, true
+			case errors.Is(err, store.ErrNotFound):
+				// Other bytes: the conflict check below refuses.
+			case err != nil:
+				rs.fail(err)
+			}
 		case errors.Is(err, store.ErrNotFound):
 			rs.upload = true
 			if opts.DryRun {
@@ -165,6 +178,11 @@ func (c *Client) Stage(ctx context.Context, project, version, file string, opts 
 	for _, rs := range stages {
 		if rs.upload && rs.res.Status == "" {
 			rs.dataKey = dataKey
+			if rs.refill {
+				// Create-only, under the key the immutable manifest
+				// names; discarded below unless the bytes match it.
+				rs.dataKey = rs.existing.Object
+			}
 			uploads = append(uploads, rs)
 			c.abortStale(ctx, rs.region)
 		}
@@ -180,7 +198,9 @@ func (c *Client) Stage(ctx context.Context, project, version, file string, opts 
 	for _, rs := range stages {
 		if rs.existing != nil && (rs.existing.SHA256 != sum || rs.existing.Size != size) {
 			for _, u := range uploads {
-				c.discard(u)
+				if !(u.refill && u.existing.SHA256 == sum && u.existing.Size == size) {
+					c.discard(u) // a refill that matches its manifest stays
+				}
 			}
 			rs.res.Status = StatusConflict
 			rs.res.err = conflictErr(project, version, rs.region.Name, rs.existing.SHA256, sum)
@@ -432,6 +452,9 @@ func (c *Client) fanOut(ctx context.Context, r io.Reader, size int64, uploads []
 func (c *Client) commit(ctx context.Context, rs *regionStage, m Manifest, opts StageOptions) {
 	if rs.existing != nil {
 		rs.res.Status = StatusPresent
+		if rs.refill {
+			rs.res.Status = StatusRefilled
+		}
 	} else {
 		m.Object = rs.dataKey
 		err := writeManifest(ctx, rs.region.Store, m)

@@ -50,3 +50,43 @@ func TestStageRefusesNonRegularFiles(t *testing.T) {
 		})
 	}
 }
+
+// A region whose manifest lost its data object is not "present": staging the
+// same bytes again puts them back under the key the manifest names; other
+// bytes are a conflict that leaves nothing behind.
+func TestStageRefillsLostData(t *testing.T) {
+	ctx := context.Background()
+	data := random(100 << 10)
+	c := stagedClient(t, data, "a", "b")
+	b := c.Regions[1].Store
+	lose := func() {
+		t.Helper()
+		objs, err := b.List(ctx, "app/1.0.0/data/")
+		if err != nil || len(objs) != 1 {
+			t.Fatalf("data objects in b: %v %v", objs, err)
+		}
+		if err := b.Delete(ctx, objs[0].Key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lose()
+	res, err := c.Stage(ctx, "app", "1.0.0", writeFile(t, data), artifact.StageOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Regions[0].Status != artifact.StatusPresent || res.Regions[1].Status != artifact.StatusRefilled {
+		t.Fatalf("regions = %+v, want a present and b refilled", res.Regions)
+	}
+	if v, err := c.Verify(ctx, "app", "1.0.0", false); err != nil {
+		t.Fatalf("verify after the refill: %+v %v", v, err)
+	}
+
+	lose()
+	other := random(100 << 10)
+	if _, err := c.Stage(ctx, "app", "1.0.0", writeFile(t, other), artifact.StageOptions{}); !errors.Is(err, artifact.ErrConflict) {
+		t.Fatalf("other bytes: err = %v, want ErrConflict", err)
+	}
+	if objs, _ := b.List(ctx, "app/1.0.0/data/"); len(objs) != 0 {
+		t.Fatalf("a conflicting stage left %v behind the manifest", objs)
+	}
+}

@@ -140,7 +140,8 @@ region in parallel. Each region is committed by a manifest (size, SHA-256,
 metadata, file name, time, who staged it) written last and only if none exists,
 so a version is immutable and two concurrent stagers cannot both win.
 
-Running a stage again after it failed half-way finishes the missing regions.
+Running a stage again after it failed half-way finishes the missing regions,
+and puts back the bytes of a region whose manifest lost them ("refilled").
 Staging the same version with other bytes fails with a conflict (exit 3).
 The latest pointer only moves forward in version order; --force-latest moves it
 to this version regardless.
