@@ -39,9 +39,6 @@ var (
 	ErrCorrupt = errors.New("corrupt")
 )
 
-// Latest names the latest version where a version is expected.
-const Latest = "latest"
-
 const manifestFormat = 1
 
 // Region is one copy of the artifact set: a store and its latest pointer.
@@ -304,8 +301,9 @@ func (c *Client) checkRegions() error {
 	return nil
 }
 
-// checkRef validates a project and a version that may be "latest" or empty
-// (meaning latest), and returns the version to look up.
+// checkRef validates a project and a version that may be a pointer name
+// ("latest", "latest-prerelease") or empty (meaning latest), and returns the
+// version to look up.
 func (c *Client) checkRef(project, version string) (string, error) {
 	if err := c.checkRegions(); err != nil {
 		return "", err
@@ -316,7 +314,7 @@ func (c *Client) checkRef(project, version string) (string, error) {
 	if version == "" {
 		return Latest, nil
 	}
-	if version != Latest {
+	if !isPointer(version) {
 		if _, err := ParseVersion(version); err != nil {
 			return "", err
 		}

@@ -51,7 +51,8 @@ type DownloadResult struct {
 	SignedBy string `json:"signed_by,omitempty"`
 }
 
-// Download fetches project at version ("latest" or "" for the latest) from
+// Download fetches project at version (a version, "latest",
+// "latest-prerelease", or "" for the latest) from
 // the first region that holds an intact copy. Bytes stream into a temporary
 // file beside the destination and are renamed into place only when their
 // SHA-256 matches the manifest; any failure moves on to the next region.
@@ -173,20 +174,13 @@ func (c *Client) regionNames() string {
 }
 
 func (c *Client) resolve(ctx context.Context, r Region, project, version string) (string, error) {
-	if version != Latest {
+	if !isPointer(version) {
 		return version, nil
 	}
 	if r.Pointer == nil {
-		return "", fmt.Errorf("no latest pointer configured: %w", ErrInvalid)
+		return "", fmt.Errorf("no %s pointer configured: %w", version, ErrInvalid)
 	}
-	v, err := r.Pointer.Get(ctx, project)
-	if err != nil {
-		return "", fmt.Errorf("read latest version: %w", err)
-	}
-	if _, err := ParseVersion(v); err != nil {
-		return "", fmt.Errorf("latest pointer holds %q: %w", v, ErrCorrupt)
-	}
-	return v, nil
+	return readPointer(ctx, r, project, version)
 }
 
 func (c *Client) downloadFrom(ctx context.Context, r Region, project, version string, opts DownloadOptions, res *DownloadResult) error {

@@ -25,7 +25,8 @@ type StageOptions struct {
 	Filename string // recorded file name; default: the file's base name
 	DryRun   bool   // check access and existence, write nothing
 	// ForceLatest moves the latest pointer to this version even if it is
-	// lower than the current one.
+	// lower than the current one, or a prerelease (which otherwise moves
+	// only latest-prerelease).
 	ForceLatest bool
 	// SignKey, when set, signs the manifest (see sign.go).
 	SignKey *minisign.PrivateKey
@@ -48,7 +49,10 @@ type RegionResult struct {
 	Status       string `json:"status"`
 	LatestMoved  bool   `json:"latest_moved,omitempty"`
 	LatestBefore string `json:"latest_before,omitempty"`
-	Error        string `json:"error,omitempty"`
+	// The latest-prerelease pointer: the highest version, prereleases too.
+	PrereleaseMoved  bool   `json:"latest_prerelease_moved,omitempty"`
+	PrereleaseBefore string `json:"latest_prerelease_before,omitempty"`
+	Error            string `json:"error,omitempty"`
 	// Kind sorts Error for scripts: see KindOf.
 	Kind string `json:"error_kind,omitempty"`
 	err  error
@@ -483,12 +487,13 @@ func (c *Client) commit(ctx context.Context, rs *regionStage, m Manifest, opts S
 		}
 	}
 	if rs.region.Pointer != nil {
-		moved, before, err := rs.region.Pointer.Advance(ctx, m.Project, m.Version, CompareVersions, opts.ForceLatest)
+		pm, err := movePointers(ctx, rs.region.Pointer, m.Project, m.Version, opts.ForceLatest)
+		rs.res.LatestMoved, rs.res.LatestBefore = pm.latestMoved, pm.latestBefore
+		rs.res.PrereleaseMoved, rs.res.PrereleaseBefore = pm.prereleaseMoved, pm.prereleaseBefore
 		if err != nil {
-			rs.fail(fmt.Errorf("version is staged but the latest pointer was not moved: %w", err))
+			rs.fail(fmt.Errorf("version is staged but a pointer was not moved: %w", err))
 			return
 		}
-		rs.res.LatestMoved, rs.res.LatestBefore = moved, before
 	}
 }
 

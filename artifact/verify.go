@@ -210,8 +210,8 @@ func (c *Client) repair(ctx context.Context, src, dst *regionCheck) error {
 			return fmt.Errorf("write manifest: %w", err)
 		}
 		if p := dst.region.Pointer; p != nil {
-			if _, _, err := p.Advance(ctx, m.Project, m.Version, CompareVersions, false); err != nil {
-				return fmt.Errorf("move latest pointer: %w", err)
+			if _, err := movePointers(ctx, p, m.Project, m.Version, false); err != nil {
+				return err
 			}
 		}
 	}

@@ -143,8 +143,10 @@ so a version is immutable and two concurrent stagers cannot both win.
 Running a stage again after it failed half-way finishes the missing regions,
 and puts back the bytes of a region whose manifest lost them ("refilled").
 Staging the same version with other bytes fails with a conflict (exit 3).
-The latest pointer only moves forward in version order; --force-latest moves it
-to this version regardless.
+"latest" is the highest release and only moves forward in version order;
+--force-latest moves it to this version regardless, prereleases included.
+"latest-prerelease" is the highest version, prereleases included; a
+prerelease moves only it.
 
 PROJECT: 1-64 lower-case letters, digits, '.', '_' and '-'.
 VERSION: a semantic version (https://semver.org) such as 1.4.0 or 2.0.0-rc.1;
@@ -204,6 +206,10 @@ VERSION: a semantic version (https://semver.org) such as 1.4.0 or 2.0.0-rc.1;
 				} else if r.Error == "" && r.LatestBefore != "" && !res.DryRun {
 					note = "latest stays " + r.LatestBefore
 				}
+				if r.PrereleaseMoved && !r.LatestMoved {
+					note += fmt.Sprintf("; latest-prerelease %s -> %s", orDash(r.PrereleaseBefore), res.Version)
+					note = strings.TrimPrefix(note, "; ")
+				}
 				fmt.Fprintf(w, "  %s\t%s\t%s\n", printable(r.Region), statusText(r.Status), printable(note))
 			}
 			w.Flush()
@@ -214,7 +220,7 @@ VERSION: a semantic version (https://semver.org) such as 1.4.0 or 2.0.0-rc.1;
 	cmd.Flags().StringArrayVar(&metadata, "metadata", nil, "metadata as KEY=VALUE, repeatable")
 	cmd.Flags().StringVar(&opts.Filename, "filename", "", "file name recorded with the version (default: FILE's base name)")
 	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "check access and existence in every region; write nothing")
-	cmd.Flags().BoolVar(&opts.ForceLatest, "force-latest", false, "move the latest pointer to this version even if it is lower")
+	cmd.Flags().BoolVar(&opts.ForceLatest, "force-latest", false, "move the latest pointer to this version even if it is lower or a prerelease")
 	cmd.Flags().StringVar(&signKey, "sign-key", "", "sign the manifest with this secret key (berth keygen; env "+passwordEnv+" unlocks it)")
 	return explainErrors(g, cmd)
 }
@@ -224,7 +230,7 @@ func newDownloadCommand(g *Globals) *cobra.Command {
 	var out, dir, region string
 	var force, allowDotfile bool
 	cmd := &cobra.Command{
-		Use:   "download PROJECT [VERSION|latest] (-o PATH | -o - | --filename DIR)",
+		Use:   "download PROJECT [VERSION|latest|latest-prerelease] (-o PATH | -o - | --filename DIR)",
 		Short: "Download a version from the first healthy region, verified by SHA-256",
 		Long: `download tries the regions in configured order (--region first), streams into
 a temporary file beside the target, checks size and SHA-256 against the
@@ -380,8 +386,8 @@ func newInfoCommand(g *Globals) *cobra.Command {
 				return g.printJSON(infoJSON(d))
 			}
 			w := tabwriter.NewWriter(g.Stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintf(w, "project\t%s\nversion\t%s\nlatest\t%s\nsize\t%s (%d bytes)\nsha256\t%s\nfilename\t%s\nmode\t%s\ncreated\t%s\nstaged by\t%s\n",
-				printable(d.Project), printable(d.Version), printable(d.Latest), humanSize(d.Size), d.Size, printable(d.SHA256),
+			fmt.Fprintf(w, "project\t%s\nversion\t%s\nlatest\t%s\nlatest prerelease\t%s\nsize\t%s (%d bytes)\nsha256\t%s\nfilename\t%s\nmode\t%s\ncreated\t%s\nstaged by\t%s\n",
+				printable(d.Project), printable(d.Version), printable(orDash(d.Latest)), printable(orDash(d.LatestPrerelease)), humanSize(d.Size), d.Size, printable(d.SHA256),
 				printable(d.Filename), printable(orDash(d.Mode)), d.Created.Format(time.RFC3339), printable(d.StagedBy))
 			for _, k := range sortedKeys(d.Metadata) {
 				fmt.Fprintf(w, "metadata %s\t%s\n", printable(k), printable(d.Metadata[k]))
@@ -446,7 +452,7 @@ func infoJSON(d *artifact.VersionDetails) map[string]any {
 	return map[string]any{
 		"project": d.Project, "version": d.Version, "size": d.Size, "sha256": d.SHA256,
 		"metadata": d.Metadata, "filename": d.Filename, "mode": d.Mode, "created": d.Created, "staged_by": d.StagedBy,
-		"latest": d.Latest, "regions": d.Regions, "signature": d.SignatureStatus,
+		"latest": d.Latest, "latest_prerelease": d.LatestPrerelease, "regions": d.Regions, "signature": d.SignatureStatus,
 	}
 }
 
