@@ -47,6 +47,10 @@ func readPointer(ctx context.Context, r Region, project, name string) (string, e
 	if name == LatestPrerelease && errors.Is(err, store.ErrNotFound) {
 		v, err = r.Pointer.Get(ctx, project, Latest)
 	}
+	if errors.Is(err, store.ErrInvalid) {
+		// A damaged pointer object is not the caller's invalid input.
+		return "", fmt.Errorf("read %s version: %v: %w", name, err, ErrCorrupt)
+	}
 	if err != nil {
 		return "", fmt.Errorf("read %s version: %w", name, err)
 	}

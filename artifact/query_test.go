@@ -33,6 +33,10 @@ func TestListedNamesAndPointersAreChecked(t *testing.T) {
 	if _, err := c.Info(ctx, "app", "latest"); !errors.Is(err, artifact.ErrCorrupt) {
 		t.Fatalf("info with a garbled pointer: err = %v, want ErrCorrupt", err)
 	}
+	put("app/latest.json", `not json`)
+	if _, err := c.Info(ctx, "app", "latest"); !errors.Is(err, artifact.ErrCorrupt) || errors.Is(err, artifact.ErrInvalid) || errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("info with a malformed pointer: err = %v, want ErrCorrupt and not invalid input", err)
+	}
 	d, err := c.Info(ctx, "app", "1.0.0")
 	if err != nil || d.Latest != "" {
 		t.Fatalf("info 1.0.0 = latest %q, %v; want no latest", d.Latest, err)
