@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-dev/berth/artifact"
 	"github.com/berth-dev/berth/store"
@@ -83,5 +85,34 @@ func TestVerifyMissingData(t *testing.T) {
 	res, err = c.Verify(ctx, "app", "1.0.0", false)
 	if errors.Is(err, artifact.ErrVersionNotFound) || !errors.Is(err, artifact.ErrVerifyFailed) || res.Regions[0].Status != artifact.VerifyMissing {
 		t.Fatalf("verify with data gone everywhere = %+v, %v", res, err)
+	}
+}
+
+// verify reports the temporary files a killed writer left in a local store,
+// once they are older than the grace period, without failing for them.
+func TestVerifyReportsLeftoverTempFiles(t *testing.T) {
+	ctx := context.Background()
+	c := stagedClient(t, random(1<<10), "a")
+	dir := strings.TrimPrefix(c.Regions[0].Store.String(), "file://")
+	old := filepath.Join(dir, "app", "1.0.0", ".berth-tmp-killed")
+	fresh := filepath.Join(dir, "app", ".berth-tmp-writing")
+	other := filepath.Join(dir, "otherapp", ".berth-tmp-killed")
+	for _, p := range []string{old, fresh, other} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("partial"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	then := time.Now().Add(-2 * artifact.TempGrace)
+	os.Chtimes(old, then, then)
+	os.Chtimes(other, then, then)
+	res, err := c.Verify(ctx, "app", "1.0.0", false)
+	if err != nil {
+		t.Fatalf("leftover temporary files are not a verify failure: %v", err)
+	}
+	if got := res.Regions[0].TempFiles; len(got) != 1 || got[0] != "app/1.0.0/.berth-tmp-killed" {
+		t.Fatalf("temp files = %v, want only the old one of this project", got)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
+	"time"
 
 	"github.com/berth-dev/berth/store"
 )
@@ -34,7 +36,10 @@ type VerifyRegion struct {
 	// that lost a race or failed before committing. Stagers may not delete,
 	// so they stay until an operator removes them; they do no harm.
 	Orphans []string `json:"orphans,omitempty"`
-	err     error
+	// TempFiles are temporary files of the project a writer killed
+	// mid-write left in a local store, older than TempGrace; safe to delete.
+	TempFiles []string `json:"temp_files,omitempty"`
+	err       error
 }
 
 // Err is the error behind Error.
@@ -107,7 +112,7 @@ func (c *Client) Verify(ctx context.Context, project, version string, repair boo
 
 	var problems []*RegionError
 	for _, ch := range checks {
-		vr := VerifyRegion{Region: ch.region.Name, Status: ch.status, Orphans: c.orphans(ctx, ch)}
+		vr := VerifyRegion{Region: ch.region.Name, Status: ch.status, Orphans: c.orphans(ctx, ch), TempFiles: c.tempFiles(ctx, ch)}
 		if repair && ref != nil && (ch.status == VerifyMissing || ch.status == VerifyCorrupt) {
 			if err := c.repair(ctx, ref, ch); err != nil {
 				ch.err = fmt.Errorf("repair from %s: %w", ref.region.Name, err)
@@ -216,6 +221,37 @@ func (c *Client) repair(ctx context.Context, src, dst *regionCheck) error {
 		}
 	}
 	return nil
+}
+
+// TempGrace is how old a temporary file must be before verify reports it:
+// a live writer keeps touching its file, so none is that old.
+const TempGrace = time.Hour
+
+// tempLister is a store that writes through temporary files and can list
+// those left behind (the local directory store).
+type tempLister interface {
+	TempFiles(ctx context.Context, olderThan time.Duration) ([]store.Info, error)
+}
+
+// tempFiles lists the project's leftover temporary files in a region whose
+// store keeps them. Like orphans, they are information, not a verdict.
+func (c *Client) tempFiles(ctx context.Context, ch *regionCheck) []string {
+	tl, ok := ch.region.Store.(tempLister)
+	if !ok || ch.status == VerifyUnreachable || ch.status == VerifyRefused {
+		return nil
+	}
+	files, err := tl.TempFiles(ctx, TempGrace)
+	if err != nil {
+		c.log().Debug("could not list temporary files", "region", ch.region.Name, "err", err)
+		return nil
+	}
+	var out []string
+	for _, f := range files {
+		if strings.HasPrefix(f.Key, ch.project+"/") {
+			out = append(out, f.Key)
+		}
+	}
+	return out
 }
 
 // orphans lists the version's data objects in a region that its manifest

@@ -532,6 +532,10 @@ corrupted gets one from a healthy region. Exit 1 when problems remain.`,
 					orphans := fmt.Sprintf("%d orphaned data object(s) no manifest points at (lost races, failed stages), safe to delete", len(r.Orphans))
 					note = strings.Join(slices.DeleteFunc([]string{note, orphans}, func(s string) bool { return s == "" }), "; ")
 				}
+				if len(r.TempFiles) > 0 {
+					temps := fmt.Sprintf("%d temporary file(s) of the project left by interrupted writes, safe to delete: %s", len(r.TempFiles), strings.Join(r.TempFiles, ", "))
+					note = strings.Join(slices.DeleteFunc([]string{note, temps}, func(s string) bool { return s == "" }), "; ")
+				}
 				fmt.Fprintf(w, "  %s\t%s\t%s\n", printable(r.Region), statusText(r.Status), printable(note))
 			}
 			w.Flush()
