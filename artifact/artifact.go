@@ -220,6 +220,7 @@ const (
 	KindRefused     = "access-refused"
 	KindUnavailable = "unavailable"
 	KindCorrupt     = "corrupt"
+	KindUntrusted   = "untrusted"
 	KindConflict    = "conflict"
 	KindInvalid     = "invalid"
 	KindInterrupted = "interrupted"
@@ -238,6 +239,8 @@ func KindOf(err error) string {
 		return KindRefused
 	case errors.Is(err, store.ErrUnavailable):
 		return KindUnavailable
+	case errors.Is(err, ErrUntrusted):
+		return KindUntrusted
 	case errors.Is(err, ErrCorrupt):
 		return KindCorrupt
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, ErrVersionNotFound):

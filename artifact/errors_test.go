@@ -116,3 +116,26 @@ func TestVerifyReportsLeftoverTempFiles(t *testing.T) {
 		t.Fatalf("temp files = %v, want only the old one of this project", got)
 	}
 }
+
+func TestKindOf(t *testing.T) {
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{nil, ""},
+		{fmt.Errorf("x: %w", store.ErrPermissionDenied), artifact.KindRefused},
+		{fmt.Errorf("x: %w", store.ErrUnavailable), artifact.KindUnavailable},
+		{fmt.Errorf("x: %w", store.ErrNotFound), artifact.KindNotFound},
+		{fmt.Errorf("x: %w", artifact.ErrCorrupt), artifact.KindCorrupt},
+		{fmt.Errorf("x: %w", artifact.ErrUntrusted), artifact.KindUntrusted},
+		{fmt.Errorf("x: %w", artifact.ErrConflict), artifact.KindConflict},
+		{fmt.Errorf("x: %w", artifact.ErrInvalid), artifact.KindInvalid},
+		{fmt.Errorf("x: %w", context.Canceled), artifact.KindInterrupted},
+		{errors.New("boom"), ""},
+	}
+	for _, tt := range tests {
+		if got := artifact.KindOf(tt.err); got != tt.want {
+			t.Errorf("KindOf(%v) = %q, want %q", tt.err, got, tt.want)
+		}
+	}
+}
