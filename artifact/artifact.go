@@ -17,7 +17,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,9 +39,6 @@ var (
 	ErrCorrupt = errors.New("corrupt")
 )
 
-// Latest names the latest version where a version is expected.
-const Latest = "latest"
-
 const manifestFormat = 1
 
 // Region is one copy of the artifact set: a store and its latest pointer.
@@ -58,9 +57,12 @@ type Manifest struct {
 	SHA256   string            `json:"sha256"`
 	Metadata map[string]string `json:"metadata"`
 	Filename string            `json:"filename"`
-	Created  time.Time         `json:"created"`
-	StagedBy string            `json:"staged_by"`
-	Object   string            `json:"object"` // data key, relative to the store
+	// Mode holds the file's permission bits at stage time in octal, such
+	// as "0755"; manifests written before berth recorded it have none.
+	Mode     string    `json:"mode,omitempty"`
+	Created  time.Time `json:"created"`
+	StagedBy string    `json:"staged_by"`
+	Object   string    `json:"object"` // data key, relative to the store
 	// Signature is the stager's minisign signature of the manifest, if it
 	// signed one (see sign.go).
 	Signature string `json:"signature,omitempty"`
@@ -129,27 +131,68 @@ func readManifest(ctx context.Context, s store.Store, project, version string) (
 	return m, nil
 }
 
-// parseManifest decodes a manifest and checks that it describes
-// project/version and points inside that version's data prefix: a manifest
-// is outside input like any other.
+// parseManifest decodes a manifest and checks it by the rules stage applies
+// to its input, that it describes project/version and that it points inside
+// that version's data prefix: a manifest is outside input like any other.
 func parseManifest(data []byte, project, version string) (Manifest, error) {
 	var m Manifest
 	if err := json.Unmarshal(data, &m); err != nil {
 		return Manifest{}, fmt.Errorf("parse: %v: %w", err, ErrCorrupt)
 	}
+	// The format first: a newer berth may write fields this one would
+	// misread, and the message should say to upgrade, not blame the data.
+	switch {
+	case m.Format > manifestFormat:
+		return Manifest{}, fmt.Errorf("manifest format %d is newer than this berth reads (format %d); upgrade berth: %w", m.Format, manifestFormat, ErrCorrupt)
+	case m.Format != manifestFormat:
+		return Manifest{}, fmt.Errorf("manifest format %d is unknown (this berth reads format %d): %w", m.Format, manifestFormat, ErrCorrupt)
+	}
+	bad := func(what string, err error) (Manifest, error) {
+		return Manifest{}, fmt.Errorf("%s: %s: %w", what, strings.TrimSuffix(err.Error(), ": "+ErrInvalid.Error()), ErrCorrupt)
+	}
+	if err := ValidateProject(m.Project); err != nil {
+		return bad("project", err)
+	}
+	if _, err := ParseVersion(m.Version); err != nil {
+		return bad("version", err)
+	}
+	if err := ValidateFilename(m.Filename); err != nil {
+		return bad("file name", err)
+	}
+	if err := ValidateMetadata(m.Metadata); err != nil {
+		return bad("metadata", err)
+	}
 	base := pathBase(m.Object)
 	switch {
 	case m.Project != project || m.Version != version:
-		return Manifest{}, fmt.Errorf("it describes %s %s: %w", m.Project, m.Version, ErrCorrupt)
+		return Manifest{}, fmt.Errorf("it describes %q %q: %w", m.Project, m.Version, ErrCorrupt)
 	case len(m.SHA256) != 64 || strings.Trim(m.SHA256, "0123456789abcdef") != "":
 		return Manifest{}, fmt.Errorf("sha256 %q is malformed: %w", m.SHA256, ErrCorrupt)
 	case m.Size < 0:
 		return Manifest{}, fmt.Errorf("size %d is negative: %w", m.Size, ErrCorrupt)
 	case base == "" || base == "." || base == ".." || m.Object != dataPrefix(project, version)+base:
 		return Manifest{}, fmt.Errorf("data object %q is outside the version: %w", m.Object, ErrCorrupt)
+	case m.Mode != "" && !validMode(m.Mode):
+		return Manifest{}, fmt.Errorf("file mode %q is not four octal digits such as 0644: %w", m.Mode, ErrCorrupt)
 	}
 	m.raw = data
 	return m, nil
+}
+
+func formatMode(perm fs.FileMode) string { return fmt.Sprintf("%04o", perm.Perm()) }
+
+func validMode(s string) bool {
+	return len(s) == 4 && s[0] == '0' && strings.Trim(s, "01234567") == ""
+}
+
+// perm is the mode to create a downloaded file with; the umask applies on
+// top. Without a recorded mode it is what os.Create uses.
+func (m Manifest) perm() fs.FileMode {
+	n, err := strconv.ParseUint(m.Mode, 8, 32)
+	if err != nil || !validMode(m.Mode) {
+		return 0o666
+	}
+	return fs.FileMode(n).Perm()
 }
 
 func pathBase(key string) string {
@@ -171,6 +214,43 @@ func writeManifest(ctx context.Context, s store.Store, m Manifest) error {
 	return err
 }
 
+// Kinds of error, as KindOf names them in JSON output.
+const (
+	KindNotFound    = "not-found"
+	KindRefused     = "access-refused"
+	KindUnavailable = "unavailable"
+	KindCorrupt     = "corrupt"
+	KindUntrusted   = "untrusted"
+	KindConflict    = "conflict"
+	KindInvalid     = "invalid"
+	KindInterrupted = "interrupted"
+)
+
+// KindOf names the kind of err for scripts, or "" when it has none.
+func KindOf(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, context.Canceled):
+		return KindInterrupted
+	case errors.Is(err, ErrConflict), errors.Is(err, store.ErrPreconditionFailed):
+		return KindConflict
+	case errors.Is(err, store.ErrPermissionDenied):
+		return KindRefused
+	case errors.Is(err, store.ErrUnavailable):
+		return KindUnavailable
+	case errors.Is(err, ErrUntrusted):
+		return KindUntrusted
+	case errors.Is(err, ErrCorrupt):
+		return KindCorrupt
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, ErrVersionNotFound):
+		return KindNotFound
+	case errors.Is(err, ErrInvalid), errors.Is(err, store.ErrInvalid):
+		return KindInvalid
+	}
+	return ""
+}
+
 // RegionError says which region failed and why.
 type RegionError struct {
 	Region string
@@ -180,10 +260,12 @@ type RegionError struct {
 func (e *RegionError) Error() string { return fmt.Sprintf("region %s: %v", e.Region, e.Err) }
 func (e *RegionError) Unwrap() error { return e.Err }
 
-// MultiError lists per-region failures. It unwraps to all of them, so
-// errors.Is finds any kind present; Kind picks the one that decides.
+// MultiError lists per-region failures, one line each. It unwraps to all
+// of them, so errors.Is finds any kind present, and to Kind when set: what
+// the failures add up to.
 type MultiError struct {
 	Op     string
+	Kind   error
 	Errors []*RegionError
 }
 
@@ -196,9 +278,12 @@ func (m *MultiError) Error() string {
 }
 
 func (m *MultiError) Unwrap() []error {
-	out := make([]error, len(m.Errors))
-	for i, e := range m.Errors {
-		out[i] = e
+	out := make([]error, 0, len(m.Errors)+1)
+	if m.Kind != nil {
+		out = append(out, m.Kind)
+	}
+	for _, e := range m.Errors {
+		out = append(out, e)
 	}
 	return out
 }
@@ -219,8 +304,9 @@ func (c *Client) checkRegions() error {
 	return nil
 }
 
-// checkRef validates a project and a version that may be "latest" or empty
-// (meaning latest), and returns the version to look up.
+// checkRef validates a project and a version that may be a pointer name
+// ("latest", "latest-prerelease") or empty (meaning latest), and returns the
+// version to look up.
 func (c *Client) checkRef(project, version string) (string, error) {
 	if err := c.checkRegions(); err != nil {
 		return "", err
@@ -231,7 +317,7 @@ func (c *Client) checkRef(project, version string) (string, error) {
 	if version == "" {
 		return Latest, nil
 	}
-	if version != Latest {
+	if !isPointer(version) {
 		if _, err := ParseVersion(version); err != nil {
 			return "", err
 		}

@@ -46,6 +46,11 @@ func (c *Client) Versions(ctx context.Context, project string) ([]VersionInfo, e
 			if !ok || file != "manifest.json" {
 				continue
 			}
+			if _, err := ParseVersion(v); err != nil {
+				// Not written by stage: a listed name is outside input.
+				c.log().Debug("skipping a key that is not a version", "region", c.Regions[i].Name, "key", obj.Key)
+				continue
+			}
 			vi := byVersion[v]
 			if vi == nil {
 				vi = &VersionInfo{Version: v, Created: obj.Modified.UTC()}
@@ -78,34 +83,46 @@ type RegionPresence struct {
 	Error   string `json:"error,omitempty"`
 	// Signature is the signature status of this region's manifest.
 	Signature string `json:"signature,omitempty"`
+	Kind      string `json:"error_kind,omitempty"` // see KindOf
+	err       error
 }
+
+// Err is the error behind Error.
+func (p RegionPresence) Err() error { return p.err }
 
 // VersionDetails is what Info returns.
 type VersionDetails struct {
 	Manifest
-	Latest  string           `json:"latest"`
-	Regions []RegionPresence `json:"regions"`
+	Latest           string           `json:"latest"`
+	LatestPrerelease string           `json:"latest_prerelease,omitempty"`
+	Regions          []RegionPresence `json:"regions"`
 	// SignatureStatus is that of the manifest shown: with trusted keys, the
 	// first region's that verifies, else the first region's.
 	SignatureStatus SignatureInfo `json:"signature_status"`
 }
 
-// Info returns the manifest of project at version ("latest" allowed), the
-// project's latest version and which regions hold it.
+// Info returns the manifest of project at version ("latest" and
+// "latest-prerelease" allowed), the project's latest versions and which
+// regions hold it.
 func (c *Client) Info(ctx context.Context, project, version string) (*VersionDetails, error) {
 	version, err := c.checkRef(project, version)
 	if err != nil {
 		return nil, err
 	}
-	latest, latestErrs := c.latest(ctx, project)
+	latest, latestErrs := c.highest(ctx, project, Latest)
+	pre, preErrs := c.highest(ctx, project, LatestPrerelease)
 	want := version
-	if version == Latest {
-		if latest == "" {
-			return nil, downloadError(project, version, latestErrs)
-		}
+	switch {
+	case version == Latest && latest == "":
+		return nil, downloadError(project, version, latestErrs)
+	case version == Latest:
 		want = latest
+	case version == LatestPrerelease && pre == "":
+		return nil, downloadError(project, version, preErrs)
+	case version == LatestPrerelease:
+		want = pre
 	}
-	d := &VersionDetails{Latest: latest}
+	d := &VersionDetails{Latest: latest, LatestPrerelease: pre}
 	manifests := make([]*Manifest, len(c.Regions))
 	errs := make([]error, len(c.Regions))
 	parallel(len(c.Regions), func(i int) {
@@ -119,7 +136,7 @@ func (c *Client) Info(ctx context.Context, project, version string) (*VersionDet
 	for i, r := range c.Regions {
 		p := RegionPresence{Name: r.Name, Present: manifests[i] != nil}
 		if errs[i] != nil && !errors.Is(errs[i], store.ErrNotFound) {
-			p.Error = errs[i].Error()
+			p.Error, p.Kind, p.err = errs[i].Error(), KindOf(errs[i]), errs[i]
 		}
 		if errs[i] != nil {
 			failed = append(failed, &RegionError{Region: r.Name, Err: errs[i]})
@@ -139,18 +156,13 @@ func (c *Client) Info(ctx context.Context, project, version string) (*VersionDet
 	return d, nil
 }
 
-// latest returns the highest latest pointer among regions; regions disagree
-// only while a stage is in progress or after a partial one.
-func (c *Client) latest(ctx context.Context, project string) (string, []*RegionError) {
+// highest returns the highest value of the named pointer among regions;
+// regions disagree only while a stage is in progress or after a partial one.
+func (c *Client) highest(ctx context.Context, project, name string) (string, []*RegionError) {
 	vals := make([]string, len(c.Regions))
 	errs := make([]error, len(c.Regions))
 	parallel(len(c.Regions), func(i int) {
-		r := c.Regions[i]
-		if r.Pointer == nil {
-			errs[i] = fmt.Errorf("no latest pointer configured: %w", store.ErrNotFound)
-			return
-		}
-		vals[i], errs[i] = r.Pointer.Get(ctx, project)
+		vals[i], errs[i] = readPointer(ctx, c.Regions[i], project, name)
 	})
 	best := ""
 	var failed []*RegionError
@@ -159,7 +171,7 @@ func (c *Client) latest(ctx context.Context, project string) (string, []*RegionE
 			failed = append(failed, &RegionError{Region: c.Regions[i].Name, Err: errs[i]})
 			continue
 		}
-		if best == "" || CompareVersions(v, best) > 0 {
+		if best == "" || (name == Latest && compareLatest(v, best) > 0) || (name != Latest && CompareVersions(v, best) > 0) {
 			best = v
 		}
 	}

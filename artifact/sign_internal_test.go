@@ -101,8 +101,13 @@ func TestSignatureCoversEveryMemberButObject(t *testing.T) {
 			edited[name] = json.RawMessage(`{"commit":"abd","note":"<b>&</b>"}`)
 		case "created":
 			edited[name] = json.RawMessage(`"2026-12-02T17:00:00.124Z"`)
-		case "project", "version":
-			continue // parseManifest refuses another project or version
+		case "project", "version", "format":
+			continue // parseManifest refuses another project, version or format
+		case "mode":
+			edited[name] = json.RawMessage(`"0700"`)
+			if string(members[name]) == `"0700"` {
+				edited[name] = json.RawMessage(`"0600"`)
+			}
 		default:
 			var v any
 			json.Unmarshal(members[name], &v)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"aead.dev/minisign"
@@ -24,7 +25,8 @@ type StageOptions struct {
 	Filename string // recorded file name; default: the file's base name
 	DryRun   bool   // check access and existence, write nothing
 	// ForceLatest moves the latest pointer to this version even if it is
-	// lower than the current one.
+	// lower than the current one, or a prerelease (which otherwise moves
+	// only latest-prerelease).
 	ForceLatest bool
 	// SignKey, when set, signs the manifest (see sign.go).
 	SignKey *minisign.PrivateKey
@@ -32,10 +34,12 @@ type StageOptions struct {
 
 // Region outcomes of a stage.
 const (
-	StatusStaged   = "staged"  // written by this stage
-	StatusPresent  = "present" // already there with the same bytes
+	StatusStaged   = "staged"   // written by this stage
+	StatusPresent  = "present"  // already there with the same bytes
+	StatusRefilled = "refilled" // manifest was there, its lost bytes uploaded again
 	StatusWouldAdd = "would-stage"
 	StatusFailed   = "failed"
+	StatusRefused  = "access-refused" // the region refused the credentials
 	StatusConflict = "conflict"
 )
 
@@ -45,8 +49,25 @@ type RegionResult struct {
 	Status       string `json:"status"`
 	LatestMoved  bool   `json:"latest_moved,omitempty"`
 	LatestBefore string `json:"latest_before,omitempty"`
-	Error        string `json:"error,omitempty"`
-	err          error
+	// The latest-prerelease pointer: the highest version, prereleases too.
+	PrereleaseMoved  bool   `json:"latest_prerelease_moved,omitempty"`
+	PrereleaseBefore string `json:"latest_prerelease_before,omitempty"`
+	Error            string `json:"error,omitempty"`
+	// Kind sorts Error for scripts: see KindOf.
+	Kind string `json:"error_kind,omitempty"`
+	err  error
+}
+
+// Err is the error behind Error, for callers that word it themselves.
+func (r RegionResult) Err() error { return r.err }
+
+// failure is the result of a region that failed with err.
+func failure(region string, err error) RegionResult {
+	status := StatusFailed
+	if errors.Is(err, store.ErrPermissionDenied) {
+		status = StatusRefused
+	}
+	return RegionResult{Region: region, Status: status, Error: err.Error(), Kind: KindOf(err), err: err}
 }
 
 // StageResult summarises a stage.
@@ -65,6 +86,7 @@ type regionStage struct {
 	region   Region
 	existing *Manifest // manifest already present
 	upload   bool
+	refill   bool // existing's data object is missing: upload it again
 	dataKey  string
 	res      RegionResult
 }
@@ -94,18 +116,11 @@ func (c *Client) Stage(ctx context.Context, project, version, file string, opts 
 	if err := ValidateFilename(filename); err != nil {
 		return nil, err
 	}
-	f, err := os.Open(file)
+	f, fi, err := openRegular(file)
 	if err != nil {
-		return nil, fmt.Errorf("open artifact file: %w: %w", err, ErrInvalid)
+		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("stat artifact file: %w: %w", err, ErrInvalid)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("artifact file %s is not a regular file: %w", file, ErrInvalid)
-	}
 	size := fi.Size()
 	res := &StageResult{Project: project, Version: version, Size: size, Filename: filename, DryRun: opts.DryRun}
 
@@ -119,6 +134,17 @@ func (c *Client) Stage(ctx context.Context, project, version, file string, opts 
 		switch {
 		case err == nil:
 			rs.existing = &m
+			// The manifest alone does not make a copy: its bytes may
+			// have been lost. The same bytes go back under its key.
+			_, err := r.Store.Stat(ctx, m.Object)
+			switch {
+			case errors.Is(err, store.ErrNotFound) && m.Size == size:
+				rs.upload, rs.refill = true, true
+			case errors.Is(err, store.ErrNotFound):
+				// Other bytes: the conflict check below refuses.
+			case err != nil:
+				rs.fail(err)
+			}
 		case errors.Is(err, store.ErrNotFound):
 			rs.upload = true
 			if opts.DryRun {
@@ -156,6 +182,11 @@ func (c *Client) Stage(ctx context.Context, project, version, file string, opts 
 	for _, rs := range stages {
 		if rs.upload && rs.res.Status == "" {
 			rs.dataKey = dataKey
+			if rs.refill {
+				// Create-only, under the key the immutable manifest
+				// names; discarded below unless the bytes match it.
+				rs.dataKey = rs.existing.Object
+			}
 			uploads = append(uploads, rs)
 			c.abortStale(ctx, rs.region)
 		}
@@ -171,7 +202,9 @@ func (c *Client) Stage(ctx context.Context, project, version, file string, opts 
 	for _, rs := range stages {
 		if rs.existing != nil && (rs.existing.SHA256 != sum || rs.existing.Size != size) {
 			for _, u := range uploads {
-				c.discard(u)
+				if !(u.refill && u.existing.SHA256 == sum && u.existing.Size == size) {
+					c.discard(u) // a refill that matches its manifest stays
+				}
 			}
 			rs.res.Status = StatusConflict
 			rs.res.err = conflictErr(project, version, rs.region.Name, rs.existing.SHA256, sum)
@@ -185,8 +218,8 @@ func (c *Client) Stage(ctx context.Context, project, version, file string, opts 
 
 	m := Manifest{
 		Format: manifestFormat, Project: project, Version: version, Size: size, SHA256: sum,
-		Metadata: opts.Metadata, Filename: filename, Created: time.Now().UTC().Truncate(time.Millisecond),
-		StagedBy: c.Identity,
+		Metadata: opts.Metadata, Filename: filename, Mode: formatMode(fi.Mode()),
+		Created: time.Now().UTC().Truncate(time.Millisecond), StagedBy: c.Identity,
 	}
 	if m.Metadata == nil {
 		m.Metadata = map[string]string{}
@@ -234,6 +267,35 @@ func (c *Client) Stage(ctx context.Context, project, version, file string, opts 
 	return res, stageError(res)
 }
 
+// openRegular opens the file to stage, which must be a regular file: the
+// type is checked before the open, since opening a FIFO blocks until a
+// writer comes, and again on the open file (non-blocking, in case the path
+// was swapped between the two).
+func openRegular(file string) (*os.File, os.FileInfo, error) {
+	notRegular := func(fi os.FileInfo) error {
+		return invalid("artifact file %s is a %s, not a regular file; stage reads only regular files", file, fileKind(fi.Mode()))
+	}
+	fi, err := os.Stat(file)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open artifact file: %w: %w", err, ErrInvalid)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, nil, notRegular(fi)
+	}
+	f, err := os.OpenFile(file, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open artifact file: %w: %w", err, ErrInvalid)
+	}
+	if fi, err = f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		if err != nil {
+			return nil, nil, fmt.Errorf("stat artifact file: %w: %w", err, ErrInvalid)
+		}
+		return nil, nil, notRegular(fi)
+	}
+	return f, fi, nil
+}
+
 func conflictErr(project, version, region, theirs, ours string) error {
 	return fmt.Errorf("%s %s is already staged in %s with other bytes (sha256 %s, this file %s); versions are immutable, stage a new version: %w",
 		project, version, region, short(theirs), short(ours), ErrConflict)
@@ -250,9 +312,8 @@ func (rs *regionStage) fail(err error) {
 	if err == nil {
 		return
 	}
-	rs.res.Status = StatusFailed
-	rs.res.err = err
-	rs.res.Error = err.Error()
+	res := failure(rs.res.Region, err)
+	rs.res.Status, rs.res.err, rs.res.Error, rs.res.Kind = res.Status, res.err, res.Error, res.Kind
 }
 
 // discard removes a data object that will not be committed. Writers may
@@ -395,6 +456,9 @@ func (c *Client) fanOut(ctx context.Context, r io.Reader, size int64, uploads []
 func (c *Client) commit(ctx context.Context, rs *regionStage, m Manifest, opts StageOptions) {
 	if rs.existing != nil {
 		rs.res.Status = StatusPresent
+		if rs.refill {
+			rs.res.Status = StatusRefilled
+		}
 	} else {
 		m.Object = rs.dataKey
 		err := writeManifest(ctx, rs.region.Store, m)
@@ -423,12 +487,13 @@ func (c *Client) commit(ctx context.Context, rs *regionStage, m Manifest, opts S
 		}
 	}
 	if rs.region.Pointer != nil {
-		moved, before, err := rs.region.Pointer.Advance(ctx, m.Project, m.Version, CompareVersions, opts.ForceLatest)
+		pm, err := movePointers(ctx, rs.region.Pointer, m.Project, m.Version, opts.ForceLatest)
+		rs.res.LatestMoved, rs.res.LatestBefore = pm.latestMoved, pm.latestBefore
+		rs.res.PrereleaseMoved, rs.res.PrereleaseBefore = pm.prereleaseMoved, pm.prereleaseBefore
 		if err != nil {
-			rs.fail(fmt.Errorf("version is staged but the latest pointer was not moved: %w", err))
+			rs.fail(fmt.Errorf("version is staged but a pointer was not moved: %w", err))
 			return
 		}
-		rs.res.LatestMoved, rs.res.LatestBefore = moved, before
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
+	"time"
 
 	"github.com/berth-dev/berth/store"
 )
@@ -17,10 +19,11 @@ var ErrVerifyFailed = errors.New("verification failed")
 // Verify statuses of a region.
 const (
 	VerifyOK          = "ok"
-	VerifyMissing     = "missing"     // no manifest
-	VerifyCorrupt     = "corrupt"     // manifest present, bytes missing or wrong
-	VerifyMismatch    = "mismatch"    // manifest differs from the other regions'
-	VerifyUnreachable = "unreachable" // the region did not answer
+	VerifyMissing     = "missing"        // no manifest, or no data behind it
+	VerifyCorrupt     = "corrupt"        // manifest damaged, or bytes wrong
+	VerifyMismatch    = "mismatch"       // manifest differs from the other regions'
+	VerifyUnreachable = "unreachable"    // the region did not answer
+	VerifyRefused     = "access-refused" // the region refused the credentials
 )
 
 // VerifyRegion is the state of one region.
@@ -33,7 +36,14 @@ type VerifyRegion struct {
 	// that lost a race or failed before committing. Stagers may not delete,
 	// so they stay until an operator removes them; they do no harm.
 	Orphans []string `json:"orphans,omitempty"`
+	// TempFiles are temporary files of the project a writer killed
+	// mid-write left in a local store, older than TempGrace; safe to delete.
+	TempFiles []string `json:"temp_files,omitempty"`
+	err       error
 }
+
+// Err is the error behind Error.
+func (r VerifyRegion) Err() error { return r.err }
 
 // VerifyResult is what Verify returns.
 type VerifyResult struct {
@@ -83,7 +93,7 @@ func (c *Client) Verify(ctx context.Context, project, version string, repair boo
 	if ref == nil {
 		allMissing := true
 		for _, ch := range checks {
-			if ch.status != VerifyMissing {
+			if ch.status != VerifyMissing || ch.manifest != nil {
 				allMissing = false
 			}
 		}
@@ -102,7 +112,7 @@ func (c *Client) Verify(ctx context.Context, project, version string, repair boo
 
 	var problems []*RegionError
 	for _, ch := range checks {
-		vr := VerifyRegion{Region: ch.region.Name, Status: ch.status, Orphans: c.orphans(ctx, ch)}
+		vr := VerifyRegion{Region: ch.region.Name, Status: ch.status, Orphans: c.orphans(ctx, ch), TempFiles: c.tempFiles(ctx, ch)}
 		if repair && ref != nil && (ch.status == VerifyMissing || ch.status == VerifyCorrupt) {
 			if err := c.repair(ctx, ref, ch); err != nil {
 				ch.err = fmt.Errorf("repair from %s: %w", ref.region.Name, err)
@@ -117,7 +127,7 @@ func (c *Client) Verify(ctx context.Context, project, version string, repair boo
 			if err == nil {
 				err = errors.New(ch.status)
 			}
-			vr.Error = err.Error()
+			vr.Error, vr.err = err.Error(), err
 			problems = append(problems, &RegionError{Region: ch.region.Name, Err: err})
 		}
 		res.Regions = append(res.Regions, vr)
@@ -139,16 +149,16 @@ func (c *Client) check(ctx context.Context, r Region, project, version string) *
 		ch.status, ch.err = VerifyCorrupt, err
 		return ch
 	case err != nil:
-		ch.status, ch.err = VerifyUnreachable, err
+		ch.status, ch.err = unreachable(err), err
 		return ch
 	}
 	ch.manifest = &m
 	rc, _, err := r.Store.Get(ctx, m.Object, store.Range{})
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			ch.status, ch.err = VerifyCorrupt, fmt.Errorf("data object %s is missing", m.Object)
+			ch.status, ch.err = VerifyMissing, fmt.Errorf("the manifest is there, its data object %s is missing", m.Object)
 		} else {
-			ch.status, ch.err = VerifyUnreachable, err
+			ch.status, ch.err = unreachable(err), err
 		}
 		return ch
 	}
@@ -159,13 +169,20 @@ func (c *Client) check(ctx context.Context, r Region, project, version string) *
 	bar.Done(err)
 	switch sum := hex.EncodeToString(h.Sum(nil)); {
 	case err != nil:
-		ch.status, ch.err = VerifyUnreachable, fmt.Errorf("read data object: %w", err)
+		ch.status, ch.err = unreachable(err), fmt.Errorf("read data object: %w", err)
 	case n != m.Size || sum != m.SHA256:
 		ch.status, ch.err = VerifyCorrupt, fmt.Errorf("data object has %d bytes with sha256 %s, manifest says %d bytes with %s", n, short(sum), m.Size, short(m.SHA256))
 	default:
 		ch.status = VerifyOK
 	}
 	return ch
+}
+
+func unreachable(err error) string {
+	if errors.Is(err, store.ErrPermissionDenied) {
+		return VerifyRefused
+	}
+	return VerifyUnreachable
 }
 
 // repair copies the intact copy in src to dst, hashing on the way.
@@ -198,19 +215,50 @@ func (c *Client) repair(ctx context.Context, src, dst *regionCheck) error {
 			return fmt.Errorf("write manifest: %w", err)
 		}
 		if p := dst.region.Pointer; p != nil {
-			if _, _, err := p.Advance(ctx, m.Project, m.Version, CompareVersions, false); err != nil {
-				return fmt.Errorf("move latest pointer: %w", err)
+			if _, err := movePointers(ctx, p, m.Project, m.Version, false); err != nil {
+				return err
 			}
 		}
 	}
 	return nil
 }
 
+// TempGrace is how old a temporary file must be before verify reports it:
+// a live writer keeps touching its file, so none is that old.
+const TempGrace = time.Hour
+
+// tempLister is a store that writes through temporary files and can list
+// those left behind (the local directory store).
+type tempLister interface {
+	TempFiles(ctx context.Context, olderThan time.Duration) ([]store.Info, error)
+}
+
+// tempFiles lists the project's leftover temporary files in a region whose
+// store keeps them. Like orphans, they are information, not a verdict.
+func (c *Client) tempFiles(ctx context.Context, ch *regionCheck) []string {
+	tl, ok := ch.region.Store.(tempLister)
+	if !ok || ch.status == VerifyUnreachable || ch.status == VerifyRefused {
+		return nil
+	}
+	files, err := tl.TempFiles(ctx, TempGrace)
+	if err != nil {
+		c.log().Debug("could not list temporary files", "region", ch.region.Name, "err", err)
+		return nil
+	}
+	var out []string
+	for _, f := range files {
+		if strings.HasPrefix(f.Key, ch.project+"/") {
+			out = append(out, f.Key)
+		}
+	}
+	return out
+}
+
 // orphans lists the version's data objects in a region that its manifest
 // does not point at. A listing error leaves the list empty: orphans are
 // information, not a verdict.
 func (c *Client) orphans(ctx context.Context, ch *regionCheck) []string {
-	if ch.status == VerifyUnreachable {
+	if ch.status == VerifyUnreachable || ch.status == VerifyRefused {
 		return nil
 	}
 	project, version := "", ""

@@ -20,7 +20,8 @@ type SSMAPI interface {
 	PutParameter(ctx context.Context, in *ssm.PutParameterInput, opts ...func(*ssm.Options)) (*ssm.PutParameterOutput, error)
 }
 
-// SSM keeps the pointer in the parameter PREFIX/PROJECT/latest. SSM has no
+// SSM keeps the pointers in the parameters PREFIX/PROJECT/latest and
+// PREFIX/PROJECT/prerelease/latest. SSM has no
 // conditional write, so Advance reads, compares, writes and reads back; two
 // stagers racing within one round trip can still leave the lower version, a
 // window the in-store pointer does not have.
@@ -30,31 +31,42 @@ type SSM struct {
 	Region string // for messages
 }
 
-func (p SSM) name(project string) string {
-	return strings.TrimSuffix(p.Prefix, "/") + "/" + project + "/latest"
+func (p SSM) param(project, name string) (string, error) {
+	path, err := path(name)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(p.Prefix, "/") + "/" + project + "/" + path, nil
 }
 
 func (p SSM) String() string { return fmt.Sprintf("ssm:%s (%s)", p.Prefix, p.Region) }
 
-func (p SSM) Get(ctx context.Context, project string) (string, error) {
-	out, err := p.Client.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(p.name(project))})
+func (p SSM) Get(ctx context.Context, project, pointer string) (string, error) {
+	name, err := p.param(project, pointer)
+	if err != nil {
+		return "", err
+	}
+	out, err := p.Client.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name)})
 	if err != nil {
 		var nf *ssmtypes.ParameterNotFound
 		if errors.As(err, &nf) {
-			return "", fmt.Errorf("get parameter %s in %s: %w", p.name(project), p.Region, store.ErrNotFound)
+			return "", fmt.Errorf("get parameter %s in %s: %w", name, p.Region, store.ErrNotFound)
 		}
-		return "", fmt.Errorf("get parameter %s in %s: %w", p.name(project), p.Region, awserr.Classify(err))
+		return "", fmt.Errorf("get parameter %s in %s: %w", name, p.Region, awserr.Classify(err))
 	}
 	if out.Parameter == nil || aws.ToString(out.Parameter.Value) == "" {
-		return "", fmt.Errorf("get parameter %s in %s: empty value: %w", p.name(project), p.Region, store.ErrInvalid)
+		return "", fmt.Errorf("get parameter %s in %s: empty value: %w", name, p.Region, store.ErrInvalid)
 	}
 	return aws.ToString(out.Parameter.Value), nil
 }
 
-func (p SSM) Advance(ctx context.Context, project, version string, cmp func(a, b string) int, force bool) (bool, string, error) {
-	name := p.name(project)
+func (p SSM) Advance(ctx context.Context, project, pointer, version string, cmp func(a, b string) int, force bool) (bool, string, error) {
+	name, err := p.param(project, pointer)
+	if err != nil {
+		return false, "", err
+	}
 	for range maxAttempts {
-		current, err := p.Get(ctx, project)
+		current, err := p.Get(ctx, project, pointer)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return false, "", err
 		}
@@ -76,7 +88,7 @@ func (p SSM) Advance(ctx context.Context, project, version string, cmp func(a, b
 		}
 		// Read back: a concurrent writer may have set a higher version
 		// between our read and write; if we moved it backwards, retry.
-		after, err := p.Get(ctx, project)
+		after, err := p.Get(ctx, project, pointer)
 		if err == nil && after != version && !force && cmp(version, after) > 0 {
 			continue
 		}

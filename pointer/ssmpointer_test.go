@@ -93,7 +93,7 @@ func TestSSMPointer(t *testing.T) {
 	f := &fakeSSM{params: map[string]string{}}
 	p := pointer.SSM{Client: newSSM(t, f), Prefix: "/berth/releases/", Region: "eu-west-1"}
 
-	if _, err := p.Get(ctx, "app"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := p.Get(ctx, "app", pointer.Latest); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("get unset: %v", err)
 	}
 	steps := []struct {
@@ -109,11 +109,11 @@ func TestSSMPointer(t *testing.T) {
 		{"1.5.0", true, true, "1.5.0"},
 	}
 	for _, s := range steps {
-		moved, _, err := p.Advance(ctx, "app", s.version, artifact.CompareVersions, s.force)
+		moved, _, err := p.Advance(ctx, "app", pointer.Latest, s.version, artifact.CompareVersions, s.force)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, _ := p.Get(ctx, "app")
+		got, _ := p.Get(ctx, "app", pointer.Latest)
 		if moved != s.moved || got != s.want {
 			t.Fatalf("advance to %s (force %v): moved %v, latest %s; want %v, %s", s.version, s.force, moved, got, s.moved, s.want)
 		}
@@ -123,7 +123,7 @@ func TestSSMPointer(t *testing.T) {
 	}
 
 	f.deny = true
-	_, _, err := p.Advance(ctx, "app", "9.0.0", artifact.CompareVersions, false)
+	_, _, err := p.Advance(ctx, "app", pointer.Latest, "9.0.0", artifact.CompareVersions, false)
 	if !errors.Is(err, store.ErrPermissionDenied) || !strings.Contains(err.Error(), "eu-west-1") {
 		t.Fatalf("denied: %v", err)
 	}
@@ -139,13 +139,49 @@ func TestInStorePointerConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, _, err := p.Advance(ctx, "app", v, artifact.CompareVersions, false); err != nil {
+			if _, _, err := p.Advance(ctx, "app", pointer.Latest, v, artifact.CompareVersions, false); err != nil {
 				t.Error(err)
 			}
 		}()
 	}
 	wg.Wait()
-	if got, _ := p.Get(ctx, "app"); got != "3.0.0" {
+	if got, _ := p.Get(ctx, "app", pointer.Latest); got != "3.0.0" {
 		t.Fatalf("latest = %s after concurrent advances, want 3.0.0", got)
+	}
+}
+
+// Each pointer has its own place; latest keeps the one it always had, so
+// stores and parameters written by older berth keep working, and the others
+// end in "latest" too, where the artifact-write policy lets writers put.
+func TestPointerPlaces(t *testing.T) {
+	ctx := context.Background()
+	f := &fakeSSM{params: map[string]string{}}
+	ps := pointer.SSM{Client: newSSM(t, f), Prefix: "/berth/releases", Region: "eu-west-1"}
+	s := newFileStore(t)
+	is := pointer.InStore{Store: s}
+	for _, p := range []pointer.Pointer{ps, is} {
+		if _, _, err := p.Advance(ctx, "app", pointer.Latest, "1.0.0", artifact.CompareVersions, false); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := p.Advance(ctx, "app", pointer.LatestPrerelease, "2.0.0-rc.1", artifact.CompareVersions, false); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := p.Get(ctx, "app", pointer.Latest); v != "1.0.0" || err != nil {
+			t.Fatalf("%s: latest = %q, %v", p, v, err)
+		}
+		if v, err := p.Get(ctx, "app", pointer.LatestPrerelease); v != "2.0.0-rc.1" || err != nil {
+			t.Fatalf("%s: latest-prerelease = %q, %v", p, v, err)
+		}
+		if _, err := p.Get(ctx, "app", "newest"); !errors.Is(err, store.ErrInvalid) {
+			t.Fatalf("%s: unknown pointer: %v", p, err)
+		}
+	}
+	if f.params["/berth/releases/app/latest"] != "1.0.0" || f.params["/berth/releases/app/prerelease/latest"] != "2.0.0-rc.1" {
+		t.Fatalf("parameters = %v", f.params)
+	}
+	for _, key := range []string{"app/latest.json", "app/prerelease/latest.json"} {
+		if _, err := s.Stat(ctx, key); err != nil {
+			t.Fatalf("in-store pointer %s: %v", key, err)
+		}
 	}
 }

@@ -140,10 +140,13 @@ region in parallel. Each region is committed by a manifest (size, SHA-256,
 metadata, file name, time, who staged it) written last and only if none exists,
 so a version is immutable and two concurrent stagers cannot both win.
 
-Running a stage again after it failed half-way finishes the missing regions.
+Running a stage again after it failed half-way finishes the missing regions,
+and puts back the bytes of a region whose manifest lost them ("refilled").
 Staging the same version with other bytes fails with a conflict (exit 3).
-The latest pointer only moves forward in version order; --force-latest moves it
-to this version regardless.
+"latest" is the highest release and only moves forward in version order;
+--force-latest moves it to this version regardless, prereleases included.
+"latest-prerelease" is the highest version, prereleases included; a
+prerelease moves only it.
 
 PROJECT: 1-64 lower-case letters, digits, '.', '_' and '-'.
 VERSION: a semantic version (https://semver.org) such as 1.4.0 or 2.0.0-rc.1;
@@ -197,13 +200,17 @@ VERSION: a semantic version (https://semver.org) such as 1.4.0 or 2.0.0-rc.1;
 			fmt.Fprintf(g.Stdout, "%s %s %s (%s, sha256 %s%s)\n", verb, res.Project, res.Version, humanSize(res.Size), orDash(res.SHA256), signed)
 			w := tabwriter.NewWriter(g.Stdout, 0, 0, 2, ' ', 0)
 			for _, r := range res.Regions {
-				note := r.Error
+				note := g.brief(r.Err())
 				if r.LatestMoved {
 					note = fmt.Sprintf("latest %s -> %s", orDash(r.LatestBefore), res.Version)
 				} else if r.Error == "" && r.LatestBefore != "" && !res.DryRun {
 					note = "latest stays " + r.LatestBefore
 				}
-				fmt.Fprintf(w, "  %s\t%s\t%s\n", r.Region, r.Status, note)
+				if r.PrereleaseMoved && !r.LatestMoved {
+					note += fmt.Sprintf("; latest-prerelease %s -> %s", orDash(r.PrereleaseBefore), res.Version)
+					note = strings.TrimPrefix(note, "; ")
+				}
+				fmt.Fprintf(w, "  %s\t%s\t%s\n", printable(r.Region), statusText(r.Status), printable(note))
 			}
 			w.Flush()
 			return err
@@ -213,21 +220,32 @@ VERSION: a semantic version (https://semver.org) such as 1.4.0 or 2.0.0-rc.1;
 	cmd.Flags().StringArrayVar(&metadata, "metadata", nil, "metadata as KEY=VALUE, repeatable")
 	cmd.Flags().StringVar(&opts.Filename, "filename", "", "file name recorded with the version (default: FILE's base name)")
 	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "check access and existence in every region; write nothing")
-	cmd.Flags().BoolVar(&opts.ForceLatest, "force-latest", false, "move the latest pointer to this version even if it is lower")
+	cmd.Flags().BoolVar(&opts.ForceLatest, "force-latest", false, "move the latest pointer to this version even if it is lower or a prerelease")
 	cmd.Flags().StringVar(&signKey, "sign-key", "", "sign the manifest with this secret key (berth keygen; env "+passwordEnv+" unlocks it)")
-	return cmd
+	return explainErrors(g, cmd)
 }
 
 func newDownloadCommand(g *Globals) *cobra.Command {
 	var f storeFlags
 	var out, dir, region string
+	var force, allowDotfile bool
 	cmd := &cobra.Command{
-		Use:   "download PROJECT [VERSION|latest] (-o PATH | --filename DIR)",
+		Use:   "download PROJECT [VERSION|latest|latest-prerelease] (-o PATH | -o - | --filename DIR)",
 		Short: "Download a version from the first healthy region, verified by SHA-256",
 		Long: `download tries the regions in configured order (--region first), streams into
 a temporary file beside the target, checks size and SHA-256 against the
 manifest and renames the file into place only on a match. Any failure,
 corruption included, moves on to the next region and is reported.
+
+-o PATH replaces PATH if it is a regular file; berth never replaces a
+directory, a symbolic link or a device. -o - writes the bytes to standard
+output, and nothing else: they pass through a temporary file under $TMPDIR
+and are written only after they are verified.
+
+--filename DIR writes the file name recorded at stage time into DIR. It
+replaces an existing file there only with --force, and writes a name that
+starts with '.' (such as .bashrc) only with --allow-dotfile: the name comes
+from whoever staged the version.
 
 With trusted keys (--trusted-key, repeatable, or trusted_keys in the config
 file; the flags replace the file's list), only versions signed by one of them
@@ -235,16 +253,26 @@ are accepted: an unsigned copy, or one whose signature does not match its
 manifest, is refused like a corrupted one and the next region is tried. A key
 is given as a minisign public key (RWQ...) or a .pub file.
 
-Exit 1 when no region holds the version, or none holds a copy signed by a
-trusted key; exit 5 when a region that might hold it could not be reached.`,
+Exit 1 when no region holds an intact copy (missing, damaged in every region
+that holds it, or not signed by a trusted key); exit 4 or 5 when a region that
+might hold one refused access or could not be reached. Each region that failed
+is one line; -v adds the service's request ids.`,
 		Example: `  berth download myapp -o myapp.tar.gz
   berth download myapp 1.4.0 --filename ./dist
+  berth download myapp -o - | tar -xz
   berth download myapp latest -o app.tgz --region us-east-1 --output json
   berth download myapp 1.4.0 -o app.tgz --trusted-key release.key.pub`,
 		Args: rangeArgs(1, 2, "PROJECT [VERSION]"),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if (out == "") == (dir == "") {
-				return usageErr(errors.New("give exactly one of -o PATH or --filename DIR"))
+				return usageErr(errors.New("give exactly one of -o PATH or --filename DIR (-o - writes to stdout)"))
+			}
+			opts := artifact.DownloadOptions{Path: out, Dir: dir, PreferRegion: region, Force: force, AllowDotfile: allowDotfile}
+			if out == "-" {
+				if g.json() {
+					return usageErr(errors.New("-o - writes the artifact to stdout, which leaves no room for --output json"))
+				}
+				opts.Path, opts.Writer = "", g.Stdout
 			}
 			version := artifact.Latest
 			if len(a) == 2 {
@@ -255,13 +283,17 @@ trusted key; exit 5 when a region that might hold it could not be reached.`,
 				return err
 			}
 			p := g.attachProgress(c)
-			res, err := c.Download(cmd.Context(), a[0], version, artifact.DownloadOptions{Path: out, Dir: dir, PreferRegion: region})
+			res, err := c.Download(cmd.Context(), a[0], version, opts)
 			p.wait()
 			if err != nil {
 				return err
 			}
 			for _, fr := range res.Failures {
-				g.info("berth: region %s failed: %s", fr.Region, fr.Error)
+				word := "failed"
+				if fr.Status == artifact.StatusRefused {
+					word = "refused access"
+				}
+				g.info("berth: region %s %s: %s", printable(fr.Region), word, printable(g.brief(fr.Err())))
 			}
 			if g.json() {
 				return g.printJSON(res)
@@ -270,22 +302,29 @@ trusted key; exit 5 when a region that might hold it could not be reached.`,
 			if res.SignedBy != "" {
 				signed = ", signed by trusted key " + res.SignedBy
 			}
-			fmt.Fprintf(g.Stdout, "downloaded %s %s from %s to %s (%s, sha256 verified%s)\n", res.Project, res.Version, res.Region, res.Path, humanSize(res.Size), signed)
+			if opts.Writer != nil {
+				g.info("downloaded %s %s from %s to stdout (%s, sha256 verified%s)", res.Project, res.Version, printable(res.Region), humanSize(res.Size), printable(signed))
+				return nil
+			}
+			fmt.Fprintf(g.Stdout, "downloaded %s %s from %s to %s (%s, sha256 verified%s)\n", res.Project, res.Version, printable(res.Region), printable(res.Path), humanSize(res.Size), printable(signed))
 			return nil
 		},
 	}
 	f.register(cmd)
-	cmd.Flags().StringVarP(&out, "output-file", "o", "", "destination file")
+	cmd.Flags().StringVarP(&out, "output-file", "o", "", "destination file, or - for standard output")
 	cmd.Flags().StringVar(&dir, "filename", "", "download into DIR under the file name recorded with the version")
 	cmd.Flags().StringVar(&region, "region", "", "region to try first")
 	f.registerTrustedKeys(cmd, "accept only versions signed by this key (minisign public key or .pub file), repeatable; replaces trusted_keys from the config")
-	return cmd
+	cmd.Flags().BoolVar(&force, "force", false, "with --filename: replace an existing file of the recorded name")
+	cmd.Flags().BoolVar(&allowDotfile, "allow-dotfile", false, "with --filename: write a recorded name that starts with '.'")
+	return explainErrors(g, cmd)
 }
 
 func newVersionsCommand(g *Globals) *cobra.Command {
 	var f storeFlags
+	var region string
 	cmd := &cobra.Command{
-		Use:     "versions PROJECT",
+		Use:     "versions PROJECT [--region NAME]",
 		Short:   "List the versions of a project, oldest first",
 		Example: "  berth versions myapp\n  berth versions myapp --output json | jq -r '.[-1].version'",
 		Args:    args(1, "PROJECT"),
@@ -294,31 +333,36 @@ func newVersionsCommand(g *Globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if c, err = only(c, region); err != nil {
+				return err
+			}
 			vs, err := c.Versions(cmd.Context(), a[0])
 			if vs == nil && err != nil {
 				return err
 			}
 			if err != nil {
-				g.info("berth: warning: %v", err)
+				g.info("berth: warning: %s", printable(g.brief(err)))
 			}
 			if g.json() {
 				return g.printJSON(vs)
 			}
 			w := tabwriter.NewWriter(g.Stdout, 0, 0, 2, ' ', 0)
 			for _, v := range vs {
-				fmt.Fprintf(w, "%s\t%s\t%s\n", v.Version, v.Created.Format(time.RFC3339), strings.Join(v.Regions, ","))
+				fmt.Fprintf(w, "%s\t%s\t%s\n", printable(v.Version), v.Created.Format(time.RFC3339), printable(strings.Join(v.Regions, ",")))
 			}
 			return w.Flush()
 		},
 	}
 	f.register(cmd)
-	return cmd
+	cmd.Flags().StringVar(&region, "region", "", "ask only this region")
+	return explainErrors(g, cmd)
 }
 
 func newInfoCommand(g *Globals) *cobra.Command {
 	var f storeFlags
+	var region string
 	cmd := &cobra.Command{
-		Use:     "info PROJECT [VERSION]",
+		Use:     "info PROJECT [VERSION] [--region NAME]",
 		Short:   "Show a version's manifest, its signature and which regions hold it",
 		Example: "  berth info myapp\n  berth info myapp 1.4.0 --output json\n  berth info myapp 1.4.0 --trusted-key release.key.pub",
 		Args:    rangeArgs(1, 2, "PROJECT [VERSION]"),
@@ -331,6 +375,9 @@ func newInfoCommand(g *Globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if c, err = only(c, region); err != nil {
+				return err
+			}
 			d, err := c.Info(cmd.Context(), a[0], version)
 			if err != nil {
 				return err
@@ -339,12 +386,13 @@ func newInfoCommand(g *Globals) *cobra.Command {
 				return g.printJSON(infoJSON(d))
 			}
 			w := tabwriter.NewWriter(g.Stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintf(w, "project\t%s\nversion\t%s\nlatest\t%s\nsize\t%s (%d bytes)\nsha256\t%s\nfilename\t%s\ncreated\t%s\nstaged by\t%s\n",
-				d.Project, d.Version, d.Latest, humanSize(d.Size), d.Size, d.SHA256, d.Filename, d.Created.Format(time.RFC3339), d.StagedBy)
+			fmt.Fprintf(w, "project\t%s\nversion\t%s\nlatest\t%s\nlatest prerelease\t%s\nsize\t%s (%d bytes)\nsha256\t%s\nfilename\t%s\nmode\t%s\ncreated\t%s\nstaged by\t%s\n",
+				printable(d.Project), printable(d.Version), printable(orDash(d.Latest)), printable(orDash(d.LatestPrerelease)), humanSize(d.Size), d.Size, printable(d.SHA256),
+				printable(d.Filename), printable(orDash(d.Mode)), d.Created.Format(time.RFC3339), printable(d.StagedBy))
 			for _, k := range sortedKeys(d.Metadata) {
-				fmt.Fprintf(w, "metadata %s\t%s\n", k, d.Metadata[k])
+				fmt.Fprintf(w, "metadata %s\t%s\n", printable(k), printable(d.Metadata[k]))
 			}
-			fmt.Fprintf(w, "signature\t%s\n", signatureText(d.SignatureStatus))
+			fmt.Fprintf(w, "signature\t%s\n", printable(signatureText(d.SignatureStatus)))
 			// Per-region signature states only when they differ: the
 			// signature line above covers the usual case.
 			sigDiffer := false
@@ -357,19 +405,31 @@ func newInfoCommand(g *Globals) *cobra.Command {
 					state = "missing"
 				}
 				if r.Error != "" {
-					state = "error: " + r.Error
+					state = "error: " + g.brief(r.Err())
+				}
+				if r.Kind == artifact.KindRefused {
+					state = "access refused: " + g.brief(r.Err())
 				}
 				if sigDiffer && r.Signature != "" {
 					state += ", signature " + r.Signature
 				}
-				fmt.Fprintf(w, "region %s\t%s\n", r.Name, state)
+				fmt.Fprintf(w, "region %s\t%s\n", printable(r.Name), printable(state))
 			}
 			return w.Flush()
 		},
 	}
 	f.register(cmd)
 	f.registerTrustedKeys(cmd, "check the signature against this key (minisign public key or .pub file), repeatable; replaces trusted_keys from the config")
-	return cmd
+	cmd.Flags().StringVar(&region, "region", "", "ask only this region")
+	return explainErrors(g, cmd)
+}
+
+// only narrows c to the region called name, when one is given.
+func only(c *artifact.Client, name string) (*artifact.Client, error) {
+	if name == "" {
+		return c, nil
+	}
+	return c.Only(name)
 }
 
 func (f *storeFlags) registerTrustedKeys(cmd *cobra.Command, usage string) {
@@ -391,8 +451,8 @@ func signatureText(s artifact.SignatureInfo) string {
 func infoJSON(d *artifact.VersionDetails) map[string]any {
 	return map[string]any{
 		"project": d.Project, "version": d.Version, "size": d.Size, "sha256": d.SHA256,
-		"metadata": d.Metadata, "filename": d.Filename, "created": d.Created, "staged_by": d.StagedBy,
-		"latest": d.Latest, "regions": d.Regions, "signature": d.SignatureStatus,
+		"metadata": d.Metadata, "filename": d.Filename, "mode": d.Mode, "created": d.Created, "staged_by": d.StagedBy,
+		"latest": d.Latest, "latest_prerelease": d.LatestPrerelease, "regions": d.Regions, "signature": d.SignatureStatus,
 	}
 }
 
@@ -433,7 +493,7 @@ the regions that answered but some did not.`,
 		},
 	}
 	f.register(cmd)
-	return cmd
+	return explainErrors(g, cmd)
 }
 
 func newVerifyCommand(g *Globals) *cobra.Command {
@@ -464,7 +524,7 @@ corrupted gets one from a healthy region. Exit 1 when problems remain.`,
 			fmt.Fprintf(g.Stdout, "%s %s (%s, sha256 %s)\n", res.Project, res.Version, humanSize(res.Size), orDash(res.SHA256))
 			w := tabwriter.NewWriter(g.Stdout, 0, 0, 2, ' ', 0)
 			for _, r := range res.Regions {
-				note := r.Error
+				note := g.brief(r.Err())
 				if r.Repaired {
 					note = "repaired"
 				}
@@ -472,7 +532,11 @@ corrupted gets one from a healthy region. Exit 1 when problems remain.`,
 					orphans := fmt.Sprintf("%d orphaned data object(s) no manifest points at (lost races, failed stages), safe to delete", len(r.Orphans))
 					note = strings.Join(slices.DeleteFunc([]string{note, orphans}, func(s string) bool { return s == "" }), "; ")
 				}
-				fmt.Fprintf(w, "  %s\t%s\t%s\n", r.Region, r.Status, note)
+				if len(r.TempFiles) > 0 {
+					temps := fmt.Sprintf("%d temporary file(s) of the project left by interrupted writes, safe to delete: %s", len(r.TempFiles), strings.Join(r.TempFiles, ", "))
+					note = strings.Join(slices.DeleteFunc([]string{note, temps}, func(s string) bool { return s == "" }), "; ")
+				}
+				fmt.Fprintf(w, "  %s\t%s\t%s\n", printable(r.Region), statusText(r.Status), printable(note))
 			}
 			w.Flush()
 			return err
@@ -480,5 +544,5 @@ corrupted gets one from a healthy region. Exit 1 when problems remain.`,
 	}
 	f.register(cmd)
 	cmd.Flags().BoolVar(&repair, "repair", false, "copy a healthy region's copy where one is missing or corrupted")
-	return cmd
+	return explainErrors(g, cmd)
 }

@@ -54,12 +54,13 @@ func ExitCode(err error) int {
 		return ExitNo
 	case errors.Is(err, store.ErrPermissionDenied):
 		return ExitDenied
-	case errors.Is(err, store.ErrUnavailable), errors.Is(err, artifact.ErrCorrupt):
+	case errors.Is(err, store.ErrUnavailable):
 		return ExitUnavailable
-	case errors.Is(err, store.ErrNotFound), errors.Is(err, artifact.ErrUntrusted):
-		// No trusted copy is a "no", not a failure to try again: a retry
-		// finds the same signatures. After denied and unavailable, since a
-		// region that did not answer may hold a trusted copy.
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, artifact.ErrUntrusted), errors.Is(err, artifact.ErrCorrupt):
+		// No intact, trusted copy in any region that answered: the answer
+		// is no, not a failure to try again (a retry finds the same bytes
+		// and signatures). After denied and unavailable, since a region
+		// that did not answer may hold a good copy.
 		return ExitNo
 	}
 	return ExitUnavailable
