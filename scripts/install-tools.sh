@@ -16,6 +16,30 @@ if [ ! -x "$TOOLS/bin/minio" ] || [ "$(cat "$TOOLS/minio.version" 2>/dev/null)" 
 	echo "$MINIO_VERSION" >"$TOOLS/minio.version"
 fi
 
+# From here on, the Go release go.mod names on its toolchain line (MinIO
+# above is a test server, built by the machine's own Go as before).
+export GOTOOLCHAIN=go1.27.3
+
+# govulncheck and its database, offline: the database is built from the
+# golang.org/x/vulndb module (OSV files under data/osv) with that module's
+# indexdb command, which writes the v1 layout govulncheck reads from file://.
+# govulncheck must be built by the Go that builds berth: it type-checks that
+# Go's standard library. Pinned versions, rebuilt only when one changes.
+VULN_VERSION=v1.9.0
+VULNDB_VERSION=v0.0.0-20261105234957-e22db6528018
+vuln_stamp="$VULN_VERSION $VULNDB_VERSION $(go env GOVERSION)"
+if [ ! -x "$TOOLS/bin/govulncheck" ] || [ ! -f "$TOOLS/vulndb/index/db.json" ] || [ "$(cat "$TOOLS/vulndb.version" 2>/dev/null)" != "$vuln_stamp" ]; then
+	echo "installing govulncheck $VULN_VERSION and its database from golang.org/x/vulndb@$VULNDB_VERSION"
+	work="$(mktemp -d)"
+	(cd "$work" && GOBIN="$TOOLS/bin" GOFLAGS=-mod=mod go install "golang.org/x/vuln/cmd/govulncheck@$VULN_VERSION" &&
+		GOBIN="$TOOLS/bin" GOFLAGS=-mod=mod go install "golang.org/x/vulndb/cmd/indexdb@$VULNDB_VERSION")
+	osv="$(cd "$work" && GOFLAGS=-mod=mod go mod download -json "golang.org/x/vulndb@$VULNDB_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')/data/osv"
+	rm -rf "$TOOLS/vulndb.new" "$work"
+	"$TOOLS/bin/indexdb" -vulns "$osv" -out "$TOOLS/vulndb.new"
+	rm -rf "$TOOLS/vulndb" && mv "$TOOLS/vulndb.new" "$TOOLS/vulndb"
+	echo "$vuln_stamp" >"$TOOLS/vulndb.version"
+fi
+
 # The AWS CLI, a peer client that must read what berth writes.
 # `aws --version` rather than `command -v`: a pyenv shim can exist without
 # a working aws behind it.
