@@ -273,8 +273,10 @@ func (p *S3CompatPlan) planIdentities(ctx context.Context) error {
 		}
 		_, err := t.Admin.UserInfo(ctx, in.qualifier()+"-probe")
 		if err != nil && !errors.Is(err, minioadmin.ErrNoSuchUser) {
-			if errors.Is(awserr.Classify(err), store.ErrPermissionDenied) {
-				return fmt.Errorf("use the admin API of %s: %w: %w", t.Name, err, store.ErrPermissionDenied)
+			// Refused or not ready is an admin API that exists: say so
+			// rather than deploy without identities there.
+			if c := awserr.Classify(err); errors.Is(c, store.ErrPermissionDenied) || errors.Is(c, store.ErrUnavailable) {
+				return fmt.Errorf("use the admin API of %s: %w", t.Name, c)
 			}
 			p.Skipped = append(p.Skipped, Step{Region: t.Name, Action: "create-user", Target: "writer and reader", Note: "no admin API: " + err.Error()})
 			t.Admin = nil

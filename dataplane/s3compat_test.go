@@ -16,6 +16,7 @@ import (
 	"github.com/berth-dev/berth/artifact"
 	"github.com/berth-dev/berth/dataplane"
 	"github.com/berth-dev/berth/internal/awserr"
+	"github.com/berth-dev/berth/internal/minioadmin"
 	"github.com/berth-dev/berth/internal/testenv"
 	"github.com/berth-dev/berth/pointer"
 	"github.com/berth-dev/berth/store"
@@ -342,5 +343,27 @@ func TestS3CompatNeedsKeepCredentials(t *testing.T) {
 		Targets: []dataplane.Target{{}}, Bucket: "releases", Identities: true})
 	if !errors.Is(err, dataplane.ErrInvalid) {
 		t.Fatalf("err = %v, want invalid", err)
+	}
+}
+
+// notReady is an admin API that answers as MinIO does before its IAM
+// subsystem has loaded.
+type notReady struct{ dataplane.Admin }
+
+func (notReady) UserInfo(context.Context, string) (minioadmin.UserInfo, error) {
+	return minioadmin.UserInfo{}, &minioadmin.Error{StatusCode: 503, Code: "XMinioServerNotInitialized", Message: "Server not initialized yet"}
+}
+
+// TestS3CompatAdminNotReady: an admin API that is there but not ready is
+// an error to retry later, not a service without one (which would deploy
+// that region without identities).
+func TestS3CompatAdminNotReady(t *testing.T) {
+	m := testenv.StartMinIO(t, "eu-west-1")
+	ts := targets(t, []*testenv.MinIO{m})
+	ts[0].Admin = notReady{}
+	var kept keeper
+	plan, err := dataplane.PlanS3Compat(context.Background(), dataplane.S3CompatInput{Targets: ts, Bucket: "releases", Identities: true, KeepCredentials: kept.keep})
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("plan = %+v, err = %v; want unavailable", plan, err)
 	}
 }

@@ -2,9 +2,14 @@ package minioadmin
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
 func TestSealOpen(t *testing.T) {
@@ -85,4 +90,35 @@ func FuzzOpen(f *testing.F) {
 		}
 		open("k", data)
 	})
+}
+
+// TestRetryWhileNotReady: MinIO answers 503 XMinioServerNotInitialized for
+// a while after it reports itself healthy; the call waits for it.
+func TestRetryWhileNotReady(t *testing.T) {
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		if calls < 3 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte(`{"Code":"XMinioServerNotInitialized","Message":"Server not initialized yet, please try again."}`))
+			return
+		}
+		w.Write([]byte(`{"status":"enabled","policyName":"a,b"}`))
+	}))
+	defer srv.Close()
+	c, err := New(srv.URL, "eu-west-1", aws.Credentials{AccessKeyID: "admin", SecretAccessKey: "secret"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.UserInfo(context.Background(), "u")
+	if err != nil || calls != 3 || len(info.Policies) != 2 {
+		t.Fatalf("UserInfo = %+v, %v after %d calls", info, err, calls)
+	}
+
+	calls = -100 // never ready
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := c.UserInfo(ctx, "u"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want the context's deadline", err)
+	}
 }

@@ -188,8 +188,30 @@ func (c *Client) AttachPolicy(ctx context.Context, user string, policies ...stri
 	return nil
 }
 
-// do sends one signed request and returns the body of a 2xx answer.
+// retries bounds how often a call is sent again to a server that says it is
+// not ready (503: MinIO answers so until its IAM subsystem has loaded, for
+// a while after it reports itself healthy). All four calls are idempotent.
+var retries = []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, 1600 * time.Millisecond}
+
+// do sends one signed request and returns the body of a 2xx answer,
+// retrying while the server is not ready.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body []byte) ([]byte, error) {
+	for _, wait := range retries {
+		data, err := c.once(ctx, method, path, query, body)
+		var e *Error
+		if !errors.As(err, &e) || e.StatusCode != http.StatusServiceUnavailable {
+			return data, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+	return c.once(ctx, method, path, query, body)
+}
+
+func (c *Client) once(ctx context.Context, method, path string, query url.Values, body []byte) ([]byte, error) {
 	u := *c.base
 	u.Path = apiPrefix + path
 	u.RawQuery = query.Encode()
