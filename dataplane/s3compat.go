@@ -111,6 +111,20 @@ func bucketName(b string) bool {
 	return true
 }
 
+// qualifierName: it names users and policies and the files their secrets
+// are saved in, so nothing that could leave a directory.
+func qualifierName(q string) bool {
+	if len(q) > 32 || strings.HasPrefix(q, "-") {
+		return false
+	}
+	for _, r := range q {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 // ParseEndpoint parses NAME=URL.
 func ParseEndpoint(s string) (Endpoint, error) {
 	name, raw, ok := strings.Cut(s, "=")
@@ -159,6 +173,9 @@ func PlanS3Compat(ctx context.Context, in S3CompatInput) (*S3CompatPlan, error) 
 	}
 	if len(in.Targets) == 0 {
 		return nil, fmt.Errorf("no endpoints given: %w", ErrInvalid)
+	}
+	if !qualifierName(in.Qualifier) {
+		return nil, fmt.Errorf("qualifier %q: use up to 32 lower-case letters, digits and '-', starting with a letter or digit: %w", in.Qualifier, ErrInvalid)
 	}
 	if in.Identities && in.KeepCredentials == nil {
 		return nil, fmt.Errorf("identities need KeepCredentials, or their secrets could be lost: %w", ErrInvalid)

@@ -338,11 +338,19 @@ func TestS3CompatHalfCreatedIdentity(t *testing.T) {
 	}
 }
 
-func TestS3CompatNeedsKeepCredentials(t *testing.T) {
-	_, err := dataplane.PlanS3Compat(context.Background(), dataplane.S3CompatInput{
-		Targets: []dataplane.Target{{}}, Bucket: "releases", Identities: true})
-	if !errors.Is(err, dataplane.ErrInvalid) {
-		t.Fatalf("err = %v, want invalid", err)
+// TestS3CompatInvalidInput: refused before any server is asked (the
+// targets have no clients, so a call would panic).
+func TestS3CompatInvalidInput(t *testing.T) {
+	keep := func(context.Context, dataplane.Credentials) error { return nil }
+	for name, in := range map[string]dataplane.S3CompatInput{
+		"identities without KeepCredentials": {Targets: []dataplane.Target{{}}, Bucket: "releases", Identities: true},
+		"qualifier with a path":              {Targets: []dataplane.Target{{}}, Bucket: "releases", Identities: true, KeepCredentials: keep, Qualifier: "../x"},
+		"qualifier with upper case":          {Targets: []dataplane.Target{{}}, Bucket: "releases", Identities: true, KeepCredentials: keep, Qualifier: "Acme"},
+		"qualifier starting with a dash":     {Targets: []dataplane.Target{{}}, Bucket: "releases", Identities: true, KeepCredentials: keep, Qualifier: "-x"},
+	} {
+		if _, err := dataplane.PlanS3Compat(context.Background(), in); !errors.Is(err, dataplane.ErrInvalid) {
+			t.Errorf("%s: err = %v, want invalid", name, err)
+		}
 	}
 }
 
