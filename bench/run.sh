@@ -9,6 +9,7 @@
 # Needs root: network namespace, tc, drop_caches and a tmpfs mount.
 #   sudo env "PATH=$PATH" bash bench/run.sh
 set -euo pipefail
+export GOTOOLCHAIN=go1.27.3 # go.mod's toolchain line; see README
 
 # ---------------------------------------------------------------- knobs ----
 SIZE_MB=${BENCH_SIZE_MB:-1024}          # main test file

@@ -10,14 +10,15 @@ import (
 	"fmt"
 	"math/big"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/minio/madmin-go/v3"
 
 	"github.com/berth-dev/berth/internal/awserr"
+	"github.com/berth-dev/berth/internal/minioadmin"
 	"github.com/berth-dev/berth/policy"
 	"github.com/berth-dev/berth/store"
 )
@@ -32,12 +33,14 @@ type Endpoint struct {
 }
 
 // Admin is the part of a MinIO-style admin API berth uses to create
-// identities. madmin.AdminClient implements it.
+// identities. *minioadmin.Client implements it.
 type Admin interface {
-	GetUserInfo(ctx context.Context, name string) (madmin.UserInfo, error)
-	AddUser(ctx context.Context, accessKey, secretKey string) error
-	AddCannedPolicy(ctx context.Context, name string, policy []byte) error
-	AttachPolicy(ctx context.Context, r madmin.PolicyAssociationReq) (madmin.PolicyAssociationResp, error)
+	// UserInfo fails with minioadmin.ErrNoSuchUser for a missing user.
+	UserInfo(ctx context.Context, name string) (minioadmin.UserInfo, error)
+	// SetUser creates a user or gives an existing one a new secret.
+	SetUser(ctx context.Context, name, secret string) error
+	PutPolicy(ctx context.Context, name string, doc []byte) error
+	AttachPolicy(ctx context.Context, user string, policies ...string) error
 }
 
 // Target is an endpoint with its clients.
@@ -56,16 +59,26 @@ type S3CompatInput struct {
 	// the rendered least-privilege policies where an admin API exists.
 	Identities bool
 	Qualifier  string // names of identities and policies; default "berth"
+
+	// RotateCredentials gives identities that exist already a new secret
+	// (the old one stops working): for a secret that was never shown or
+	// was lost.
+	RotateCredentials bool
+	// KeepCredentials is called with each new secret before any server
+	// has it, so that no failure later in Apply can lose it; Apply stops
+	// when it fails. Required with Identities.
+	KeepCredentials func(ctx context.Context, c Credentials) error
 }
 
 // Step is one change of a plan.
 type Step struct {
 	Region string `json:"region"`
-	Action string `json:"action"` // create-bucket, enable-versioning, set-lifecycle, put-policy, create-user, attach-policy
+	Action string `json:"action"` // create-bucket, enable-versioning, set-lifecycle, put-policy, create-user, rotate-credentials, attach-policy
 	Target string `json:"target"`
 	Note   string `json:"note,omitempty"`
 
-	apply func(ctx context.Context) error
+	apply  func(ctx context.Context) error
+	secret *Credentials // the new secret this step sets; kept before the step runs
 }
 
 // S3CompatPlan lists the changes Apply would make; empty means none.
@@ -75,8 +88,7 @@ type S3CompatPlan struct {
 	Skipped []Step   `json:"unsupported,omitempty"` // settings the service does not support
 	Users   []string `json:"users,omitempty"`
 
-	in      S3CompatInput
-	secrets map[string]string // user -> secret, for users this plan creates
+	in S3CompatInput
 }
 
 // Credentials of an identity created by Apply; shown once.
@@ -93,6 +105,20 @@ func bucketName(b string) bool {
 	for i, r := range b {
 		ok := r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || (i > 0 && i < len(b)-1 && (r == '-' || r == '.'))
 		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// qualifierName: it names users and policies and the files their secrets
+// are saved in, so nothing that could leave a directory.
+func qualifierName(q string) bool {
+	if len(q) > 32 || strings.HasPrefix(q, "-") {
+		return false
+	}
+	for _, r := range q {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
 			return false
 		}
 	}
@@ -148,7 +174,13 @@ func PlanS3Compat(ctx context.Context, in S3CompatInput) (*S3CompatPlan, error) 
 	if len(in.Targets) == 0 {
 		return nil, fmt.Errorf("no endpoints given: %w", ErrInvalid)
 	}
-	p := &S3CompatPlan{Bucket: in.Bucket, in: in, secrets: map[string]string{}}
+	if !qualifierName(in.Qualifier) {
+		return nil, fmt.Errorf("qualifier %q: use up to 32 lower-case letters, digits and '-', starting with a letter or digit: %w", in.Qualifier, ErrInvalid)
+	}
+	if in.Identities && in.KeepCredentials == nil {
+		return nil, fmt.Errorf("identities need KeepCredentials, or their secrets could be lost: %w", ErrInvalid)
+	}
+	p := &S3CompatPlan{Bucket: in.Bucket, in: in}
 	for _, t := range in.Targets {
 		if err := p.planBucket(ctx, t); err != nil {
 			return nil, fmt.Errorf("inspect %s (%s): %w", t.Name, t.URL, err)
@@ -162,8 +194,9 @@ func PlanS3Compat(ctx context.Context, in S3CompatInput) (*S3CompatPlan, error) 
 	return p, nil
 }
 
-func (p *S3CompatPlan) add(t Target, action, target, note string, apply func(context.Context) error) {
+func (p *S3CompatPlan) add(t Target, action, target, note string, apply func(context.Context) error) *Step {
 	p.Steps = append(p.Steps, Step{Region: t.Name, Action: action, Target: target, Note: note, apply: apply})
+	return &p.Steps[len(p.Steps)-1]
 }
 
 func (p *S3CompatPlan) planBucket(ctx context.Context, t Target) error {
@@ -255,10 +288,12 @@ func (p *S3CompatPlan) planIdentities(ctx context.Context) error {
 		if t.Admin == nil {
 			continue
 		}
-		_, err := t.Admin.GetUserInfo(ctx, in.qualifier()+"-probe")
-		if err != nil && !isNoSuchUser(err) {
-			if errors.Is(awserr.Classify(err), store.ErrPermissionDenied) || strings.Contains(err.Error(), "Access Denied") {
-				return fmt.Errorf("use the admin API of %s: %w: %w", t.Name, err, store.ErrPermissionDenied)
+		_, err := t.Admin.UserInfo(ctx, in.qualifier()+"-probe")
+		if err != nil && !errors.Is(err, minioadmin.ErrNoSuchUser) {
+			// Refused or not ready is an admin API that exists: say so
+			// rather than deploy without identities there.
+			if c := awserr.Classify(err); errors.Is(c, store.ErrPermissionDenied) || errors.Is(c, store.ErrUnavailable) {
+				return fmt.Errorf("use the admin API of %s: %w", t.Name, c)
 			}
 			p.Skipped = append(p.Skipped, Step{Region: t.Name, Action: "create-user", Target: "writer and reader", Note: "no admin API: " + err.Error()})
 			t.Admin = nil
@@ -270,60 +305,67 @@ func (p *S3CompatPlan) planIdentities(ctx context.Context) error {
 			return fmt.Errorf("render %s policy: %w", id.kind, err)
 		}
 		body := doc.JSON()
-		existsIn, missingIn := []string{}, []Target{}
+		existsIn, missingIn := []string{}, []string{}
+		attached := map[string]bool{} // region -> the policy is attached
 		for _, t := range in.Targets {
 			if t.Admin == nil {
 				continue
 			}
-			_, err := t.Admin.GetUserInfo(ctx, id.user)
+			info, err := t.Admin.UserInfo(ctx, id.user)
 			switch {
 			case err == nil:
 				existsIn = append(existsIn, t.Name)
-			case isNoSuchUser(err):
-				missingIn = append(missingIn, t)
+				attached[t.Name] = slices.Contains(info.Policies, id.policy)
+			case errors.Is(err, minioadmin.ErrNoSuchUser):
+				missingIn = append(missingIn, t.Name)
 			default:
 				return fmt.Errorf("look up user %s in %s: %w", id.user, t.Name, awserr.Classify(err))
 			}
 		}
-		if len(existsIn) > 0 && len(missingIn) > 0 {
-			return fmt.Errorf("user %s exists in %s but not in %s, so its secret cannot be copied; remove it everywhere (mc admin user rm) and deploy again: %w",
-				id.user, strings.Join(existsIn, ","), missingIn[0].Name, ErrInvalid)
+		if len(existsIn) > 0 && len(missingIn) > 0 && !in.RotateCredentials {
+			return fmt.Errorf("user %s exists in %s but not in %s, and its secret cannot be read back to copy it; "+
+				"deploy again with --rotate-credentials to give it a new secret in every region (the old one stops working): %w",
+				id.user, strings.Join(existsIn, ","), strings.Join(missingIn, ","), ErrInvalid)
 		}
-		var secret string
-		if len(missingIn) > 0 {
-			secret = randomSecret()
-			p.secrets[id.user] = secret
+		var creds *Credentials
+		if len(missingIn) > 0 || (len(existsIn) > 0 && in.RotateCredentials) {
+			creds = &Credentials{Role: id.role, AccessKeyID: id.user, SecretAccessKey: randomSecret()}
 			p.Users = append(p.Users, id.role+"="+id.user)
 		}
 		for _, t := range in.Targets {
 			if t.Admin == nil {
 				continue
 			}
-			admin, name, user := t.Admin, id.policy, id.user
 			// Policies are put every time: cheap, and it keeps them current.
+			admin, name := t.Admin, id.policy
 			p.add(t, "put-policy", name, string(id.kind), func(ctx context.Context) error {
-				return admin.AddCannedPolicy(ctx, name, body)
+				return admin.PutPolicy(ctx, name, body)
 			})
-			if secret != "" {
-				p.add(t, "create-user", user, id.role+" identity", func(ctx context.Context) error {
-					if err := admin.AddUser(ctx, user, secret); err != nil {
-						return err
-					}
-					_, err := admin.AttachPolicy(ctx, madmin.PolicyAssociationReq{Policies: []string{name}, User: user})
-					return err
-				})
+		}
+		for _, t := range in.Targets {
+			if t.Admin == nil || creds == nil {
+				continue
 			}
+			admin, user, secret := t.Admin, id.user, creds.SecretAccessKey
+			action, note := "create-user", id.role+" identity"
+			if slices.Contains(existsIn, t.Name) {
+				action, note = "rotate-credentials", id.role+" identity gets a new secret; the old one stops working"
+			}
+			p.add(t, action, user, note, func(ctx context.Context) error {
+				return admin.SetUser(ctx, user, secret)
+			}).secret = creds
+		}
+		for _, t := range in.Targets {
+			if t.Admin == nil || attached[t.Name] {
+				continue
+			}
+			admin, name, user := t.Admin, id.policy, id.user
+			p.add(t, "attach-policy", user, name, func(ctx context.Context) error {
+				return admin.AttachPolicy(ctx, user, name)
+			})
 		}
 	}
 	return nil
-}
-
-func isNoSuchUser(err error) bool {
-	var e madmin.ErrorResponse
-	if errors.As(err, &e) {
-		return e.Code == "XMinioAdminNoSuchUser"
-	}
-	return strings.Contains(err.Error(), "does not exist")
 }
 
 // Changes reports whether the plan would change anything beyond
@@ -345,10 +387,18 @@ type S3CompatResult struct {
 }
 
 // ApplyS3Compat carries out the plan, step by step, stopping at the first
-// failure; running it again picks up where it stopped.
+// failure; running it again picks up where it stopped. Each new secret goes
+// to KeepCredentials before the first step that sets it, and into the
+// result, also when a later step fails.
 func ApplyS3Compat(ctx context.Context, p *S3CompatPlan) (*S3CompatResult, error) {
 	res := &S3CompatResult{}
 	for _, s := range p.Steps {
+		if s.secret != nil && !slices.Contains(res.Credentials, *s.secret) {
+			if err := p.in.KeepCredentials(ctx, *s.secret); err != nil {
+				return res, fmt.Errorf("keep the new secret of %s before creating it: %w", s.secret.AccessKeyID, err)
+			}
+			res.Credentials = append(res.Credentials, *s.secret)
+		}
 		err := s.apply(ctx)
 		if errors.Is(err, errUnsupported) {
 			s.Note = "not supported by this service; skipped"
@@ -359,11 +409,6 @@ func ApplyS3Compat(ctx context.Context, p *S3CompatPlan) (*S3CompatResult, error
 			return res, fmt.Errorf("%s %s in %s: %w", s.Action, s.Target, s.Region, awserr.Classify(err))
 		}
 		res.Applied = append(res.Applied, s)
-	}
-	for _, id := range p.in.identities() {
-		if secret, ok := p.secrets[id.user]; ok {
-			res.Credentials = append(res.Credentials, Credentials{Role: id.role, AccessKeyID: id.user, SecretAccessKey: secret})
-		}
 	}
 	return res, nil
 }
@@ -378,16 +423,11 @@ func randomSecret() string {
 	return string(b)
 }
 
-// NewAdmin returns a MinIO admin client for endpoint, or nil when the URL
-// cannot carry one.
-func NewAdmin(endpoint, accessKey, secretKey string) (Admin, error) {
-	u, err := url.Parse(endpoint)
+// NewAdmin returns a MinIO admin client for endpoint, signing for region.
+func NewAdmin(endpoint, region string, creds aws.Credentials) (Admin, error) {
+	c, err := minioadmin.New(endpoint, region, creds, nil)
 	if err != nil {
-		return nil, fmt.Errorf("parse endpoint %s: %w", endpoint, ErrInvalid)
-	}
-	c, err := madmin.New(u.Host, accessKey, secretKey, u.Scheme == "https")
-	if err != nil {
-		return nil, fmt.Errorf("create admin client for %s: %w", endpoint, err)
+		return nil, fmt.Errorf("create admin client for %s: %w: %w", endpoint, err, ErrInvalid)
 	}
 	return c, nil
 }

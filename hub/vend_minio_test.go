@@ -30,9 +30,10 @@ import (
 func deployMinIO(t *testing.T, regions []*testenv.MinIO) map[string]dataplane.Credentials {
 	t.Helper()
 	ctx := context.Background()
-	in := dataplane.S3CompatInput{Bucket: "berth-releases", Prefix: "rel", Identities: true}
+	keep := func(context.Context, dataplane.Credentials) error { return nil } // the result has them
+	in := dataplane.S3CompatInput{Bucket: "berth-releases", Prefix: "rel", Identities: true, KeepCredentials: keep}
 	for _, m := range regions {
-		admin, err := dataplane.NewAdmin(m.Endpoint, m.AccessKey, m.SecretKey)
+		admin, err := dataplane.NewAdmin(m.Endpoint, m.Region, aws.Credentials{AccessKeyID: m.AccessKey, SecretAccessKey: m.SecretKey})
 		if err != nil {
 			t.Fatal(err)
 		}

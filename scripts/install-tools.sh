@@ -12,8 +12,33 @@ mkdir -p "$TOOLS/bin"
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 if [ ! -x "$TOOLS/bin/minio" ] || [ "$(cat "$TOOLS/minio.version" 2>/dev/null)" != "$MINIO_VERSION" ]; then
 	echo "installing MinIO $MINIO_VERSION from its Go module (about four minutes cold)"
-	(cd "$(mktemp -d)" && GOBIN="$TOOLS/bin" GOFLAGS=-mod=mod go install "github.com/minio/minio@$MINIO_VERSION")
+	# A test server, not shipped: built by the machine's own Go, as it was
+	# tested, whatever GOTOOLCHAIN the caller exported.
+	(cd "$(mktemp -d)" && GOTOOLCHAIN=local GOBIN="$TOOLS/bin" GOFLAGS=-mod=mod go install "github.com/minio/minio@$MINIO_VERSION")
 	echo "$MINIO_VERSION" >"$TOOLS/minio.version"
+fi
+
+# From here on, the Go release go.mod names on its toolchain line.
+export GOTOOLCHAIN=go1.27.3
+
+# govulncheck and its database, offline: the database is built from the
+# golang.org/x/vulndb module (OSV files under data/osv) with that module's
+# indexdb command, which writes the v1 layout govulncheck reads from file://.
+# govulncheck must be built by the Go that builds berth: it type-checks that
+# Go's standard library. Pinned versions, rebuilt only when one changes.
+VULN_VERSION=v1.9.0
+VULNDB_VERSION=v0.0.0-20261105234957-e22db6528018
+vuln_stamp="$VULN_VERSION $VULNDB_VERSION $(go env GOVERSION)"
+if [ ! -x "$TOOLS/bin/govulncheck" ] || [ ! -f "$TOOLS/vulndb/index/db.json" ] || [ "$(cat "$TOOLS/vulndb.version" 2>/dev/null)" != "$vuln_stamp" ]; then
+	echo "installing govulncheck $VULN_VERSION and its database from golang.org/x/vulndb@$VULNDB_VERSION"
+	work="$(mktemp -d)"
+	(cd "$work" && GOBIN="$TOOLS/bin" GOFLAGS=-mod=mod go install "golang.org/x/vuln/cmd/govulncheck@$VULN_VERSION" &&
+		GOBIN="$TOOLS/bin" GOFLAGS=-mod=mod go install "golang.org/x/vulndb/cmd/indexdb@$VULNDB_VERSION")
+	osv="$(cd "$work" && GOFLAGS=-mod=mod go mod download -json "golang.org/x/vulndb@$VULNDB_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')/data/osv"
+	rm -rf "$TOOLS/vulndb.new" "$work"
+	"$TOOLS/bin/indexdb" -vulns "$osv" -out "$TOOLS/vulndb.new"
+	rm -rf "$TOOLS/vulndb" && mv "$TOOLS/vulndb.new" "$TOOLS/vulndb"
+	echo "$vuln_stamp" >"$TOOLS/vulndb.version"
 fi
 
 # The AWS CLI, a peer client that must read what berth writes.

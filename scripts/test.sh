@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Runs berth's whole test suite (with the race detector) on a fresh machine,
-# installing what it needs:
+# Runs berth's whole test suite (with the race detector) and govulncheck on a
+# fresh machine, installing what it needs:
 # MinIO (built from its Go module, cached), the AWS CLI (Debian package when
 # missing) and the npm tools the policy tests compare against. Tests that
 # need a server fail instead of skipping (BERTH_REQUIRE_SERVERS=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# go.mod's toolchain line: a machine's own Go (GOTOOLCHAIN=local) ignores it
+# and would build with an older, vulnerable standard library.
+export GOTOOLCHAIN=go1.27.3
 
 TOOLS="${BERTH_TOOLS_DIR:-$HOME/.cache/berth-tools}"
 export BERTH_TOOLS_DIR="$TOOLS"
@@ -20,6 +23,13 @@ trap 'rm -f "$log"' EXIT
 
 echo "== go vet"
 go vet ./...
+
+# Reachable known vulnerabilities fail the run; the database is the pinned
+# golang.org/x/vulndb module, built by install-tools.sh (no network here).
+echo "== govulncheck (offline database: $(cat "$TOOLS/vulndb.version"))"
+start=$SECONDS
+govulncheck -db "file://$TOOLS/vulndb" ./...
+echo "govulncheck: $((SECONDS - start)) s"
 
 echo "== go test"
 set +e

@@ -23,12 +23,14 @@ var allowed = map[string][]string{
 	"policy":          {"policy/iamdata"},
 	"cfn":             {"policy"},
 	"deploy":          {"internal/awserr", "errkind"},
-	"dataplane":       {"errkind", "store", "internal/awserr", "internal/awsx", "policy", "cfn", "deploy"},
+	"dataplane":       {"errkind", "store", "internal/awserr", "internal/awsx", "internal/minioadmin", "policy", "cfn", "deploy"},
 	"config":          {"artifact", "pointer", "store", "store/filestore", "store/s3store", "internal/awsx", "internal/awserr"},
 	"hub/secrets":     {"errkind"},
 	"hub/db":          {"errkind"},
 	"hub/hubclient":   {"errkind"},
 	"hub":             {"errkind", "hub/db", "hub/secrets", "artifact", "dataplane", "policy", "internal/awserr"},
+
+	"internal/minioadmin": {},
 }
 
 func TestLayering(t *testing.T) {

@@ -5,8 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -42,6 +45,8 @@ type dataplaneDeployOpts struct {
 	bucket       string
 	prefix       string
 	noIdentities bool
+	rotate       bool
+	credsDir     string
 	yes          bool
 
 	// AWS (CloudFormation) deploys.
@@ -71,8 +76,12 @@ With --endpoint (an S3-compatible service such as MinIO, one per region): create
 the bucket with versioning and a lifecycle rule that removes abandoned multipart
 uploads (where the service supports them), and where the service has a MinIO
 admin API, a writer identity for CI and a reader identity for deploys with the
-rendered artifact-write and artifact-read policies. Their credentials are printed
-once; a second deploy changes nothing and shows no secrets.
+rendered artifact-write and artifact-read policies. Each new secret is saved to
+DIR/USER.env (mode 0600; --credentials-dir, default $XDG_CONFIG_HOME/berth/credentials)
+before any server has it, so a deploy that fails later loses none, and the
+secrets are printed once at the end. A second deploy creates what is missing and
+shows no secrets; --rotate-credentials gives identities that exist already a new
+secret (the old one stops working), for a secret that was lost or never shown.
 
 The admin credentials come from the AWS credential chain (AWS_ACCESS_KEY_ID,
 --profile). deploy prints the plan and applies it only with --yes or after a yes
@@ -86,12 +95,14 @@ at the prompt.`,
 			switch {
 			case len(o.endpoints) > 0 && aws:
 				return usageErr(errors.New("give either --endpoint (S3-compatible) or --account, --external-id and --regions (AWS), not both"))
+			case len(o.endpoints) > 0 && o.noIdentities && (o.rotate || o.credsDir != ""):
+				return usageErr(errors.New("--rotate-credentials and --credentials-dir are about identities; drop them or --no-identities"))
 			case len(o.endpoints) > 0:
 				return g.deployS3Compat(cmd.Context(), o)
 			case !aws:
 				return usageErr(errors.New("give --account, --external-id and --regions to deploy to AWS, or --endpoint NAME=URL for each region of an S3-compatible service"))
-			case cmd.Flags().Changed("bucket") || o.noIdentities:
-				return usageErr(errors.New("--bucket and --no-identities are for --endpoint; on AWS the stack names the bucket QUALIFIER-ACCOUNT-REGION"))
+			case cmd.Flags().Changed("bucket") || o.noIdentities || o.rotate || o.credsDir != "":
+				return usageErr(errors.New("--bucket, --no-identities, --rotate-credentials and --credentials-dir are for --endpoint; on AWS the stack names the bucket QUALIFIER-ACCOUNT-REGION"))
 			}
 			return g.deployDataPlaneAWS(cmd.Context(), o)
 		},
@@ -101,6 +112,8 @@ at the prompt.`,
 	fl.StringVar(&o.bucket, "bucket", "berth-releases", "--endpoint: bucket name in every region")
 	fl.StringVar(&o.prefix, "prefix", "", "key prefix for artifacts")
 	fl.BoolVar(&o.noIdentities, "no-identities", false, "--endpoint: create buckets only, no writer and reader identities")
+	fl.BoolVar(&o.rotate, "rotate-credentials", false, "--endpoint: give existing writer and reader identities new secrets")
+	fl.StringVar(&o.credsDir, "credentials-dir", "", "--endpoint: where new secrets are saved, one 0600 file per identity (default $XDG_CONFIG_HOME/berth/credentials)")
 	o.target.register(cmd) // --account, --external-id, --regions, --qualifier
 	fl.StringVar(&o.kmsKey, "kms-key", "", "AWS: encrypt the buckets with this KMS key instead of one created per region")
 	fl.StringVar(&o.bootstrapRegion, "bootstrap-region", "", "AWS: region of the bootstrap stack, whose version is checked (default: the first of --regions)")
@@ -129,14 +142,30 @@ func (g *Globals) deployS3Compat(ctx context.Context, o dataplaneDeployOpts) err
 			so.UsePathStyle = true
 		})}
 		if !o.noIdentities {
-			if t.Admin, err = dataplane.NewAdmin(ep.URL, creds.AccessKeyID, creds.SecretAccessKey); err != nil {
+			if t.Admin, err = dataplane.NewAdmin(ep.URL, ep.Name, creds); err != nil {
 				return err
 			}
 		}
 		targets = append(targets, t)
 		regions = append(regions, config.Region{Name: ep.Name, Store: fmt.Sprintf("s3://%s?region=%s&endpoint=%s", o.bucket, ep.Name, ep.URL)})
 	}
-	in := dataplane.S3CompatInput{Targets: targets, Bucket: o.bucket, Prefix: strings.Trim(o.prefix, "/"), Identities: !o.noIdentities, Qualifier: o.target.qualifier}
+	credsDir := o.credsDir
+	if credsDir == "" {
+		credsDir = defaultCredentialsDir(g.Env)
+	}
+	var files []string
+	keep := func(ctx context.Context, c dataplane.Credentials) error {
+		path, err := saveCredentials(credsDir, o.bucket, c)
+		if err != nil {
+			return err
+		}
+		files = append(files, path)
+		// Not subject to --quiet: this file is the only copy if a later step fails.
+		fmt.Fprintf(g.Stderr, "berth: saved the new secret of the %s identity %s to %s (0600)\n", c.Role, c.AccessKeyID, path)
+		return nil
+	}
+	in := dataplane.S3CompatInput{Targets: targets, Bucket: o.bucket, Prefix: strings.Trim(o.prefix, "/"), Identities: !o.noIdentities,
+		Qualifier: o.target.qualifier, RotateCredentials: o.rotate, KeepCredentials: keep}
 	plan, err := dataplane.PlanS3Compat(ctx, in)
 	if err != nil {
 		if errors.Is(err, dataplane.ErrInvalid) {
@@ -166,7 +195,7 @@ func (g *Globals) deployS3Compat(ctx context.Context, o dataplaneDeployOpts) err
 		return fmt.Errorf("write berth config: %w", err)
 	}
 	if g.json() {
-		return g.printJSON(map[string]any{"plan": plan, "result": res, "config": cfgPath})
+		return g.printJSON(map[string]any{"plan": plan, "result": res, "config": cfgPath, "credentials_files": files})
 	}
 	for _, s := range res.Unsupported {
 		fmt.Fprintf(g.Stdout, "  %s: %s %s: %s\n", s.Region, s.Action, s.Target, s.Note)
@@ -180,8 +209,53 @@ func (g *Globals) deployS3Compat(ctx context.Context, o dataplaneDeployOpts) err
 		for _, c := range res.Credentials {
 			fmt.Fprintf(g.Stdout, "  %s: AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s\n", c.Role, c.AccessKeyID, c.SecretAccessKey)
 		}
+		fmt.Fprintf(g.Stdout, "also saved in %s (0600); delete the files once the secrets are stored elsewhere\n", strings.Join(files, ", "))
 	}
 	return nil
+}
+
+// defaultCredentialsDir is $XDG_CONFIG_HOME/berth/credentials: in the
+// user's own configuration, never beside a ./berth.yaml in a checkout.
+func defaultCredentialsDir(env func(string) string) string {
+	base := env("XDG_CONFIG_HOME")
+	if base == "" || !filepath.IsAbs(base) {
+		home := env("HOME")
+		if home == "" {
+			home, _ = os.UserHomeDir()
+		}
+		base = filepath.Join(home, ".config")
+	}
+	return filepath.Join(base, "berth", "credentials")
+}
+
+// saveCredentials writes c to DIR/USER.env, readable by the owner only,
+// replacing the file at once (temporary file, fsync, rename).
+func saveCredentials(dir, bucket string, c dataplane.Credentials) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("create credentials directory: %w", err)
+	}
+	path := filepath.Join(dir, c.AccessKeyID+".env")
+	f, err := os.CreateTemp(dir, "."+c.AccessKeyID+".env-*") // mode 0600
+	if err != nil {
+		return "", fmt.Errorf("save credentials of %s: %w", c.AccessKeyID, err)
+	}
+	defer os.Remove(f.Name()) // after a successful rename, there is nothing to remove
+	body := fmt.Sprintf("# berth %s identity for bucket %s, saved %s\nAWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n",
+		c.Role, bucket, time.Now().UTC().Format(time.RFC3339), c.AccessKeyID, c.SecretAccessKey)
+	_, err = f.WriteString(body)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		return "", fmt.Errorf("save credentials of %s to %s: %w", c.AccessKeyID, path, err)
+	}
+	return path, nil
 }
 
 func printS3CompatPlan(g *Globals, p *dataplane.S3CompatPlan) {
