@@ -91,6 +91,11 @@ of a dedicated sub-account and the regional data plane through it (berth
 bootstrap, berth dataplane), and checks credentials and permissions before
 anything is saved (berth check).
 
+berth server runs the hub, a shared control plane: users and API tokens, data
+planes, projects with members, and short-lived credentials narrowed to one
+project. After berth login, artifact commands with no configured regions get
+their regions and credentials from the hub.
+
 Exit codes:
   0    success
   1    the answer is no (missing version, no copy signed by a trusted key,
