@@ -350,3 +350,57 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, u *db.User) 
 	writeJSON(w, http.StatusCreated, map[string]any{"user": userOut(nu), "token": t})
 	return nil
 }
+
+// auditLog lists audit entries for organisation admins, filtered by the
+// query (actor, action, object prefix, outcome, since, until, after,
+// limit), as JSON or, with format=jsonl, as JSON lines for export.
+func (s *Server) auditLog(w http.ResponseWriter, r *http.Request, u *db.User) error {
+	if _, err := s.orgAdmin(r.Context(), u); err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	f := db.AuditFilter{Actor: q.Get("actor"), Action: q.Get("action"), ObjectPrefix: q.Get("object"), Outcome: q.Get("outcome")}
+	if f.Outcome != "" && f.Outcome != "ok" && f.Outcome != "error" {
+		return fmt.Errorf("outcome %q: use ok or error: %w", truncate(f.Outcome, 16), errkind.Invalid)
+	}
+	for name, dst := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
+		if v := q.Get(name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				return fmt.Errorf("%s %q: want a time such as 2026-12-01T00:00:00Z: %w", name, truncate(v, 40), errkind.Invalid)
+			}
+			*dst = t
+		}
+	}
+	for name, dst := range map[string]*int64{"after": &f.AfterID} {
+		if v := q.Get(name); v != "" {
+			if _, err := fmt.Sscan(v, dst); err != nil || *dst < 0 {
+				return fmt.Errorf("%s %q: want an entry id: %w", name, truncate(v, 20), errkind.Invalid)
+			}
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		if _, err := fmt.Sscan(v, &f.Limit); err != nil || f.Limit < 1 {
+			return fmt.Errorf("limit %q: want a number from 1 to 1000: %w", truncate(v, 20), errkind.Invalid)
+		}
+	}
+	entries, err := s.DB.SearchAudit(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	if q.Get("format") == "jsonl" {
+		w.Header().Set("Content-Type", "application/jsonl")
+		enc := json.NewEncoder(w)
+		for _, e := range entries {
+			if err := enc.Encode(e); err != nil {
+				return nil // the client went away
+			}
+		}
+		return nil
+	}
+	if entries == nil {
+		entries = []db.AuditEntry{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"entries": entries})
+	return nil
+}

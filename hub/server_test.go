@@ -313,3 +313,63 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+func TestAuditAPI(t *testing.T) {
+	engines(t, func(t *testing.T, s *hub.Server, _ func() string) {
+		srv := httptest.NewServer(s.Handler())
+		defer srv.Close()
+		var setup struct {
+			Token struct{ Token string } `json:"token"`
+		}
+		if code := (&client{t: t, url: srv.URL}).do("POST", "/api/v1/setup", `{"code":"0123456789abcdef0123456789abcdef","email":"ana@example.com"}`, &setup); code != 201 {
+			t.Fatalf("setup: %d", code)
+		}
+		admin := &client{t: t, url: srv.URL, token: setup.Token.Token}
+		var bob struct {
+			Token struct{ Token string } `json:"token"`
+		}
+		admin.do("POST", "/api/v1/users", `{"email":"bob@example.com"}`, &bob)
+		admin.do("POST", "/api/v1/users", `{"email":"cy@example.com"}`, nil)
+		admin.do("POST", "/api/v1/projects", `{"name":"app","dataplane":"none"}`, new(string))
+
+		var out struct {
+			Entries []struct {
+				ID      int64  `json:"id"`
+				Actor   string `json:"actor"`
+				Action  string `json:"action"`
+				Object  string `json:"object"`
+				Outcome string `json:"outcome"`
+			} `json:"entries"`
+		}
+		if code := admin.do("GET", "/api/v1/audit?action=user.create", "", &out); code != 200 || len(out.Entries) != 2 || out.Entries[0].Object != "user/bob@example.com" {
+			t.Fatalf("action filter: %d %+v", code, out)
+		}
+		out.Entries = nil
+		if code := admin.do("GET", "/api/v1/audit?outcome=error", "", &out); code != 200 || len(out.Entries) != 1 || out.Entries[0].Action != "project.create" {
+			t.Errorf("outcome filter: %d %+v", code, out)
+		}
+		out.Entries = nil
+		if code := admin.do("GET", "/api/v1/audit?object=user/c&actor=ana@example.com", "", &out); code != 200 || len(out.Entries) != 1 {
+			t.Errorf("object prefix filter: %d %+v", code, out)
+		}
+		var msg string
+		if code := admin.do("GET", "/api/v1/audit?since=yesterday", "", &msg); code != 400 {
+			t.Errorf("bad since: %d %s", code, msg)
+		}
+		if code := (&client{t: t, url: srv.URL, token: bob.Token.Token}).do("GET", "/api/v1/audit", "", &msg); code != 403 {
+			t.Errorf("a member reads the audit log: %d %s", code, msg)
+		}
+		req, _ := http.NewRequest("GET", srv.URL+"/api/v1/audit?format=jsonl", nil)
+		req.Header.Set("Authorization", "Bearer "+setup.Token.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		lines := strings.Split(strings.TrimSpace(string(body)), "\n")
+		if len(lines) != 3 || !strings.HasPrefix(lines[0], `{"id":1,`) {
+			t.Errorf("jsonl export:\n%s", body)
+		}
+	})
+}

@@ -122,3 +122,63 @@ func (d *DB) VerifyAudit(ctx context.Context) (int, error) {
 		}
 	}
 }
+
+// AuditFilter selects audit entries; empty fields match everything.
+type AuditFilter struct {
+	AfterID       int64
+	Actor, Action string
+	ObjectPrefix  string
+	Outcome       string // "ok" or "error"
+	Since, Until  time.Time
+	Limit         int
+}
+
+// SearchAudit returns the entries matching f, oldest first.
+func (d *DB) SearchAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
+	q := `SELECT id, time, actor, request_id, action, object, outcome, source_ip, detail, prev_hash, hash FROM audit_log WHERE id > ?`
+	args := []any{f.AfterID}
+	add := func(cond string, v any) { q += " AND " + cond; args = append(args, v) }
+	if f.Actor != "" {
+		add("actor = ?", f.Actor)
+	}
+	if f.Action != "" {
+		add("action = ?", f.Action)
+	}
+	if f.ObjectPrefix != "" {
+		add("substr(object, 1, ?) = ?", len(f.ObjectPrefix))
+		args = append(args, f.ObjectPrefix)
+	}
+	switch f.Outcome {
+	case "ok":
+		add("outcome = ?", "ok")
+	case "error":
+		add("outcome <> ?", "ok")
+	}
+	if !f.Since.IsZero() {
+		add("time >= ?", f.Since.UnixMilli())
+	}
+	if !f.Until.IsZero() {
+		add("time < ?", f.Until.UnixMilli())
+	}
+	if f.Limit <= 0 || f.Limit > 1000 {
+		f.Limit = 1000
+	}
+	q += " ORDER BY id LIMIT ?"
+	args = append(args, f.Limit)
+	rows, err := d.SQL.QueryContext(ctx, d.Rebind(q), args...)
+	if err != nil {
+		return nil, fmt.Errorf("search audit log: %w", err)
+	}
+	defer rows.Close()
+	var out []AuditEntry
+	for rows.Next() {
+		var e AuditEntry
+		var t int64
+		if err := rows.Scan(&e.ID, &t, &e.Actor, &e.RequestID, &e.Action, &e.Object, &e.Outcome, &e.SourceIP, &e.Detail, &e.PrevHash, &e.Hash); err != nil {
+			return nil, fmt.Errorf("search audit log: %w", err)
+		}
+		e.Time = time.UnixMilli(t)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}

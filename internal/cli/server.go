@@ -54,7 +54,7 @@ GET /healthz, /readyz and /metrics (Prometheus) answer without authentication; e
 			return g.runServer(cmd.Context(), o)
 		},
 	}
-	cmd.AddCommand(newServerAuditCommand(g, &o))
+	cmd.AddCommand(newServerAuditCommand(g, &o), newServerMigrateCommand(g, &o))
 	fl := cmd.PersistentFlags()
 	fl.StringVar(&o.listen, "listen", "127.0.0.1:8420", "address to listen on")
 	fl.StringVar(&o.database, "database", "", "sqlite:PATH or postgres://... (default: sqlite in --data-dir)")
@@ -90,6 +90,35 @@ chain at that row. Exit 0 when the chain holds, 3 when it is broken.`,
 		},
 	})
 	return audit
+}
+
+func newServerMigrateCommand(g *Globals, o *serverOpts) *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate [--database URL]",
+		Short: "Apply the database migrations this berth has, then exit",
+		Long: `migrate brings the hub's database to this berth's schema and exits, for
+deployments that migrate in a separate step before rolling out replicas
+(berth server also migrates at start). A database migrated by a newer berth is
+refused (exit 3).`,
+		Args: args(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			d, _, err := g.openHubDB(ctx, *o)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			n, err := d.Migrate(ctx)
+			if err != nil {
+				return err
+			}
+			if g.json() {
+				return g.printJSON(map[string]any{"applied": n, "schema_version": db.LatestVersion()})
+			}
+			fmt.Fprintf(g.Stdout, "applied %d migration(s); the schema is at version %d\n", n, db.LatestVersion())
+			return nil
+		},
+	}
 }
 
 // openHubDB opens the hub's database as the flags say and returns it with

@@ -103,11 +103,17 @@ func TestServerAuditVerify(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	run := func() (int, string, string) {
+	run := func(args ...string) (int, string, string) {
 		var stdout, stderr bytes.Buffer
 		g := &Globals{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, Env: func(string) string { return "" }}
-		code := Main(ctx, []string{"server", "audit", "verify", "--database", url}, g)
+		if len(args) == 0 {
+			args = []string{"server", "audit", "verify", "--database", url}
+		}
+		code := Main(ctx, args, g)
 		return code, stdout.String(), stderr.String()
+	}
+	if code, out, _ := run("server", "migrate", "--database", url); code != 0 || !strings.Contains(out, "applied 0 migration(s)") {
+		t.Errorf("migrate an up-to-date database: exit %d %s", code, out)
 	}
 	if code, out, errOut := run(); code != 0 || !strings.Contains(out, "audit log intact: 3 entries") {
 		t.Fatalf("verify: exit %d\n%s%s", code, out, errOut)
