@@ -214,3 +214,36 @@ func (d *DB) AddOrgMember(ctx context.Context, orgID, userID int64, role string)
 	}
 	return nil
 }
+
+// DataPlaneSecrets lists every data plane's id and sealed secrets, for key
+// rotation.
+func (d *DB) DataPlaneSecrets(ctx context.Context) (map[int64]string, error) {
+	rows, err := d.SQL.QueryContext(ctx, `SELECT id, sealed_secrets FROM dataplanes ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("read data plane secrets: %w", err)
+	}
+	defer rows.Close()
+	out := map[int64]string{}
+	for rows.Next() {
+		var id int64
+		var s string
+		if err := rows.Scan(&id, &s); err != nil {
+			return nil, fmt.Errorf("read data plane secrets: %w", err)
+		}
+		out[id] = s
+	}
+	return out, rows.Err()
+}
+
+// ReplaceDataPlaneSecrets stores a data plane's secrets resealed, only if
+// they are still old (another rotation or edit wins, and is reported).
+func (d *DB) ReplaceDataPlaneSecrets(ctx context.Context, id int64, old, resealed string) error {
+	res, err := d.SQL.ExecContext(ctx, d.Rebind(`UPDATE dataplanes SET sealed_secrets = ? WHERE id = ? AND sealed_secrets = ?`), resealed, id, old)
+	if err != nil {
+		return fmt.Errorf("store resealed secrets of data plane %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("data plane %d changed during the rotation; run it again: %w", id, errkind.Conflict)
+	}
+	return nil
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/config"
+	"github.com/berth-dev/berth/errkind"
 	"github.com/berth-dev/berth/hub"
 	"github.com/berth-dev/berth/hub/db"
 	"github.com/berth-dev/berth/hub/secrets"
@@ -54,7 +56,7 @@ GET /healthz, /readyz and /metrics (Prometheus) answer without authentication; e
 			return g.runServer(cmd.Context(), o)
 		},
 	}
-	cmd.AddCommand(newServerAuditCommand(g, &o), newServerMigrateCommand(g, &o))
+	cmd.AddCommand(newServerAuditCommand(g, &o), newServerMigrateCommand(g, &o), newServerRotateKeyCommand(g, &o))
 	fl := cmd.PersistentFlags()
 	fl.StringVar(&o.listen, "listen", "127.0.0.1:8420", "address to listen on")
 	fl.StringVar(&o.database, "database", "", "sqlite:PATH or postgres://... (default: sqlite in --data-dir)")
@@ -121,6 +123,94 @@ refused (exit 3).`,
 	}
 }
 
+// loadKeys returns the box of the hub's key files in dir: secrets.key
+// seals, and retired keys (secrets.key.*.retired) still open what a
+// rotation has not rewrapped. Replicas sharing a PostgreSQL need the same
+// files.
+func loadKeys(dir string, create bool) (*secrets.Box, error) {
+	if _, err := os.Stat(filepath.Join(dir, "secrets.key")); errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(dir, "secrets.key.next")); err == nil {
+			return nil, fmt.Errorf("a key rotation stopped half-way in %s: run berth server rotate-key again: %w", dir, errkind.Conflict)
+		}
+	}
+	load := secrets.LoadKeyFile
+	if create {
+		load = secrets.LoadOrCreateKeyFile
+	}
+	primary, err := load(filepath.Join(dir, "secrets.key"))
+	if err != nil {
+		return nil, err
+	}
+	box := &secrets.Box{KEKs: []secrets.KEK{primary}}
+	retired, _ := filepath.Glob(filepath.Join(dir, "secrets.key.*.retired"))
+	if _, err := os.Stat(filepath.Join(dir, "secrets.key.next")); err == nil {
+		retired = append(retired, filepath.Join(dir, "secrets.key.next")) // a rotation in progress
+	}
+	for _, p := range retired {
+		k, err := secrets.LoadKeyFile(p)
+		if err != nil {
+			return nil, err
+		}
+		box.KEKs = append(box.KEKs, k)
+	}
+	return box, nil
+}
+
+func newServerRotateKeyCommand(g *Globals, o *serverOpts) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rotate-key [--data-dir DIR] [--database URL]",
+		Short: "Seal every stored secret under a new key",
+		Long: `rotate-key creates a new key in DIR/secrets.key, rewraps the data key of every
+stored secret with it, and keeps the old key as DIR/secrets.key.ID.retired so
+that a hub still running on it, or a rotation stopped half-way, loses nothing.
+Copy the new files to every replica, restart them, then delete the retired key
+once no backup you may restore needs it. Running it again resumes a stopped
+rotation.`,
+		Args: args(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			d, dir, err := g.openHubDB(ctx, *o)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			current, next := filepath.Join(dir, "secrets.key"), filepath.Join(dir, "secrets.key.next")
+			if _, err := os.Stat(current); errors.Is(err, fs.ErrNotExist) {
+				if _, err := os.Stat(next); err == nil {
+					// Stopped between retiring the old key and installing the
+					// new one: everything is sealed under the new key.
+					if err := os.Rename(next, current); err != nil {
+						return fmt.Errorf("install the new key: %w", err)
+					}
+					fmt.Fprintln(g.Stdout, "finished a rotation that stopped half-way")
+					return nil
+				}
+			}
+			old, err := loadKeys(dir, false)
+			if err != nil {
+				return err
+			}
+			nk, err := secrets.LoadOrCreateKeyFile(next) // a stopped rotation's key is reused
+			if err != nil {
+				return err
+			}
+			box := &secrets.Box{KEKs: append([]secrets.KEK{nk}, old.KEKs...)}
+			n, err := hub.Reseal(ctx, d, box)
+			if err != nil {
+				return fmt.Errorf("rotate key (run it again to resume): %w", err)
+			}
+			if err := os.Rename(current, filepath.Join(dir, "secrets.key."+old.KEKs[0].ID()+".retired")); err != nil {
+				return fmt.Errorf("retire the old key: %w", err)
+			}
+			if err := os.Rename(next, current); err != nil {
+				return fmt.Errorf("install the new key: %w", err)
+			}
+			fmt.Fprintf(g.Stdout, "rewrapped %d secret(s) under key %s; the old key %s is retired\n", n, nk.ID(), old.KEKs[0].ID())
+			return nil
+		},
+	}
+}
+
 // openHubDB opens the hub's database as the flags say and returns it with
 // the data directory.
 func (g *Globals) openHubDB(ctx context.Context, o serverOpts) (*db.DB, string, error) {
@@ -153,13 +243,11 @@ func (g *Globals) runServer(ctx context.Context, o serverOpts) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
-	// The key that seals stored secrets; replicas sharing a PostgreSQL
-	// need the same key file (or, later, a KMS key).
-	kek, err := secrets.LoadOrCreateKeyFile(filepath.Join(dir, "secrets.key"))
+	box, err := loadKeys(dir, true)
 	if err != nil {
 		return err
 	}
-	s := &hub.Server{DB: d, Log: g.log, Secrets: &secrets.Box{KEKs: []secrets.KEK{kek}}}
+	s := &hub.Server{DB: d, Log: g.log, Secrets: box}
 	users, err := d.CountUsers(ctx)
 	if err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 
 	"github.com/berth-dev/berth/hub"
 	"github.com/berth-dev/berth/hub/db"
+	"github.com/berth-dev/berth/hub/secrets"
 )
 
 // syncBuffer is a bytes.Buffer safe for the server goroutine and the test.
@@ -183,5 +184,54 @@ func TestLoginLogout(t *testing.T) {
 	}
 	if code, _, _ := run("", "logout"); code != ExitNo {
 		t.Errorf("logout twice: exit %d", code)
+	}
+}
+
+func TestServerRotateKey(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	url := "sqlite:" + filepath.Join(dir, "hub.db")
+	d, err := db.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := d.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	box, err := loadKeys(dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldID := box.KEKs[0].ID()
+	sealed, err := box.Seal(ctx, []byte("admin-secret-key"), "dataplane/minio/writer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := d.CreateFirstUser(ctx, "ana@example.com", "", "default")
+	org, _ := d.UserOrganisation(ctx, u.ID)
+	if err := d.CreateDataPlane(ctx, &db.DataPlane{OrgID: org.ID, Name: "minio", Kind: "s3compat", Settings: "{}", Secrets: `{"writer":"` + sealed + `"}`}); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	g := &Globals{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, Env: func(string) string { return "" }}
+	if code := Main(ctx, []string{"server", "rotate-key", "--data-dir", dir, "--database", url}, g); code != 0 || !strings.Contains(stdout.String(), "rewrapped 1 secret(s)") {
+		t.Fatalf("rotate-key: exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+	newKey, err := secrets.LoadKeyFile(filepath.Join(dir, "secrets.key"))
+	if err != nil || newKey.ID() == oldID {
+		t.Fatalf("new key %v, %v", newKey, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "secrets.key."+oldID+".retired")); err != nil {
+		t.Errorf("retired key: %v", err)
+	}
+	all, _ := d.DataPlaneSecrets(ctx)
+	var m map[string]string
+	for _, v := range all {
+		json.Unmarshal([]byte(v), &m)
+	}
+	got, err := (&secrets.Box{KEKs: []secrets.KEK{newKey}}).Open(ctx, m["writer"], "dataplane/minio/writer")
+	if err != nil || string(got) != "admin-secret-key" {
+		t.Errorf("open with the new key only: %q, %v", got, err)
 	}
 }
