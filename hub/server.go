@@ -81,6 +81,8 @@ func routes() []route {
 		{"POST", "/api/v1/dataplanes", "Register an S3-compatible data plane (organisation admins); its identities are checked, then sealed", false, (*Server).createDataPlane},
 		{"POST", "/api/v1/projects", "Create a project on a data plane (organisation admins)", false, (*Server).createProject},
 		{"PUT", "/api/v1/projects/{project}/members/{email}", "Give a user a role in a project: admin, writer or reader (project admins)", false, (*Server).setMember},
+		{"GET", "/api/v1/projects/{project}/versions", "A project's versions, oldest first, with the regions that hold each (project members)", false, (*Server).versions},
+		{"GET", "/api/v1/projects/{project}/versions/{version}", "A version's manifest, metadata, signature status and regions; latest and latest-prerelease allowed (project members)", false, (*Server).versionInfo},
 		{"GET", "/api/v1/audit", "Audit log entries, filtered by actor, action, object, outcome, since, until; format=jsonl exports (organisation admins)", false, (*Server).auditLog},
 		{"POST", "/api/v1/projects/{project}/credentials", "Short-lived credentials for one project and role (read or write), narrowed to its prefix", false, (*Server).credentials},
 	}

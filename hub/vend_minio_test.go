@@ -220,6 +220,32 @@ func TestVendedCredentialsOnMinIO(t *testing.T) {
 		t.Errorf("downloaded through the hub: %q", got)
 	}
 
+	// Artifacts through the API, read by the hub with a reader session of
+	// the project.
+	var vs struct {
+		Versions []struct{ Version string } `json:"versions"`
+	}
+	if code := users["reader"].do("GET", "/api/v1/projects/app-a/versions", "", &vs); code != 200 || len(vs.Versions) != 2 || vs.Versions[1].Version != "1.1.0" {
+		t.Errorf("versions: %d %+v", code, vs)
+	}
+	var info struct {
+		Version string `json:"version"`
+		SHA256  string `json:"sha256"`
+		Regions []struct {
+			Name    string `json:"name"`
+			Present bool   `json:"present"`
+		} `json:"regions"`
+	}
+	if code := users["reader"].do("GET", "/api/v1/projects/app-a/versions/latest", "", &info); code != 200 || info.Version != "1.1.0" || len(info.SHA256) != 64 || len(info.Regions) != 2 || !info.Regions[1].Present {
+		t.Errorf("version info: %d %+v", code, info)
+	}
+	if code := users["reader"].do("GET", "/api/v1/projects/app-a/versions/9.9.9", "", &msg); code != http.StatusNotFound {
+		t.Errorf("missing version: %d %s", code, msg)
+	}
+	if code := users["writer"].do("GET", "/api/v1/projects/app-b/versions", "", &msg); code != http.StatusNotFound {
+		t.Errorf("versions of a project the user is not in: %d %s", code, msg)
+	}
+
 	// Every vend is in the audit log, and the chain holds.
 	entries, err := s.DB.AuditLog(ctx, 0, 1000)
 	if err != nil {
