@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/berth-dev/berth/artifact"
 	"github.com/berth-dev/berth/store"
 )
@@ -316,5 +319,51 @@ func TestGCKeepsDataOfUnreadableManifest(t *testing.T) {
 	}
 	if !slices.Equal(storeKeys(t, c), before) {
 		t.Fatal("gc deleted data of a version whose manifest it could not read")
+	}
+}
+
+func TestGCOrphansMinIO(t *testing.T) { testGCOrphans(t, startRegions(t, 2).client) }
+
+func TestGCStageCommitsDuringRunMinIO(t *testing.T) {
+	testGCStageCommitsDuringRun(t, startRegions(t, 2).client)
+}
+
+// Incomplete uploads are aborted only past their age, and found by the
+// journal's exact keys after MinIO forgot its listing cache on restart.
+func TestGCAbortsOldUploadsMinIO(t *testing.T) {
+	ctx := context.Background()
+	r := startRegions(t, 1)
+	m := r.servers[0]
+	c := r.client
+	c.Journal = artifact.FileJournal{Path: filepath.Join(t.TempDir(), "uploads.json")}
+	const key = "app/5.0.0/data/killed"
+	if _, err := m.S3Client(t).CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String("releases/" + key)}); err != nil {
+		t.Fatal(err)
+	}
+	e := artifact.JournalEntry{Region: m.Region, Store: c.Regions[0].Store.String(), Key: key, Started: time.Now(), Ended: true}
+	if err := c.Journal.Add(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	m.Restart(t)
+
+	// A dry run and a young upload abort nothing.
+	for _, opts := range []artifact.GCOptions{{UploadAge: time.Nanosecond}, {Delete: true}} {
+		res, err := c.GC(ctx, opts)
+		if err != nil || res.Regions[0].UploadsAborted != 0 {
+			t.Fatalf("%+v: %+v %v", opts, res, err)
+		}
+		if n := incompleteUploads(t, m, "releases/"+key); n != 1 {
+			t.Fatalf("%+v: %d uploads left, want 1", opts, n)
+		}
+	}
+	res, err := c.GC(ctx, artifact.GCOptions{Delete: true, UploadAge: time.Nanosecond})
+	if err != nil || res.Regions[0].UploadsAborted != 1 {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if n := incompleteUploads(t, m, "releases/"+key); n != 0 {
+		t.Fatalf("%d uploads left after gc", n)
+	}
+	if stale, _ := c.Journal.Stale(ctx, m.Region, c.Regions[0].Store.String()); len(stale) != 0 {
+		t.Fatalf("journal still holds %v", stale)
 	}
 }
