@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"text/tabwriter"
 	"time"
 
@@ -48,13 +49,22 @@ delete (an operator's, not the artifact writer's).`,
 			if err != nil {
 				return err
 			}
-			if o.delete {
-				ok, err := g.confirm(o.yes, fmt.Sprintf("delete unreferenced data and temporary files older than %s in %d region(s)?", o.grace, len(c.Regions)))
-				if err != nil {
+			if o.delete && !o.yes {
+				if !g.StdinTerminal {
 					return usageErr(errors.New("nothing deleted: pass --yes to delete without a terminal"))
 				}
-				if !ok {
-					return nil
+				// Show what would go before asking.
+				res, err := c.GC(cmd.Context(), artifact.GCOptions{Grace: o.grace})
+				if res == nil {
+					return err
+				}
+				preview := g.Stdout
+				if g.json() {
+					preview = g.Stderr // stdout holds only the one JSON document
+				}
+				printGC(g, preview, res)
+				if ok, err := g.confirm(false, fmt.Sprintf("delete these, and incomplete uploads older than a day, in %d region(s)?", len(c.Regions))); err != nil || !ok {
+					return err
 				}
 			}
 			res, err := c.GC(cmd.Context(), artifact.GCOptions{Grace: o.grace, Delete: o.delete})
@@ -64,7 +74,10 @@ delete (an operator's, not the artifact writer's).`,
 			if g.json() {
 				return g.jsonResult(res, err)
 			}
-			printGC(g, res)
+			printGC(g, g.Stdout, res)
+			if !o.delete {
+				g.info("berth: dry run, nothing deleted; incomplete uploads are aborted only with --delete")
+			}
 			return err
 		},
 	}
@@ -76,12 +89,12 @@ delete (an operator's, not the artifact writer's).`,
 	return explainErrors(g, cmd)
 }
 
-func printGC(g *Globals, res *artifact.GCResult) {
+func printGC(g *Globals, out io.Writer, res *artifact.GCResult) {
 	verb := "would free"
 	if res.Delete {
 		verb = "freed"
 	}
-	w := tabwriter.NewWriter(g.Stdout, 0, 0, 2, ' ', 0)
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	for _, r := range res.Regions {
 		freed := r.OrphanBytes + r.TempBytes
 		if res.Delete {
@@ -107,10 +120,7 @@ func printGC(g *Globals, res *artifact.GCResult) {
 			if o.Removed {
 				state = "removed"
 			}
-			fmt.Fprintf(g.Stdout, "  %s %s %s (%s, %s)\n", printable(r.Region), state, printable(o.Key), humanSize(o.Size), o.Modified.UTC().Format(time.RFC3339))
+			fmt.Fprintf(out, "  %s %s %s (%s, %s)\n", printable(r.Region), state, printable(o.Key), humanSize(o.Size), o.Modified.UTC().Format(time.RFC3339))
 		}
-	}
-	if !res.Delete {
-		g.info("berth: dry run, nothing deleted; incomplete uploads are aborted only with --delete")
 	}
 }
