@@ -376,3 +376,22 @@ func TestGCAbortsOldUploadsMinIO(t *testing.T) {
 		t.Fatalf("journal still holds %v", stale)
 	}
 }
+
+// A region that does not answer fails its part only: the others are
+// collected and the error says which region and what kind.
+func TestGCRegionDown(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t, "a")
+	if _, err := c.Regions[0].Store.Put(ctx, "app/1.0.0/data/failed", strings.NewReader("half"), 4, store.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c.Regions = append(c.Regions, artifact.Region{Name: "down", Store: brokenStore{Store: c.Regions[0].Store, err: store.ErrUnavailable}})
+	res, err := c.GC(ctx, artifact.GCOptions{Delete: true, Now: later(48 * time.Hour)})
+	var re *artifact.RegionError
+	if !errors.Is(err, store.ErrUnavailable) || !errors.As(err, &re) || re.Region != "down" {
+		t.Fatalf("err = %v, want region down unavailable", err)
+	}
+	if len(res.Regions) != 2 || len(res.Regions[0].Orphans) != 1 || !res.Regions[0].Orphans[0].Removed || res.Regions[1].Error == "" {
+		t.Fatalf("regions: %+v", res.Regions)
+	}
+}
