@@ -272,9 +272,20 @@ func (c *Client) orphans(ctx context.Context, ch *regionCheck) []string {
 		return nil
 	}
 	var out []string
+	for _, o := range unreferenced(objs, ch.manifest) {
+		out = append(out, o.Key)
+	}
+	return out
+}
+
+// unreferenced returns the data objects of one version that its manifest m
+// does not point at; all of them when there is no manifest (m == nil).
+// Verify reports them and GC removes them.
+func unreferenced(objs []store.Info, m *Manifest) []store.Info {
+	var out []store.Info
 	for _, o := range objs {
-		if ch.manifest == nil || o.Key != ch.manifest.Object {
-			out = append(out, o.Key)
+		if m == nil || o.Key != m.Object {
+			out = append(out, o)
 		}
 	}
 	return out

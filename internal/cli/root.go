@@ -126,6 +126,7 @@ Exit codes:
 	root.AddCommand(newInitCommand(g), newStageCommand(g), newDownloadCommand(g), newVersionsCommand(g),
 		newInfoCommand(g), newExistsCommand(g), newVerifyCommand(g),
 		newKeygenCommand(g), newPolicyCommand(g), newTemplateCommand(g), newDataplaneCommand(g))
+	root.AddCommand(newGCCommand(g))
 	root.AddCommand(newBootstrapCommand(g), newCheckCommand(g))
 	root.AddCommand(newServerCommand(g), newLoginCommand(g), newLogoutCommand(g))
 	return root
