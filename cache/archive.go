@@ -1,0 +1,310 @@
+package cache
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// ErrUnsafe marks an archive entry or a saved path that would reach outside
+// the directory it belongs to (absolute paths, "..", symlinks pointing out,
+// hard links out) or that berth does not restore (devices, FIFOs).
+var ErrUnsafe = errors.New("unsafe archive entry")
+
+// maxEntries caps the entries of one archive so a crafted archive cannot
+// keep a restore busy forever.
+const maxEntries = 10_000_000
+
+// Pack writes the files, directories and symlinks under paths, which are
+// relative to dir, as a zstd-compressed tar stream to w. Modes (permission
+// bits), modification times and symlinks are kept; hard links are stored
+// as separate files; owners are not stored. A symlink that points outside
+// dir is refused here, because Unpack would refuse it.
+func Pack(w io.Writer, dir string, paths []string) error {
+	zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedDefault))
+	if err != nil {
+		return fmt.Errorf("start zstd: %w", err)
+	}
+	tw := tar.NewWriter(zw)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", dir, err)
+	}
+	defer root.Close()
+	seen := map[string]bool{}
+	for _, p := range paths {
+		rel, err := localPath(dir, p)
+		if err != nil {
+			return err
+		}
+		err = fs.WalkDir(root.FS(), rel, func(name string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return fmt.Errorf("read %s: %w", name, err)
+			}
+			if seen[name] {
+				return nil
+			}
+			seen[name] = true
+			return addEntry(tw, root, name)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("write tar: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return fmt.Errorf("write zstd: %w", err)
+	}
+	return nil
+}
+
+// localPath turns a user's path into a slash path inside dir.
+func localPath(dir, p string) (string, error) {
+	if filepath.IsAbs(p) {
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return "", err
+		}
+		r, err := filepath.Rel(abs, p)
+		if err != nil {
+			return "", fmt.Errorf("path %s: %w", p, err)
+		}
+		p = r
+	}
+	p = filepath.Clean(p)
+	if !filepath.IsLocal(p) && p != "." {
+		return "", fmt.Errorf("path %s is outside the working directory %s; cache paths are stored relative to it, so cd to a directory above them: %w", p, dir, ErrUnsafe)
+	}
+	return filepath.ToSlash(p), nil
+}
+
+func addEntry(tw *tar.Writer, root *os.Root, name string) error {
+	fi, err := root.Lstat(name)
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", name, err)
+	}
+	hdr := &tar.Header{Name: name, Mode: int64(fi.Mode().Perm()), ModTime: fi.ModTime().Truncate(time.Second), Format: tar.FormatPAX}
+	switch {
+	case fi.Mode().IsRegular():
+		hdr.Typeflag, hdr.Size = tar.TypeReg, fi.Size()
+	case fi.IsDir():
+		if name == "." {
+			return nil // the target directory itself is not an entry
+		}
+		hdr.Typeflag, hdr.Name = tar.TypeDir, name+"/"
+	case fi.Mode()&fs.ModeSymlink != 0:
+		target, err := root.Readlink(name)
+		if err != nil {
+			return fmt.Errorf("read symlink %s: %w", name, err)
+		}
+		if !linkInside(name, target) {
+			return fmt.Errorf("symlink %s points to %s, outside the saved tree; restore would refuse it: %w", name, target, ErrUnsafe)
+		}
+		hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, target
+	default:
+		return fmt.Errorf("%s is a %s; the cache keeps only files, directories and symlinks: %w", name, fi.Mode().Type(), ErrUnsafe)
+	}
+	if err := tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("write tar header for %s: %w", name, err)
+	}
+	if hdr.Typeflag != tar.TypeReg {
+		return nil
+	}
+	f, err := root.Open(name)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", name, err)
+	}
+	defer f.Close()
+	if n, err := io.Copy(tw, f); err != nil {
+		return fmt.Errorf("read %s: %w", name, err)
+	} else if n != hdr.Size {
+		return fmt.Errorf("read %s: it changed size while being saved", name)
+	}
+	return nil
+}
+
+// linkInside reports whether a symlink at name (a slash path inside the
+// tree) whose target is target stays inside the tree, judged lexically.
+// Unpack also checks the target through the symlinks already on disk.
+func linkInside(name, target string) bool {
+	if target == "" || path.IsAbs(target) || filepath.IsAbs(target) || strings.Contains(target, `\`) {
+		return false
+	}
+	j := path.Join(path.Dir(name), target)
+	return j == "." || filepath.IsLocal(j)
+}
+
+// CheckName reports whether an archive entry name may be restored: a
+// relative slash path that stays inside the target directory.
+func CheckName(name string) error {
+	clean := strings.TrimSuffix(name, "/")
+	if clean == "" || strings.Contains(clean, `\`) || strings.ContainsRune(clean, 0) || path.IsAbs(clean) || !filepath.IsLocal(filepath.FromSlash(clean)) {
+		return fmt.Errorf("entry %q: not a relative path inside the target directory: %w", name, ErrUnsafe)
+	}
+	if path.Clean(clean) != clean {
+		return fmt.Errorf("entry %q: not a clean path: %w", name, ErrUnsafe)
+	}
+	return nil
+}
+
+// Unpack restores a stream written by Pack into dir, which must exist.
+// Every write goes through an os.Root opened on dir, so no entry can reach
+// outside it, not even through a symlink already there; entries that try
+// (absolute names, "..", symlinks pointing out, hard links out) and
+// devices or FIFOs are refused with ErrUnsafe. Existing files at entry
+// names are replaced; setuid, setgid and sticky bits are dropped.
+func Unpack(r io.Reader, dir string) error {
+	zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1))
+	if err != nil {
+		return fmt.Errorf("read zstd: %w", err)
+	}
+	defer zr.Close()
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", dir, err)
+	}
+	defer root.Close()
+	return unpackTar(tar.NewReader(zr), root)
+}
+
+type dirTime struct {
+	name string
+	mode fs.FileMode
+	mod  time.Time
+}
+
+func unpackTar(tr *tar.Reader, root *os.Root) error {
+	var dirs []dirTime
+	var links []string
+	for n := 0; ; n++ {
+		if n >= maxEntries {
+			return fmt.Errorf("archive has more than %d entries: %w", maxEntries, ErrUnsafe)
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read tar: %w", err)
+		}
+		if err := CheckName(hdr.Name); err != nil {
+			return err
+		}
+		name := strings.TrimSuffix(hdr.Name, "/")
+		mode := fs.FileMode(hdr.Mode).Perm()
+		if hdr.Typeflag != tar.TypeDir {
+			if err := removeExisting(root, name); err != nil {
+				return err
+			}
+		}
+		if err := root.MkdirAll(path.Dir(name), 0o755); err != nil {
+			return fmt.Errorf("create directory for %s: %w", name, err)
+		}
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			if err := root.Mkdir(name, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+				return fmt.Errorf("create directory %s: %w", name, err)
+			}
+			if fi, err := root.Lstat(name); err != nil || !fi.IsDir() {
+				return fmt.Errorf("create directory %s: a non-directory is in the way: %w", name, ErrUnsafe)
+			}
+			dirs = append(dirs, dirTime{name, mode, hdr.ModTime})
+		case tar.TypeReg:
+			if err := writeFile(root, name, mode, tr); err != nil {
+				return err
+			}
+			if err := root.Chtimes(name, hdr.ModTime, hdr.ModTime); err != nil {
+				return fmt.Errorf("set time of %s: %w", name, err)
+			}
+		case tar.TypeSymlink:
+			if !linkInside(name, hdr.Linkname) {
+				return fmt.Errorf("entry %q: symlink to %q points outside the target directory: %w", name, hdr.Linkname, ErrUnsafe)
+			}
+			if err := root.Symlink(hdr.Linkname, name); err != nil {
+				return fmt.Errorf("create symlink %s: %w", name, err)
+			}
+			links = append(links, name)
+		case tar.TypeLink:
+			if err := CheckName(hdr.Linkname); err != nil {
+				return fmt.Errorf("entry %q: hard link target: %w", name, err)
+			}
+			if fi, err := root.Lstat(hdr.Linkname); err != nil || !fi.Mode().IsRegular() {
+				return fmt.Errorf("entry %q: hard link to %q, which is not a file restored before it: %w", name, hdr.Linkname, ErrUnsafe)
+			}
+			if err := root.Link(hdr.Linkname, name); err != nil {
+				return fmt.Errorf("create hard link %s: %w", name, err)
+			}
+		default:
+			return fmt.Errorf("entry %q: type %q is not a file, directory or link: %w", name, hdr.Typeflag, ErrUnsafe)
+		}
+	}
+	// A symlink judged inside on its own can point out through another
+	// one (a -> ., b -> a/..). Resolve each through the restored tree.
+	for _, l := range links {
+		if _, err := root.Stat(l); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			root.Remove(l)
+			return fmt.Errorf("entry %q: symlink resolves outside the target directory: %w", l, ErrUnsafe)
+		}
+	}
+	// Directory modes and times last: a read-only directory must not stop
+	// the files inside it from being written.
+	for i := len(dirs) - 1; i >= 0; i-- {
+		d := dirs[i]
+		if err := root.Chmod(d.name, d.mode); err != nil {
+			return fmt.Errorf("set mode of %s: %w", d.name, err)
+		}
+		if err := root.Chtimes(d.name, d.mod, d.mod); err != nil {
+			return fmt.Errorf("set time of %s: %w", d.name, err)
+		}
+	}
+	return nil
+}
+
+// removeExisting clears the way for a file or link at name. A directory
+// is left for the create to fail on: replacing a tree is not a restore.
+func removeExisting(root *os.Root, name string) error {
+	fi, err := root.Lstat(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", name, err)
+	}
+	if fi.IsDir() {
+		return fmt.Errorf("restore %s: a directory is in the way", name)
+	}
+	if err := root.Remove(name); err != nil {
+		return fmt.Errorf("replace %s: %w", name, err)
+	}
+	return nil
+}
+
+func writeFile(root *os.Root, name string, mode fs.FileMode, r io.Reader) error {
+	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", name, err)
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return fmt.Errorf("set mode of %s: %w", name, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}
