@@ -58,6 +58,10 @@ type Config struct {
 type Region struct {
 	Name  string `yaml:"name"`
 	Store string `yaml:"store"`
+	// Cache is the store of "berth cache" in this region (a cache bucket
+	// with an expiration lifecycle). Empty: the artifact store, under
+	// the key prefix "_cache/", which no project name can take.
+	Cache string `yaml:"cache,omitempty"`
 }
 
 // Store is a parsed store URL.
@@ -166,8 +170,15 @@ func (r Region) validate() error {
 	if !regionName.MatchString(r.Name) {
 		return fmt.Errorf("region name %s: use lower-case letters, digits and '-', such as eu-west-1: %w", quote(r.Name), ErrInvalid)
 	}
-	_, err := ParseStore(r.Store)
-	return err
+	if _, err := ParseStore(r.Store); err != nil {
+		return err
+	}
+	if r.Cache != "" {
+		if _, err := ParseStore(r.Cache); err != nil {
+			return fmt.Errorf("region %s cache: %w", r.Name, err)
+		}
+	}
+	return nil
 }
 
 // Validate checks the whole configuration. A file may hold only

@@ -3,6 +3,7 @@ package config
 import (
 	"context"
 	"fmt"
+	"path"
 	"path/filepath"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -39,7 +40,7 @@ func (c *Config) Open(ctx context.Context, opts OpenOptions) ([]artifact.Region,
 	ssmPrefix, _ := c.SSMPrefix()
 	var out []artifact.Region
 	for _, r := range c.Regions {
-		region, err := openRegion(ctx, r, c.Prefix, ssmPrefix, opts)
+		region, err := openStore(ctx, r, c.Prefix, ssmPrefix, opts)
 		if err != nil {
 			return nil, fmt.Errorf("open region %s: %w", r.Name, err)
 		}
@@ -48,7 +49,36 @@ func (c *Config) Open(ctx context.Context, opts OpenOptions) ([]artifact.Region,
 	return out, nil
 }
 
-func openRegion(ctx context.Context, r Region, prefix, ssmPrefix string, opts OpenOptions) (artifact.Region, error) {
+// CacheStore is one region's store for "berth cache".
+type CacheStore struct {
+	Name  string
+	Store store.Store
+}
+
+// CachePrefix is where the cache lives in a region's artifact store when
+// the region names no cache store: a prefix no project name can take.
+const CachePrefix = "_cache"
+
+// OpenCache opens the cache store of every configured region, in download
+// order: the region's cache store under the configured prefix, or its
+// artifact store under the prefix and CachePrefix.
+func (c *Config) OpenCache(ctx context.Context, opts OpenOptions) ([]CacheStore, error) {
+	var out []CacheStore
+	for _, r := range c.Regions {
+		raw, prefix := r.Cache, c.Prefix
+		if raw == "" {
+			raw, prefix = r.Store, path.Join(c.Prefix, CachePrefix)
+		}
+		s, err := openStore(ctx, Region{Name: r.Name, Store: raw}, prefix, "", opts)
+		if err != nil {
+			return nil, fmt.Errorf("open cache of region %s: %w", r.Name, err)
+		}
+		out = append(out, CacheStore{Name: r.Name, Store: s.Store})
+	}
+	return out, nil
+}
+
+func openStore(ctx context.Context, r Region, prefix, ssmPrefix string, opts OpenOptions) (artifact.Region, error) {
 	u, err := ParseStore(r.Store)
 	if err != nil {
 		return artifact.Region{}, err
