@@ -140,4 +140,3 @@ func bucketFromSSM(ctx context.Context, client *ssm.Client, name string) (string
 	}
 	return b, nil
 }
-
