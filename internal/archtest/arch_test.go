@@ -28,6 +28,7 @@ var allowed = map[string][]string{
 	"hub/secrets":     {"errkind"},
 	"hub/db":          {"errkind"},
 	"hub/hubclient":   {"errkind"},
+	"cache":           {"store", "errkind"},
 	"hub":             {"errkind", "hub/db", "hub/secrets", "artifact", "dataplane", "policy", "internal/awserr"},
 
 	"internal/minioadmin": {},
