@@ -46,6 +46,19 @@ func Pack(w io.Writer, dir string, paths []string) error {
 		if err != nil {
 			return err
 		}
+		fi, err := root.Lstat(rel)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", p, err)
+		}
+		if !fi.IsDir() { // a symlink is kept as one, not followed
+			if !seen[rel] {
+				seen[rel] = true
+				if err := addEntry(tw, root, rel); err != nil {
+					return err
+				}
+			}
+			continue
+		}
 		err = fs.WalkDir(root.FS(), rel, func(name string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return fmt.Errorf("read %s: %w", name, err)
@@ -203,6 +216,9 @@ func unpackTar(tr *tar.Reader, root *os.Root) error {
 		}
 		name := strings.TrimSuffix(hdr.Name, "/")
 		mode := fs.FileMode(hdr.Mode).Perm()
+		if err := noLinkInPath(root, path.Dir(name)); err != nil {
+			return fmt.Errorf("entry %q: %w", hdr.Name, err)
+		}
 		if hdr.Typeflag != tar.TypeDir {
 			if err := removeExisting(root, name); err != nil {
 				return err
@@ -266,6 +282,34 @@ func unpackTar(tr *tar.Reader, root *os.Root) error {
 		}
 		if err := root.Chtimes(d.name, d.mod, d.mod); err != nil {
 			return fmt.Errorf("set time of %s: %w", d.name, err)
+		}
+	}
+	return nil
+}
+
+// noLinkInPath refuses a parent directory reached through a symlink.
+// Pack never writes such entries, and refusing them keeps every write
+// where its name says, even past a symlink that points out (which the
+// os.Root would stop anyway, with a less helpful error).
+func noLinkInPath(root *os.Root, dir string) error {
+	if dir == "." {
+		return nil
+	}
+	p := ""
+	for _, part := range strings.Split(dir, "/") {
+		p = path.Join(p, part)
+		fi, err := root.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("stat %s: %w", p, err)
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return fmt.Errorf("its parent %s is a symlink; berth restores nothing through symlinks: %w", p, ErrUnsafe)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("its parent %s is not a directory", p)
 		}
 	}
 	return nil
