@@ -97,7 +97,7 @@ func localPath(dir, p string) (string, error) {
 	}
 	p = filepath.Clean(p)
 	if !filepath.IsLocal(p) && p != "." {
-		return "", fmt.Errorf("path %s is outside the working directory %s; cache paths are stored relative to it, so cd to a directory above them: %w", p, dir, ErrUnsafe)
+		return "", fmt.Errorf("path %s is outside the working directory %s; cache paths are stored relative to it, so cd to a directory above them: %w: %w", p, dir, ErrUnsafe, ErrInvalid)
 	}
 	return filepath.ToSlash(p), nil
 }
@@ -122,11 +122,11 @@ func addEntry(tw *tar.Writer, root *os.Root, name string) error {
 			return fmt.Errorf("read symlink %s: %w", name, err)
 		}
 		if !linkInside(name, target) {
-			return fmt.Errorf("symlink %s points to %s, outside the saved tree; restore would refuse it: %w", name, target, ErrUnsafe)
+			return fmt.Errorf("symlink %s points to %s, outside the saved tree; restore would refuse it: %w: %w", name, target, ErrUnsafe, ErrInvalid)
 		}
 		hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, target
 	default:
-		return fmt.Errorf("%s is a %s; the cache keeps only files, directories and symlinks: %w", name, fi.Mode().Type(), ErrUnsafe)
+		return fmt.Errorf("%s is a %s; the cache keeps only files, directories and symlinks: %w: %w", name, fi.Mode().Type(), ErrUnsafe, ErrInvalid)
 	}
 	if err := tw.WriteHeader(hdr); err != nil {
 		return fmt.Errorf("write tar header for %s: %w", name, err)
@@ -198,8 +198,38 @@ type dirTime struct {
 }
 
 func unpackTar(tr *tar.Reader, root *os.Root) error {
-	var dirs []dirTime
 	var links []string
+	var dirs []dirTime
+	err := unpackEntries(tr, root, &links, &dirs)
+	// A symlink judged inside on its own can point out through another
+	// one (a -> ., b -> a/..). Resolve each through the restored tree and
+	// remove those that leave it, also after a refusal half-way.
+	for _, l := range links {
+		if _, serr := root.Stat(l); serr != nil && !errors.Is(serr, fs.ErrNotExist) {
+			root.Remove(l)
+			if err == nil {
+				err = fmt.Errorf("entry %q: symlink resolves outside the target directory: %w", l, ErrUnsafe)
+			}
+		}
+	}
+	if err != nil {
+		return err
+	}
+	// Directory modes and times last: a read-only directory must not stop
+	// the files inside it from being written.
+	for i := len(dirs) - 1; i >= 0; i-- {
+		d := dirs[i]
+		if err := root.Chmod(d.name, d.mode); err != nil {
+			return fmt.Errorf("set mode of %s: %w", d.name, err)
+		}
+		if err := root.Chtimes(d.name, d.mod, d.mod); err != nil {
+			return fmt.Errorf("set time of %s: %w", d.name, err)
+		}
+	}
+	return nil
+}
+
+func unpackEntries(tr *tar.Reader, root *os.Root, links *[]string, dirs *[]dirTime) error {
 	for n := 0; ; n++ {
 		if n >= maxEntries {
 			return fmt.Errorf("archive has more than %d entries: %w", maxEntries, ErrUnsafe)
@@ -235,7 +265,7 @@ func unpackTar(tr *tar.Reader, root *os.Root) error {
 			if fi, err := root.Lstat(name); err != nil || !fi.IsDir() {
 				return fmt.Errorf("create directory %s: a non-directory is in the way: %w", name, ErrUnsafe)
 			}
-			dirs = append(dirs, dirTime{name, mode, hdr.ModTime})
+			*dirs = append(*dirs, dirTime{name, mode, hdr.ModTime})
 		case tar.TypeReg:
 			if err := writeFile(root, name, mode, tr); err != nil {
 				return err
@@ -250,7 +280,7 @@ func unpackTar(tr *tar.Reader, root *os.Root) error {
 			if err := root.Symlink(hdr.Linkname, name); err != nil {
 				return fmt.Errorf("create symlink %s: %w", name, err)
 			}
-			links = append(links, name)
+			*links = append(*links, name)
 		case tar.TypeLink:
 			if err := CheckName(hdr.Linkname); err != nil {
 				return fmt.Errorf("entry %q: hard link target: %w", name, err)
@@ -263,25 +293,6 @@ func unpackTar(tr *tar.Reader, root *os.Root) error {
 			}
 		default:
 			return fmt.Errorf("entry %q: type %q is not a file, directory or link: %w", name, hdr.Typeflag, ErrUnsafe)
-		}
-	}
-	// A symlink judged inside on its own can point out through another
-	// one (a -> ., b -> a/..). Resolve each through the restored tree.
-	for _, l := range links {
-		if _, err := root.Stat(l); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			root.Remove(l)
-			return fmt.Errorf("entry %q: symlink resolves outside the target directory: %w", l, ErrUnsafe)
-		}
-	}
-	// Directory modes and times last: a read-only directory must not stop
-	// the files inside it from being written.
-	for i := len(dirs) - 1; i >= 0; i-- {
-		d := dirs[i]
-		if err := root.Chmod(d.name, d.mode); err != nil {
-			return fmt.Errorf("set mode of %s: %w", d.name, err)
-		}
-		if err := root.Chtimes(d.name, d.mod, d.mod); err != nil {
-			return fmt.Errorf("set time of %s: %w", d.name, err)
 		}
 	}
 	return nil

@@ -431,6 +431,8 @@ var malicious = map[string][]entry{
 	"hard link through link": {sym("s", "."), hard("h", "s/../outside/victim")},
 	"char device":            {{hdr: tar.Header{Name: "null", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 3}}},
 	"fifo":                   {{hdr: tar.Header{Name: "p", Typeflag: tar.TypeFifo}}},
+	"lone symlink out":       {sym("lone", "../outside/victim")},
+	"lone absolute symlink":  {sym("lone", "/etc/passwd")},
 	"chmod outside via link": {sym("esc", "../outside/victim"), {hdr: tar.Header{Name: "esc", Typeflag: tar.TypeDir, Mode: 0o777}}},
 	"file through dir link":  {sym("d", "../outside"), {hdr: tar.Header{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o777}}, reg("d/new", "x")},
 }
@@ -444,6 +446,7 @@ func TestUnpackRefusesEscapes(t *testing.T) {
 				t.Errorf("Unpack = %v, want ErrUnsafe", err)
 			}
 			checkOutside(t, outside)
+			noLinkOut(t, target)
 			if _, err := os.Lstat("/tmp/berth-evil"); err == nil {
 				t.Fatal("wrote /tmp/berth-evil")
 			}
@@ -512,19 +515,28 @@ func FuzzUnpack(f *testing.F) {
 		zw.Close()
 		_ = cache.Unpack(&buf, target)
 		checkOutside(t, outside)
-		// Whatever was restored stays inside: no link resolves out.
-		root, _ := os.OpenRoot(target)
-		defer root.Close()
-		filepath.WalkDir(target, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || d.Type()&fs.ModeSymlink == 0 {
-				return nil
-			}
-			rel, _ := filepath.Rel(target, p)
-			if _, err := root.Stat(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				t.Fatalf("symlink %s resolves outside: %v", rel, err)
-			}
+		noLinkOut(t, target)
+	})
+}
+
+// noLinkOut fails if a symlink under target resolves outside it, whether
+// the unpack succeeded or was refused half-way.
+func noLinkOut(t testing.TB, target string) {
+	t.Helper()
+	root, err := os.OpenRoot(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	filepath.WalkDir(target, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Type()&fs.ModeSymlink == 0 {
 			return nil
-		})
+		}
+		rel, _ := filepath.Rel(target, p)
+		if _, err := root.Stat(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("symlink %s resolves outside: %v", rel, err)
+		}
+		return nil
 	})
 }
 

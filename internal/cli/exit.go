@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/berth-dev/berth/artifact"
+	"github.com/berth-dev/berth/cache"
 	"github.com/berth-dev/berth/config"
 	"github.com/berth-dev/berth/errkind"
 	"github.com/berth-dev/berth/store"
@@ -56,7 +57,8 @@ func ExitCode(err error) int {
 		return ExitDenied
 	case errors.Is(err, store.ErrUnavailable):
 		return ExitUnavailable
-	case errors.Is(err, store.ErrNotFound), errors.Is(err, artifact.ErrUntrusted), errors.Is(err, artifact.ErrCorrupt):
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, artifact.ErrUntrusted), errors.Is(err, artifact.ErrCorrupt),
+		errors.Is(err, cache.ErrCorrupt), errors.Is(err, cache.ErrUnsafe):
 		// No intact, trusted copy in any region that answered: the answer
 		// is no, not a failure to try again (a retry finds the same bytes
 		// and signatures). After denied and unavailable, since a region

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/berth-dev/berth/artifact"
+	"github.com/berth-dev/berth/cache"
 	"github.com/berth-dev/berth/store"
 )
 
@@ -31,6 +32,10 @@ func TestExitCode(t *testing.T) {
 		{"interrupted", fmt.Errorf("read artifact file: %w", context.Canceled), ExitInterrupted},
 		{"reworded", reworded{"interrupted", fmt.Errorf("x: %w", context.Canceled)}, ExitInterrupted},
 		{"invalid", fmt.Errorf("x: %w", artifact.ErrInvalid), ExitUsage},
+		{"cache archive refused", fmt.Errorf("restore k: %w", cache.ErrUnsafe), ExitNo},
+		{"cache corrupt everywhere", errors.Join(fmt.Errorf("a: %w", cache.ErrCorrupt), fmt.Errorf("b: %w", cache.ErrCorrupt)), ExitNo},
+		{"cache corrupt and down", errors.Join(fmt.Errorf("a: %w", cache.ErrCorrupt), down), ExitUnavailable},
+		{"cache miss", fmt.Errorf("restore k: %w", cache.ErrMiss), ExitNo},
 		{"unknown", errors.New("boom"), ExitUnavailable},
 	}
 	for _, tt := range tests {
