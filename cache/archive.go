@@ -178,7 +178,10 @@ func CheckName(name string) error {
 // devices or FIFOs are refused with ErrUnsafe. Existing files at entry
 // names are replaced; setuid, setgid and sticky bits are dropped.
 func Unpack(r io.Reader, dir string) error {
-	zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1))
+	zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1),
+		// Pack's frames use an 8 MiB window; a crafted frame asking for
+		// far more would only cost memory.
+		zstd.WithDecoderMaxWindow(64<<20))
 	if err != nil {
 		return fmt.Errorf("read zstd: %w", err)
 	}

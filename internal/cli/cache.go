@@ -27,8 +27,9 @@ under --dir), with permission bits, times and symlinks; restore refuses
 entries that would reach outside that directory. A region's cache store is
 its "cache:" store URL, else its artifact store under _cache/; with no
 configuration, the local store.`,
-		Example: `  berth cache save go-$(sha256sum go.sum | cut -c1-16) ~/go/pkg/mod
-  berth cache restore go-$HASH --restore-key go- || echo "cold cache"`,
+		Example: `  export GOMODCACHE=$PWD/.gomod GOCACHE=$PWD/.gocache
+  berth cache restore go-$(sha256sum go.sum | cut -c1-16) --restore-key go- || echo "cold cache"
+  berth cache save go-$(sha256sum go.sum | cut -c1-16) .gomod .gocache`,
 	}
 	cmd.AddCommand(newCacheSaveCommand(g), newCacheRestoreCommand(g))
 	return cmd
