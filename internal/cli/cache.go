@@ -88,6 +88,7 @@ func newCacheSaveCommand(g *Globals) *cobra.Command {
 		},
 	}
 	f.register(cmd)
+	cmd.Flags().MarkHidden("pointers") // the cache has no latest pointers
 	cmd.Flags().StringVar(&region, "region", "", "save in this region only")
 	return explainErrors(g, cmd)
 }
@@ -134,6 +135,7 @@ func newCacheRestoreCommand(g *Globals) *cobra.Command {
 		},
 	}
 	f.register(cmd)
+	cmd.Flags().MarkHidden("pointers") // the cache has no latest pointers
 	cmd.Flags().StringArrayVar(&prefixes, "restore-key", nil, "key prefix to fall back on, in order; repeatable")
 	cmd.Flags().StringVar(&dir, "dir", "", "restore under this directory (default: the working directory)")
 	return explainErrors(g, cmd)
