@@ -28,7 +28,7 @@ var allowed = map[string][]string{
 	"hub/secrets":     {"errkind"},
 	"hub/db":          {"errkind"},
 	"hub/hubclient":   {"errkind"},
-	"hub":             {"errkind", "hub/db", "hub/secrets", "artifact", "dataplane", "policy", "internal/awserr"},
+	"hub":             {"errkind", "hub/db", "hub/secrets", "artifact", "dataplane", "policy", "pointer", "store/s3store", "internal/awserr"},
 
 	"internal/minioadmin": {},
 }
