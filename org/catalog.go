@@ -7,6 +7,7 @@
 package org
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -134,8 +135,10 @@ type Pos struct {
 }
 
 // ErrInvalid is the kind of a catalog that parsed as YAML but breaks the
-// catalog's rules; the error is an Errors listing every problem.
-var ErrInvalid = errkind.New("invalid account catalog", errkind.Invalid)
+// catalog's rules; the error is an Errors listing every problem. It is not
+// errkind.Invalid on purpose: like policy lint's findings, a catalog with
+// errors is a checked answer (exit 1), not input berth could not read.
+var ErrInvalid = errors.New("invalid account catalog")
 
 // ErrSyntax is the kind of a file that is not YAML at all.
 var ErrSyntax = errkind.New("catalog is not valid YAML", errkind.Invalid)

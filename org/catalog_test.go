@@ -146,8 +146,8 @@ func TestValidate(t *testing.T) {
 			if !errors.As(err, &es) {
 				t.Fatalf("want org.Errors, got %T %v", err, err)
 			}
-			if !errors.Is(err, org.ErrInvalid) || !errors.Is(err, errkind.Invalid) {
-				t.Errorf("error kind: %v is not ErrInvalid/errkind.Invalid", err)
+			if !errors.Is(err, org.ErrInvalid) || errors.Is(err, errkind.Invalid) {
+				t.Errorf("error kind: %v is not ErrInvalid, or is errkind.Invalid (exit 2, not 1)", err)
 			}
 			if c != nil {
 				t.Error("a catalog with errors was returned")
@@ -171,7 +171,7 @@ func TestSyntaxError(t *testing.T) {
 	if !errors.As(err, &se) || !errors.Is(err, org.ErrSyntax) {
 		t.Fatalf("want a *SyntaxError, got %T %v", err, err)
 	}
-	if errors.Is(err, org.ErrInvalid) {
+	if errors.Is(err, org.ErrInvalid) || !errors.Is(err, errkind.Invalid) {
 		t.Error("a syntax error must not read as an invalid catalog (exit 2, not 1)")
 	}
 	if se.Line == 0 || !strings.HasPrefix(err.Error(), "accounts.yaml:") {

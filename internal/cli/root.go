@@ -128,6 +128,7 @@ Exit codes:
 		newKeygenCommand(g), newPolicyCommand(g), newTemplateCommand(g), newDataplaneCommand(g))
 	root.AddCommand(newBootstrapCommand(g), newCheckCommand(g))
 	root.AddCommand(newServerCommand(g), newLoginCommand(g), newLogoutCommand(g))
+	root.AddCommand(newAccountsCommand(g))
 	return root
 }
 
