@@ -62,6 +62,19 @@ type OU struct {
 	Pos      Pos
 }
 
+// CountOUs returns the number of OUs in the tree.
+func (c *Catalog) CountOUs() int {
+	var count func([]OU) int
+	count = func(list []OU) int {
+		n := len(list)
+		for _, o := range list {
+			n += count(o.Children)
+		}
+		return n
+	}
+	return count(c.OUs)
+}
+
 // Account is one AWS account of the catalog.
 type Account struct {
 	Name  string

@@ -35,8 +35,8 @@ func TestExampleIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the example catalog has errors:\n%v", err)
 	}
-	if len(c.Accounts) != 5 {
-		t.Fatalf("accounts: %d, want 5", len(c.Accounts))
+	if len(c.Accounts) != 5 || c.CountOUs() != 6 {
+		t.Fatalf("accounts: %d, want 5; OUs: %d, want 6", len(c.Accounts), c.CountOUs())
 	}
 	dev := c.Accounts[1]
 	if dev.Name != "payments-dev" || dev.Budget.Amount != org.DefaultBudget || dev.Budget.Approval != nil || dev.OU != "Workloads/Dev" {
@@ -72,6 +72,8 @@ func TestValidate(t *testing.T) {
 		want       []string
 	}{
 		{"clean", acct(""), nil},
+		{"empty lists", "version: 1\nous:\naccounts:\n", nil},
+		{"ous not a list", "version: 1\nous: Workloads\n", []string{"2:6: catalog: ous must be a list"}},
 		{"no version", "ous: []\n", []string{"1:1: catalog: version is required"}},
 		{"version 2", "version: 2\n", []string{"1:10: catalog: version \"2\" is not supported"}},
 		{"top level list", "- a\n", []string{"1:1: catalog must be a mapping"}},

@@ -196,8 +196,8 @@ func (p *parser) boolean(f map[string]*yaml.Node, what, key string, def bool) bo
 
 func (p *parser) list(parent *yaml.Node, f map[string]*yaml.Node, what, key string) []*yaml.Node {
 	v, ok := f[key]
-	if !ok {
-		return nil
+	if !ok || (v.Kind == yaml.ScalarNode && v.Tag == "!!null") {
+		return nil // "ous:" with nothing after it: none
 	}
 	if v.Kind != yaml.SequenceNode {
 		p.errorf(v, "%s: %s must be a list (lines starting with -), not %s", what, key, kindName(v))

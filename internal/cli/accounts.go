@@ -68,7 +68,7 @@ org/catalog.schema.json is its JSON Schema for editors.`,
 			if g.json() {
 				return g.printJSON([]org.Error{})
 			}
-			g.info("berth: %s: %d account(s), %d OU(s) at the top, no errors", catalog, len(c.Accounts), len(c.OUs))
+			g.info("berth: %s: %d account(s), %d OU(s), no errors", catalog, len(c.Accounts), c.CountOUs())
 			return nil
 		},
 	}
