@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/berth-dev/berth/org"
@@ -50,12 +51,11 @@ func FuzzParse(f *testing.F) {
 			if len(es) == 0 {
 				t.Fatal("empty Errors")
 			}
-			lines := 1
-			for _, b := range data {
-				if b == '\n' {
-					lines++
-				}
-			}
+			// YAML breaks lines at \r\n, \r, \n and the Unicode
+			// line breaks, so a lone \r starts a line too.
+			text := strings.ReplaceAll(string(data), "\r\n", "\n")
+			lines := 1 + strings.Count(text, "\n") + strings.Count(text, "\r") +
+				strings.Count(text, "\u0085") + strings.Count(text, "\u2028") + strings.Count(text, "\u2029")
 			for _, e := range es {
 				if e.Line < 1 || e.Column < 1 || e.Line > lines || e.Message == "" {
 					t.Fatalf("error outside the file (%d lines): %s", lines, e)
