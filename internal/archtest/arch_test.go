@@ -25,11 +25,12 @@ var allowed = map[string][]string{
 	"deploy":          {"internal/awserr", "errkind"},
 	"dataplane":       {"errkind", "store", "internal/awserr", "internal/awsx", "internal/minioadmin", "policy", "cfn", "deploy"},
 	"config":          {"artifact", "pointer", "store", "store/filestore", "store/s3store", "internal/awsx", "internal/awserr"},
+	"org":             {"errkind"},
 	"hub/secrets":     {"errkind"},
 	"hub/db":          {"errkind"},
 	"hub/hubclient":   {"errkind"},
 	"cache":           {"store", "errkind"},
-	"hub":             {"errkind", "hub/db", "hub/secrets", "artifact", "dataplane", "policy", "internal/awserr"},
+	"hub":             {"errkind", "hub/db", "hub/secrets", "artifact", "dataplane", "policy", "pointer", "store/s3store", "internal/awserr"},
 
 	"internal/minioadmin": {},
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/berth-dev/berth/cache"
 	"github.com/berth-dev/berth/config"
 	"github.com/berth-dev/berth/errkind"
+	"github.com/berth-dev/berth/org"
 	"github.com/berth-dev/berth/store"
 )
 
@@ -51,7 +52,7 @@ func ExitCode(err error) int {
 		return ExitUsage
 	case errors.Is(err, artifact.ErrConflict), errors.Is(err, errkind.Conflict), errors.Is(err, os.ErrExist):
 		return ExitConflict
-	case errors.Is(err, errNo), errors.Is(err, errLintFindings), errors.Is(err, artifact.ErrVerifyFailed), errors.Is(err, artifact.ErrVersionNotFound):
+	case errors.Is(err, errNo), errors.Is(err, errLintFindings), errors.Is(err, artifact.ErrVerifyFailed), errors.Is(err, artifact.ErrVersionNotFound), errors.Is(err, org.ErrInvalid):
 		return ExitNo
 	case errors.Is(err, store.ErrPermissionDenied):
 		return ExitDenied

@@ -129,7 +129,7 @@ Exit codes:
 	root.AddCommand(newGCCommand(g))
 	root.AddCommand(newBootstrapCommand(g), newCheckCommand(g))
 	root.AddCommand(newServerCommand(g), newLoginCommand(g), newLogoutCommand(g))
-	root.AddCommand(newCacheCommand(g))
+	root.AddCommand(newCacheCommand(g), newAccountsCommand(g))
 	return root
 }
 
