@@ -89,7 +89,9 @@ It also renders, lints and simulates the IAM policies and CloudFormation
 templates its users need (berth policy, berth template), deploys the bootstrap
 of a dedicated sub-account and the regional data plane through it (berth
 bootstrap, berth dataplane), and checks credentials and permissions before
-anything is saved (berth check).
+anything is saved (berth check). berth gc removes what failed stages leave,
+berth cache saves and restores CI caches, and berth accounts validate checks an
+account catalog.
 
 berth server runs the hub, a shared control plane: users and API tokens, data
 planes, projects with members, and short-lived credentials narrowed to one
