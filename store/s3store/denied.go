@@ -17,20 +17,36 @@ import (
 // listing the key itself as prefix, which those policies do allow. It costs
 // one request, and only after a 403.
 
+// readDenied runs a read of key and resolves a 403 with resolveDenied.
+// When the listing shows the key, it may have been created after the read
+// was answered (a concurrent stager's manifest): the read is made once
+// more, and its answer stands.
+func readDenied[T any](ctx context.Context, s *Store, key string, read func() (T, error)) (T, error) {
+	v, err := read()
+	if err == nil {
+		return v, nil
+	}
+	err, listed := s.resolveDenied(ctx, key, err)
+	if !listed {
+		return v, err
+	}
+	return read()
+}
+
 // resolveDenied returns err, or a not-found error when err is a 403 on key
-// and a listing shows that key does not exist. When the key is listed, or
-// the listing fails too (no list permission at all, bad credentials), the
-// 403 stands.
-func (s *Store) resolveDenied(ctx context.Context, key string, err error) error {
+// and a listing shows that key does not exist. When the key is listed
+// (listed is true), or the listing fails too (no list permission at all,
+// bad credentials), the 403 stands.
+func (s *Store) resolveDenied(ctx context.Context, key string, err error) (_ error, listed bool) {
 	if awserr.HTTPStatus(err) != 403 {
-		return err
+		return err, false
 	}
 	// GET says why in its body; HEAD has none, and the SDK names the
 	// status. Other codes (bad signature, unknown key ID, expired token)
 	// are refusals whatever the key, and a listing would only be refused
 	// too.
 	if code := errorCode(err); code != "AccessDenied" && code != "Forbidden" {
-		return err
+		return err, false
 	}
 	objKey := s.objectKey(key)
 	// A key sorts before every other key it is a prefix of, so the first
@@ -41,12 +57,12 @@ func (s *Store) resolveDenied(ctx context.Context, key string, err error) error 
 		MaxKeys: aws.Int32(1),
 	})
 	if lerr != nil {
-		return err
+		return err, false
 	}
 	if len(out.Contents) > 0 && aws.ToString(out.Contents[0].Key) == objKey {
-		return err
+		return err, true
 	}
-	return withKind(store.ErrNotFound, &missingError{err: err})
+	return withKind(store.ErrNotFound, &missingError{err: err}), false
 }
 
 // missingError is a 403 that a listing showed to mean "no such key". It

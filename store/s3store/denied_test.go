@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -264,5 +265,50 @@ func TestDeniedMissingKeyWithPolicy(t *testing.T) {
 	big := storetest.Random(t, 6*mib)
 	if _, err := reader.Put(ctx, "app/2.0.0/data/x", bytes.NewReader(big), int64(len(big)), store.PutOptions{IfNoneMatch: true}); !errors.Is(err, store.ErrPermissionDenied) {
 		t.Errorf("reader multipart put: %v, want permission denied", err)
+	}
+}
+
+// A key created between a read's 403 and the listing (a concurrent
+// stager's manifest) is read again, not reported as access refused.
+func TestDeniedKeyCreatedMeanwhile(t *testing.T) {
+	var reads atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("list-type") == "2" {
+			w.Header().Set("Content-Type", "application/xml")
+			fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><Name>bkt</Name><Prefix>rel/k</Prefix><KeyCount>1</KeyCount><MaxKeys>1</MaxKeys><IsTruncated>false</IsTruncated><Contents><Key>rel/k</Key><Size>1</Size><ETag>"e"</ETag></Contents></ListBucketResult>`)
+			return
+		}
+		if reads.Add(1)%2 == 1 { // every first read: not there yet
+			if r.Method == http.MethodHead {
+				w.WriteHeader(403)
+				return
+			}
+			xmlError(w, 403, "AccessDenied")
+			return
+		}
+		w.Header().Set("ETag", `"e"`)
+		w.Header().Set("Content-Length", "1")
+		w.Write([]byte("x"))
+	}))
+	defer srv.Close()
+	client := s3.New(s3.Options{
+		Region:       "eu-west-1",
+		Credentials:  credentials.NewStaticCredentialsProvider("AKIDTEST", "secret-for-test", ""),
+		BaseEndpoint: aws.String(srv.URL),
+		UsePathStyle: true,
+		Retryer:      retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = 1 }),
+	})
+	s := s3store.New(client, "bkt", "rel", s3store.Options{})
+	ctx := context.Background()
+	if info, err := s.Stat(ctx, "k"); err != nil || info.Size != 1 {
+		t.Errorf("stat of a key created meanwhile: %+v, %v", info, err)
+	}
+	rc, _, err := s.Get(ctx, "k", store.Range{})
+	if err != nil {
+		t.Fatalf("get of a key created meanwhile: %v", err)
+	}
+	rc.Close()
+	if n := reads.Load(); n != 4 {
+		t.Errorf("%d reads, want 4 (each read once more after the listing)", n)
 	}
 }

@@ -68,11 +68,7 @@ func (s *Store) getObject(ctx context.Context, key, rangeHeader, ifMatch string)
 	if ifMatch != "" {
 		in.IfMatch = aws.String(quote(ifMatch))
 	}
-	out, err := s.client.GetObject(ctx, in)
-	if err != nil {
-		return nil, s.resolveDenied(ctx, key, err)
-	}
-	return out, nil
+	return readDenied(ctx, s, key, func() (*s3.GetObjectOutput, error) { return s.client.GetObject(ctx, in) })
 }
 
 func (s *Store) infoOf(key string, out *s3.GetObjectOutput) store.Info {

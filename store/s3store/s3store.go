@@ -125,12 +125,14 @@ func (s *Store) Stat(ctx context.Context, key string) (store.Info, error) {
 }
 
 func (s *Store) stat(ctx context.Context, key string) (store.Info, error) {
-	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{
-		Bucket: aws.String(s.bucket),
-		Key:    aws.String(s.objectKey(key)),
+	out, err := readDenied(ctx, s, key, func() (*s3.HeadObjectOutput, error) {
+		return s.client.HeadObject(ctx, &s3.HeadObjectInput{
+			Bucket: aws.String(s.bucket),
+			Key:    aws.String(s.objectKey(key)),
+		})
 	})
 	if err != nil {
-		return store.Info{}, s.resolveDenied(ctx, key, err)
+		return store.Info{}, err
 	}
 	return store.Info{
 		Key:      key,
