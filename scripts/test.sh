@@ -44,8 +44,15 @@ if grep -qE '^\s*--- SKIP' "$log"; then
 	rc=1
 fi
 if [ "$rc" -ne 0 ]; then
-	echo "== failures (last 400 lines of the log)"
-	tail -n 400 "$log"
+	# Each failed test's own output, from its RUN line to its FAIL line,
+	# without the MinIO start-up banners; then the end of the log.
+	for name in $(grep -oE '^--- FAIL: [^ ]+' "$log" | awk '{print $3}' | sort -u); do
+		echo "== $name"
+		awk -v n="$name" '$0 == "=== RUN   " n {p=1} p {print} p && index($0, "--- FAIL: " n " ") == 1 {p=0}' "$log" |
+			grep -vE 'minio\.go:[0-9]+: minio .* log:|^\s+(INFO:|MinIO Object|Copyright:|License:|Version:|API:|WebUI:|Docs:|$)' | tail -n 150
+	done
+	echo "== end of the log"
+	tail -n 60 "$log"
 	exit "$rc"
 fi
 passed=$(grep -cE '^\s*--- PASS' "$log" || true)
