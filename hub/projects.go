@@ -54,7 +54,10 @@ func (s *Server) orgAdmin(ctx context.Context, u *db.User) (*db.Organisation, er
 func (s *Server) audit(r *http.Request, u *db.User, action, object string, err error) {
 	outcome := "ok"
 	if err != nil {
-		outcome = "error: " + errkind.Of(err).Error()
+		outcome = "error"
+		if k := errkind.Of(err); k != nil {
+			outcome += ": " + k.Error()
+		}
 	}
 	actor := "anonymous"
 	if u != nil {
@@ -111,7 +114,10 @@ func (s *Server) createDataPlane(w http.ResponseWriter, r *http.Request, u *db.U
 		}
 	}
 	// Check before saving: each identity can open a session in each region.
-	probe, _ := policy.SessionPolicy(policy.SessionParams{Buckets: []string{st.Bucket}, Prefix: path.Join(st.Prefix, "berth-check")})
+	probe, err := policy.SessionPolicy(policy.SessionParams{Buckets: []string{st.Bucket}, Prefix: path.Join(st.Prefix, "berth-check")})
+	if err != nil {
+		return fmt.Errorf("%w: %w", err, errkind.Invalid)
+	}
 	for _, ep := range st.Endpoints {
 		for role, kp := range map[string]keyPair{"writer": in.Writer, "reader": in.Reader} {
 			_, err := vend(r.Context(), vendInput{Region: ep.Name, Endpoint: ep.URL, AccessKeyID: kp.AccessKeyID, SecretKey: kp.SecretAccessKey,

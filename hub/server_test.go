@@ -373,3 +373,32 @@ func TestAuditAPI(t *testing.T) {
 		}
 	})
 }
+
+// A failure without a kind (here a data plane row the hub cannot read) is
+// a 500 naming the request id, not the cause, and is audited as an error.
+func TestInternalErrorIsAudited(t *testing.T) {
+	s := newServer(t, "sqlite:"+filepath.Join(t.TempDir(), "hub.db"))
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	var setup struct {
+		Token struct{ Token string } `json:"token"`
+	}
+	if code := (&client{t: t, url: srv.URL}).do("POST", "/api/v1/setup", `{"code":"0123456789abcdef0123456789abcdef","email":"ana@example.com"}`, &setup); code != 201 {
+		t.Fatalf("setup: %d", code)
+	}
+	ctx := context.Background()
+	u, _ := s.DB.UserByEmail(ctx, "ana@example.com")
+	org, _ := s.DB.UserOrganisation(ctx, u.ID)
+	if err := s.DB.CreateDataPlane(ctx, &db.DataPlane{OrgID: org.ID, Name: "broken", Kind: "s3compat", Settings: "not json", Secrets: "{}"}); err != nil {
+		t.Fatal(err)
+	}
+	var msg string
+	code := (&client{t: t, url: srv.URL, token: setup.Token.Token}).do("POST", "/api/v1/projects", `{"name":"app","dataplane":"broken"}`, &msg)
+	if code != http.StatusInternalServerError || !strings.Contains(msg, "internal error; the hub's log has request") || strings.Contains(msg, "json") {
+		t.Errorf("internal error: %d %s", code, msg)
+	}
+	entries, err := s.DB.SearchAudit(ctx, db.AuditFilter{Action: "project.create"})
+	if err != nil || len(entries) != 1 || entries[0].Outcome != "error" {
+		t.Errorf("audit: %+v, %v", entries, err)
+	}
+}
