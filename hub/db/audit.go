@@ -80,22 +80,7 @@ func (d *DB) AppendAudit(ctx context.Context, e *AuditEntry) error {
 
 // AuditLog returns the entries after id afterID, oldest first, at most limit.
 func (d *DB) AuditLog(ctx context.Context, afterID int64, limit int) ([]AuditEntry, error) {
-	rows, err := d.SQL.QueryContext(ctx, d.Rebind(`SELECT id, time, actor, request_id, action, object, outcome, source_ip, detail, prev_hash, hash FROM audit_log WHERE id > ? ORDER BY id LIMIT ?`), afterID, limit)
-	if err != nil {
-		return nil, fmt.Errorf("read audit log: %w", err)
-	}
-	defer rows.Close()
-	var out []AuditEntry
-	for rows.Next() {
-		var e AuditEntry
-		var t int64
-		if err := rows.Scan(&e.ID, &t, &e.Actor, &e.RequestID, &e.Action, &e.Object, &e.Outcome, &e.SourceIP, &e.Detail, &e.PrevHash, &e.Hash); err != nil {
-			return nil, fmt.Errorf("read audit log: %w", err)
-		}
-		e.Time = time.UnixMilli(t)
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return d.SearchAudit(ctx, AuditFilter{AfterID: afterID, Limit: limit})
 }
 
 // VerifyAudit walks the whole chain and returns how many entries it
