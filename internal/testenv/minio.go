@@ -145,7 +145,7 @@ func (m *MinIO) startFresh() error {
 			return nil
 		}
 		m.Kill()
-		if !strings.Contains(m.logTail(), "address already in use") {
+		if tail := m.logTail(); !strings.Contains(tail, "address already in use") && !strings.Contains(tail, "port is already in use") {
 			return err
 		}
 	}
@@ -179,6 +179,10 @@ func (m *MinIO) start() error {
 		"MINIO_SITE_REGION="+m.Region,
 		"MINIO_UPDATE=off",
 		"MINIO_CI_CD=1",
+		// No web console: it listens on a second port that another test
+		// process can take between our probe and its listen, and MinIO
+		// then exits after it already answered its health check.
+		"MINIO_BROWSER=off",
 	)
 	cmd.Stdout = logf
 	cmd.Stderr = logf

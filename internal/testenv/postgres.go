@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -86,37 +87,47 @@ func StartPostgres(t testing.TB) *Postgres {
 	if out, err := run("initdb", "-D", data, "-U", "berth", "--auth=trust", "--encoding=UTF8", "--no-sync").CombinedOutput(); err != nil {
 		t.Fatalf("initdb: %v\n%s", err, out)
 	}
-	ports, err := freePorts(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := strconv.Itoa(ports[0])
+	// Another process can take the port between our probe and the
+	// server's listen: then the server exits, and a new port is tried.
+	var port string
 	logPath := filepath.Join(dir, "postgres.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Durability is not under test: fsync off makes a cluster start and
-	// tests run several times faster.
-	cmd := run("postgres", "-D", data, "-k", dir, "-h", "127.0.0.1", "-p", port,
-		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start postgres: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGINT) // fast shutdown
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
+	for attempt := 1; ; attempt++ {
+		ports, err := freePorts(1)
+		if err != nil {
+			t.Fatal(err)
 		}
-	})
-	if err := waitListening("127.0.0.1:"+port, exited); err != nil {
+		port = strconv.Itoa(ports[0])
+		logf, err := os.Create(logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Durability is not under test: fsync off makes a cluster start
+		// and tests run several times faster.
+		cmd := run("postgres", "-D", data, "-k", dir, "-h", "127.0.0.1", "-p", port,
+			"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start postgres: %v", err)
+		}
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
+		t.Cleanup(func() {
+			_ = cmd.Process.Signal(syscall.SIGINT) // fast shutdown
+			select {
+			case <-exited:
+			case <-time.After(10 * time.Second):
+				_ = cmd.Process.Kill()
+				<-exited
+			}
+		})
+		err = waitListening("127.0.0.1:"+port, exited)
+		if err == nil {
+			break
+		}
 		log, _ := os.ReadFile(logPath)
+		if attempt < 3 && strings.Contains(string(log), "could not bind") {
+			continue
+		}
 		t.Fatalf("postgres: %v\n%s", err, log)
 	}
 	// createdb over the socket would need the server's user; the test's
