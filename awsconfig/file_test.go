@@ -3,16 +3,14 @@ package awsconfig
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/berth-dev/berth/errkind"
+	"github.com/berth-dev/berth/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 func TestParseKeepsEveryByte(t *testing.T) {
 	tests := []struct{ name, in string }{
@@ -132,19 +130,7 @@ func TestApplyGolden(t *testing.T) {
 				t.Errorf("changes = %s, want %s", g, w)
 			}
 			out := f.Bytes()
-			golden := filepath.Join("testdata", "apply", tt.name+".golden")
-			if *update {
-				if err := os.WriteFile(golden, out, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(out, want) {
-				t.Errorf("file differs from %s:\n%s", golden, Diff("want", "got", want, out))
-			}
+			golden.Check(t, "apply/"+tt.name+".golden", out)
 			// Applying the same again changes nothing.
 			f2, err := Parse(out)
 			if err != nil {
