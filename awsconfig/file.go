@@ -58,6 +58,12 @@ func Parse(data []byte) (*File, error) {
 	}
 	var cur *section
 	for i, line := range strings.Split(s, "\n") {
+		if cur != nil && (strings.HasPrefix(line, " ") || strings.HasPrefix(line, "\t")) {
+			// Indented: a nested value's continuation line, as in
+			// "s3 =\n  max_concurrent_requests = 20", never a header.
+			cur.body = append(cur.body, line)
+			continue
+		}
 		if name, ok, err := headerName(line); err != nil {
 			return nil, fmt.Errorf("line %d: %w", i+1, err)
 		} else if ok {

@@ -36,7 +36,7 @@ func TestParseKeepsEveryByte(t *testing.T) {
 }
 
 func TestParseSectionsAndGet(t *testing.T) {
-	f, err := Parse([]byte("[default]\nregion = eu-west-1\n  [ profile   x ]\n s3 =\n    region = nested\nregion=us-east-1\n[sso-session corp] ; c\n"))
+	f, err := Parse([]byte("[default]\nregion = eu-west-1\n[ profile   x ]\n s3 =\n    region = nested\n    [not a header\nregion=us-east-1\n[sso-session corp] ; c\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
