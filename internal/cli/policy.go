@@ -91,6 +91,7 @@ policy/ACTIONS.md in the source lists every action each kind grants and why.`,
 	registerPolicyParams(cmd, &p)
 	registerCITrustFlags(cmd, &ci)
 	cmd.Long += ciTrustHelp
+	cmd.Example += ciTrustExample
 	cmd.Flags().StringVarP(&out, "output-file", "o", "", "write to FILE instead of stdout")
 	return cmd
 }

@@ -9,14 +9,18 @@ import (
 )
 
 const ciTrustHelp = `
-  ci-trust        a CloudFormation template with the OIDC identity provider of GitHub
-                  Actions (--provider github --repo OWNER/REPO [--branch B]) or HCP
-                  Terraform (--provider terraform-cloud --organization O --workspace W)
-                  and a role only that repository and branch (default main), or that
-                  workspace, can assume; --account names the account. Attach the
-                  role's permissions yourself (ManagedPolicyArns). --no-provider
-                  leaves the provider out where the account has one already.
-`
+
+ci-trust prints a CloudFormation template (JSON) rather than a policy: the OIDC
+identity provider of GitHub Actions (--provider github --repo OWNER/REPO
+[--branch B], default main) or of HCP Terraform (--provider terraform-cloud
+--organization O --workspace W), and a role in --account only that repository
+and branch, or that workspace, can assume (sub and aud conditions; a wildcard
+branch only with --branch-wildcard). Attach the role's permissions yourself
+(ManagedPolicyArns). --no-provider leaves the provider out where the account
+has one already (IAM keeps one per issuer).`
+
+const ciTrustExample = `
+  berth policy render ci-trust --provider github --repo acme/api --branch main --account 111122223333 -o ci.json`
 
 // ciTrustFlags are the flags only ci-trust takes.
 var ciTrustFlags = []string{"provider", "repo", "branch", "branch-wildcard", "organization", "workspace", "no-provider"}
