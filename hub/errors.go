@@ -13,7 +13,27 @@ type apiError struct {
 	Error struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
+		// Field names the request field an invalid request is about, when
+		// the handler knows it, so a form can show the message beside it.
+		Field string `json:"field,omitempty"`
 	} `json:"error"`
+}
+
+// fieldError ties an error to the request field it is about.
+type fieldError struct {
+	field string
+	err   error
+}
+
+func (e *fieldError) Error() string { return e.err.Error() }
+func (e *fieldError) Unwrap() error { return e.err }
+
+// inField marks err (nil stays nil) as being about the request field.
+func inField(field string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &fieldError{field: field, err: err}
 }
 
 // status chooses, in this one place, the HTTP status and API code of an
@@ -45,6 +65,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if !known {
 		s.log().Error("request failed", "method", r.Method, "path", r.URL.Path, "request_id", requestID(r), "err", err)
 		body.Error.Message = "internal error; the hub's log has request " + requestID(r)
+	}
+	if fe := (*fieldError)(nil); known && errors.As(err, &fe) {
+		body.Error.Field = fe.field
 	}
 	if code == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="berth"`)

@@ -159,11 +159,11 @@ func (s *Server) createProject(w http.ResponseWriter, r *http.Request, u *db.Use
 		return err
 	}
 	if err := artifact.ValidateProject(in.Name); err != nil {
-		return err
+		return inField("name", err)
 	}
 	dp, err := s.DB.DataPlaneByName(r.Context(), org.ID, in.DataPlane)
 	if err != nil {
-		return fmt.Errorf("dataplane %q: %w", truncate(in.DataPlane, 64), err)
+		return inField("dataplane", fmt.Errorf("dataplane %q: %w", truncate(in.DataPlane, 64), err))
 	}
 	var st s3CompatSettings
 	if err := json.Unmarshal([]byte(dp.Settings), &st); err != nil {
@@ -220,11 +220,11 @@ func (s *Server) setMember(w http.ResponseWriter, r *http.Request, u *db.User) (
 	switch in.Role {
 	case "admin", "writer", "reader":
 	default:
-		return fmt.Errorf("role %q: use admin, writer or reader: %w", truncate(in.Role, 16), errkind.Invalid)
+		return inField("role", fmt.Errorf("role %q: use admin, writer or reader: %w", truncate(in.Role, 16), errkind.Invalid))
 	}
 	member, err := s.DB.UserByEmail(r.Context(), email)
 	if err != nil {
-		return err
+		return inField("email", err)
 	}
 	if err := s.DB.SetProjectMember(r.Context(), p.ID, member.ID, in.Role); err != nil {
 		return err

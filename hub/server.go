@@ -85,6 +85,11 @@ func routes() []route {
 		{"GET", "/api/v1/projects/{project}/versions/{version}", "A version's manifest, metadata, signature status and regions; latest and latest-prerelease allowed (project members)", false, (*Server).versionInfo},
 		{"GET", "/api/v1/audit", "Audit log entries, filtered by actor, action, object, outcome, since, until; format=jsonl exports (organisation admins)", false, (*Server).auditLog},
 		{"POST", "/api/v1/projects/{project}/credentials", "Short-lived credentials for one project and role (read or write), narrowed to its prefix", false, (*Server).credentials},
+		{"GET", "/api/v1/organisation", "The signed-in user's organisation and role in it", false, (*Server).organisation},
+		{"GET", "/api/v1/projects", "The projects the signed-in user may see, with its role in each", false, (*Server).listProjects},
+		{"GET", "/api/v1/projects/{project}", "A project's settings and members (project members)", false, (*Server).projectInfo},
+		{"GET", "/api/v1/dataplanes", "The organisation's data planes, without their secrets", false, (*Server).listDataPlanes},
+		{"GET", "/api/v1/tokens", "The signed-in user's API tokens with last use and expiry (never the tokens)", false, (*Server).listTokens},
 	}
 }
 
@@ -259,7 +264,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, u *db.User)
 		return err
 	}
 	if in.Name == "" || len(in.Name) > 100 {
-		return fmt.Errorf("name: give the token a name of 1 to 100 characters, such as \"ci\": %w", errkind.Invalid)
+		return inField("name", fmt.Errorf("name: give the token a name of 1 to 100 characters, such as \"ci\": %w", errkind.Invalid))
 	}
 	t, err := s.issueToken(r.Context(), u.ID, in.Name)
 	if err != nil {
@@ -315,7 +320,8 @@ func OpenAPI() map[string]any {
 			"schemas": map[string]any{"Error": map[string]any{"type": "object", "properties": map[string]any{"error": map[string]any{
 				"type": "object", "properties": map[string]any{
 					"code":    map[string]any{"type": "string", "enum": []string{"invalid", "unauthenticated", "forbidden", "not_found", "conflict", "unavailable"}},
-					"message": map[string]any{"type": "string"}}}}}},
+					"message": map[string]any{"type": "string"},
+					"field":   map[string]any{"type": "string", "description": "the request field the error is about, when known"}}}}}},
 		},
 	}
 }
