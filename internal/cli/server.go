@@ -2,13 +2,16 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,15 +24,18 @@ import (
 )
 
 type serverOpts struct {
-	listen   string
-	database string
-	dataDir  string
+	listen    string
+	database  string
+	dataDir   string
+	publicURL string
+	tlsCert   string
+	tlsKey    string
 }
 
 func newServerCommand(g *Globals) *cobra.Command {
 	var o serverOpts
 	cmd := &cobra.Command{
-		Use:   "server [--listen ADDR] [--database sqlite:PATH|postgres://...] [--data-dir DIR]",
+		Use:   "server [--listen ADDR] [--database sqlite:PATH|postgres://...] [--data-dir DIR] [--public-url URL] [--tls-cert FILE --tls-key FILE]",
 		Short: "Run the hub: the API for projects, tokens and short-lived credentials",
 		Long: `server runs berth's hub, the control plane that teams share: users and API
 tokens, S3-compatible data planes, projects with members and roles, short-lived
@@ -43,12 +49,17 @@ flags; --database postgres://USER@HOST/DB lets several replicas share one
 PostgreSQL. Migrations are applied at start; a database migrated by a newer
 berth is refused.
 
-On first start (no users yet) server prints a one-time setup link; open it, or
-POST /api/v1/setup with its code, to create the first user and its API token.
+On first start (no users yet) server prints a one-time setup link; open it to
+create the first user and sign in (or POST /api/v1/setup with its code for an
+API token).
 
-GET /healthz, /readyz and /metrics (Prometheus) answer without authentication; everything under
-/api/v1 needs "Authorization: Bearer berth_..." (the OpenAPI document at
-/api/v1/openapi.json is public). Ctrl-C or SIGTERM stops it gracefully.`,
+GET /healthz, /readyz and /metrics (Prometheus) answer without authentication;
+everything under /api/v1 needs "Authorization: Bearer berth_..." or a browser
+session (the OpenAPI document at
+/api/v1/openapi.json is public). Ctrl-C or SIGTERM stops it gracefully.
+
+TLS: --tls-cert and --tls-key serve HTTPS directly. Behind a reverse proxy that
+ends TLS, pass --public-url https://... so cookies are Secure and links right.`,
 		Example: `  berth server
   berth server --listen 0.0.0.0:8420 --database postgres://berth@db.internal/berth`,
 		Args: args(0, "no arguments"),
@@ -61,6 +72,10 @@ GET /healthz, /readyz and /metrics (Prometheus) answer without authentication; e
 	fl.StringVar(&o.listen, "listen", "127.0.0.1:8420", "address to listen on")
 	fl.StringVar(&o.database, "database", "", "sqlite:PATH or postgres://... (default: sqlite in --data-dir)")
 	fl.StringVar(&o.dataDir, "data-dir", "", "directory of the hub's own files (default $XDG_DATA_HOME/berth/.hub)")
+	f := cmd.Flags()
+	f.StringVar(&o.publicURL, "public-url", "", "the address people reach the hub at, such as https://berth.example.com (links, OIDC redirect; https makes cookies Secure)")
+	f.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain) file; needs --tls-key")
+	f.StringVar(&o.tlsKey, "tls-key", "", "the PEM private key of --tls-cert")
 	return cmd
 }
 
@@ -229,6 +244,24 @@ func (g *Globals) openHubDB(ctx context.Context, o serverOpts) (*db.DB, string, 
 }
 
 func (g *Globals) runServer(ctx context.Context, o serverOpts) error {
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return usageErr(errors.New("--tls-cert and --tls-key go together: give both, or neither and put a TLS proxy in front"))
+	}
+	if o.publicURL != "" {
+		u, err := url.Parse(o.publicURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" {
+			return usageErr(fmt.Errorf("--public-url %q: want the hub's address, such as https://berth.example.com", truncateValue(o.publicURL)))
+		}
+	}
+	var tlsConfig *tls.Config
+	if o.tlsCert != "" {
+		// Loaded before anything else, so a wrong file stops the start.
+		cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
+		if err != nil {
+			return usageErr(fmt.Errorf("--tls-cert/--tls-key: %w", err))
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	d, dir, err := g.openHubDB(ctx, o)
 	if err != nil {
 		return err
@@ -247,7 +280,7 @@ func (g *Globals) runServer(ctx context.Context, o serverOpts) error {
 	if err != nil {
 		return err
 	}
-	s := &hub.Server{DB: d, Log: g.log, Secrets: box}
+	s := &hub.Server{DB: d, Log: g.log, Secrets: box, PublicURL: o.publicURL}
 	users, err := d.CountUsers(ctx)
 	if err != nil {
 		return err
@@ -256,16 +289,24 @@ func (g *Globals) runServer(ctx context.Context, o serverOpts) error {
 	if err != nil {
 		return usageErr(fmt.Errorf("--listen %s: %w", o.listen, err))
 	}
+	scheme := "http"
+	if tlsConfig != nil {
+		l, scheme = tls.NewListener(l, tlsConfig), "https"
+	}
 	if users == 0 {
 		if s.SetupCode, err = hub.NewSetupCode(); err != nil {
 			return err
 		}
 		// On the terminal only, never in the log: the code creates an admin.
-		fmt.Fprintf(g.Stderr, "berth: first start: create the first user with\n  curl -X POST http://%s/api/v1/setup -d '{\"code\":\"%s\",\"email\":\"you@example.com\"}'\n",
-			l.Addr(), s.SetupCode)
+		base := strings.TrimSuffix(o.publicURL, "/")
+		if base == "" {
+			base = scheme + "://" + l.Addr().String()
+		}
+		fmt.Fprintf(g.Stderr, "berth: first start: create the first user at\n  %s/setup?code=%s\nor with\n  curl -X POST %s/api/v1/setup -d '{\"code\":\"%s\",\"email\":\"you@example.com\"}'\n",
+			base, s.SetupCode, base, s.SetupCode)
 	}
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	g.info("berth: hub listening on http://%s (database %s)", l.Addr(), d.Dialect)
+	g.info("berth: hub listening on %s://%s (database %s)", scheme, l.Addr(), d.Dialect)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	select {
