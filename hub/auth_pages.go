@@ -21,6 +21,8 @@ func pages() []route {
 		{"POST", "/auth/logout", "Sign out: end the browser session (CSRF token in the form)", true, (*Server).logout},
 		{"GET", "/setup", "First start: the form behind the one-time setup link", true, (*Server).setupPage},
 		{"POST", "/setup", "First start: create the first user and sign in", true, (*Server).setupSubmit},
+		{"GET", "/auth/oidc/login", "Start OIDC sign-in: redirect to the provider", true, (*Server).oidcLogin},
+		{"GET", "/auth/oidc/callback", "OIDC sign-in: the provider's answer", true, (*Server).oidcCallback},
 	}
 }
 
@@ -172,6 +174,10 @@ func (s *Server) signinPage(w http.ResponseWriter, r *http.Request, _ *db.User) 
 	d := &pageData{Title: "Sign in"}
 	if u, sess, err := s.SessionUser(r); err == nil {
 		d.User, d.CSRF = u, sess.CSRFToken
+	}
+	if s.OIDC != nil {
+		d.OIDC = s.OIDC.displayName()
+		d.OIDCLink = "/auth/oidc/login?next=" + url.QueryEscape(safeNext(r.URL.Query().Get("next")))
 	}
 	if r.URL.Query().Has("signed_out") {
 		d.Message = "You are signed out."

@@ -123,6 +123,9 @@ func clientIP(r *http.Request) string {
 type authState struct {
 	failures      *limiter // failed setup codes, OIDC callbacks, tokens, poll secrets
 	loginRequests *limiter // new berth login requests
+
+	oidcMu sync.Mutex
+	oidc   *oidcClient // discovered on first use
 }
 
 func (s *Server) limits() *authState {

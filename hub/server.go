@@ -41,6 +41,8 @@ type Server struct {
 	// links. An https PublicURL makes cookies Secure (TLS ending at a
 	// proxy). Empty: links are built from the request's Host.
 	PublicURL string
+	// OIDC, when set, enables sign-in with an OpenID Connect provider.
+	OIDC *OIDCConfig
 	// SessionTTL is a browser session's absolute lifetime (7 days when
 	// zero); SessionIdle ends it earlier when unused (8 hours when zero).
 	SessionTTL, SessionIdle time.Duration

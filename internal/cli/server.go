@@ -30,6 +30,8 @@ type serverOpts struct {
 	publicURL string
 	tlsCert   string
 	tlsKey    string
+
+	oidcIssuer, oidcClientID, oidcSecretFile string
 }
 
 func newServerCommand(g *Globals) *cobra.Command {
@@ -58,10 +60,18 @@ everything under /api/v1 needs "Authorization: Bearer berth_..." or a browser
 session (the OpenAPI document at
 /api/v1/openapi.json is public). Ctrl-C or SIGTERM stops it gracefully.
 
+Sign-in: --oidc-issuer and --oidc-client-id let people sign in with an OpenID
+Connect provider (client secret in BERTH_OIDC_CLIENT_SECRET or
+--oidc-client-secret-file; redirect URL PUBLIC_URL/auth/oidc/callback). A
+first sign-in is linked to the user an admin added with the same e-mail, when
+the provider has verified it; nobody else gets in.
+
 TLS: --tls-cert and --tls-key serve HTTPS directly. Behind a reverse proxy that
 ends TLS, pass --public-url https://... so cookies are Secure and links right.`,
 		Example: `  berth server
-  berth server --listen 0.0.0.0:8420 --database postgres://berth@db.internal/berth`,
+  berth server --listen 0.0.0.0:8420 --database postgres://berth@db.internal/berth
+  BERTH_OIDC_CLIENT_SECRET=... berth server --public-url https://berth.example.com \
+    --oidc-issuer https://example.okta.com --oidc-client-id 0oa1b2c3`,
 		Args: args(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return g.runServer(cmd.Context(), o)
@@ -76,6 +86,9 @@ ends TLS, pass --public-url https://... so cookies are Secure and links right.`,
 	f.StringVar(&o.publicURL, "public-url", "", "the address people reach the hub at, such as https://berth.example.com (links, OIDC redirect; https makes cookies Secure)")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain) file; needs --tls-key")
 	f.StringVar(&o.tlsKey, "tls-key", "", "the PEM private key of --tls-cert")
+	f.StringVar(&o.oidcIssuer, "oidc-issuer", "", "sign people in with this OpenID Connect provider, such as https://example.okta.com")
+	f.StringVar(&o.oidcClientID, "oidc-client-id", "", "the hub's client ID at the OIDC provider")
+	f.StringVar(&o.oidcSecretFile, "oidc-client-secret-file", "", "file holding the OIDC client secret (default: env BERTH_OIDC_CLIENT_SECRET)")
 	return cmd
 }
 
@@ -253,6 +266,10 @@ func (g *Globals) runServer(ctx context.Context, o serverOpts) error {
 			return usageErr(fmt.Errorf("--public-url %q: want the hub's address, such as https://berth.example.com", truncateValue(o.publicURL)))
 		}
 	}
+	oidcConfig, err := g.oidcConfig(o)
+	if err != nil {
+		return err
+	}
 	var tlsConfig *tls.Config
 	if o.tlsCert != "" {
 		// Loaded before anything else, so a wrong file stops the start.
@@ -280,7 +297,7 @@ func (g *Globals) runServer(ctx context.Context, o serverOpts) error {
 	if err != nil {
 		return err
 	}
-	s := &hub.Server{DB: d, Log: g.log, Secrets: box, PublicURL: o.publicURL}
+	s := &hub.Server{DB: d, Log: g.log, Secrets: box, PublicURL: o.publicURL, OIDC: oidcConfig}
 	users, err := d.CountUsers(ctx)
 	if err != nil {
 		return err
@@ -307,6 +324,9 @@ func (g *Globals) runServer(ctx context.Context, o serverOpts) error {
 	}
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	g.info("berth: hub listening on %s://%s (database %s)", scheme, l.Addr(), d.Dialect)
+	if oidcConfig != nil {
+		g.info("berth: sign-in with %s; register the redirect URL %s/auth/oidc/callback there", oidcConfig.Issuer, orDefault(o.publicURL, scheme+"://"+l.Addr().String()))
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	select {
@@ -321,4 +341,46 @@ func (g *Globals) runServer(ctx context.Context, o serverOpts) error {
 	}
 	g.info("berth: hub stopped")
 	return nil
+}
+
+// oidcConfig reads the OIDC flags; the client secret comes from a file or
+// the environment, never from a flag that the process list shows.
+func (g *Globals) oidcConfig(o serverOpts) (*hub.OIDCConfig, error) {
+	if o.oidcIssuer == "" && o.oidcClientID == "" {
+		if o.oidcSecretFile != "" {
+			return nil, usageErr(errors.New("--oidc-client-secret-file needs --oidc-issuer and --oidc-client-id"))
+		}
+		return nil, nil
+	}
+	if o.oidcIssuer == "" || o.oidcClientID == "" {
+		return nil, usageErr(errors.New("--oidc-issuer and --oidc-client-id go together"))
+	}
+	u, err := url.Parse(o.oidcIssuer)
+	if err != nil || u.Host == "" || u.User != nil || !(u.Scheme == "https" || u.Scheme == "http" && isLoopback(u.Hostname())) {
+		return nil, usageErr(fmt.Errorf("--oidc-issuer %q: want the provider's https address, such as https://example.okta.com", truncateValue(o.oidcIssuer)))
+	}
+	secret := g.Env("BERTH_OIDC_CLIENT_SECRET")
+	if o.oidcSecretFile != "" {
+		data, err := os.ReadFile(o.oidcSecretFile)
+		if err != nil {
+			return nil, usageErr(fmt.Errorf("--oidc-client-secret-file: %w", err))
+		}
+		secret = strings.TrimSpace(string(data))
+	}
+	return &hub.OIDCConfig{Issuer: o.oidcIssuer, ClientID: o.oidcClientID, ClientSecret: secret}, nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
