@@ -3,7 +3,9 @@ package hub
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
+	"strconv"
 
 	"github.com/berth-dev/berth/errkind"
 )
@@ -51,6 +53,8 @@ func status(err error) (int, string, bool) {
 		return http.StatusNotFound, "not_found", true
 	case errors.Is(err, errkind.Conflict), errors.Is(err, errkind.PreconditionFailed):
 		return http.StatusConflict, "conflict", true
+	case errors.Is(err, errkind.TooMany):
+		return http.StatusTooManyRequests, "too_many", true
 	case errors.Is(err, errkind.Unavailable):
 		return http.StatusServiceUnavailable, "unavailable", true
 	}
@@ -69,10 +73,21 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if fe := (*fieldError)(nil); known && errors.As(err, &fe) {
 		body.Error.Field = fe.field
 	}
-	if code == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="berth"`)
-	}
+	setErrorHeaders(w, code, err)
 	writeJSON(w, code, body)
+}
+
+// setErrorHeaders adds what some statuses promise: how to authenticate
+// (401) and when to come back (429).
+func setErrorHeaders(w http.ResponseWriter, code int, err error) {
+	switch code {
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="berth"`)
+	case http.StatusTooManyRequests:
+		if tm, ok := errors.AsType[*errTooMany](err); ok {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(tm.retryAfter.Seconds()))))
+		}
+	}
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -6,7 +6,6 @@ package hub
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berth-dev/berth/errkind"
@@ -35,6 +35,29 @@ type Server struct {
 	Now func() time.Time
 	// TokenTTL is the lifetime of new API tokens (90 days when zero).
 	TokenTTL time.Duration
+
+	// PublicURL is the address people reach the hub at, such as
+	// https://berth.example.com: the base of OIDC redirect and approval
+	// links. An https PublicURL makes cookies Secure (TLS ending at a
+	// proxy). Empty: links are built from the request's Host.
+	PublicURL string
+	// OIDC, when set, enables sign-in with an OpenID Connect provider.
+	OIDC *OIDCConfig
+	// SessionTTL is a browser session's absolute lifetime (7 days when
+	// zero); SessionIdle ends it earlier when unused (8 hours when zero).
+	SessionTTL, SessionIdle time.Duration
+	// LoginRequestTTL is how long a berth login approval stays open (10
+	// minutes when zero); LoginPollInterval is how often the CLI asks
+	// (2 seconds when zero).
+	LoginRequestTTL, LoginPollInterval time.Duration
+
+	// FailedAuthLimit is how many failed sign-ins (setup codes, OIDC
+	// callbacks, tokens, poll secrets) an address may make per minute, with
+	// as many at once, before it is answered 429 (10 when zero).
+	FailedAuthLimit int
+
+	authOnce sync.Once
+	auth     *authState
 }
 
 func (s *Server) now() time.Time {
@@ -93,17 +116,24 @@ func routes() []route {
 	}
 }
 
-// Handler returns the hub's HTTP handler.
+// Handler returns the hub's HTTP handler: the API of routes(), answering
+// JSON, and the HTML pages of pages(). A route that is not public needs a
+// bearer token or a session cookie; a cookie-authenticated unsafe request
+// also needs the session's CSRF token (see authorize).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	m := &metrics{requests: map[metricKey]*metricValue{}}
 	rts := append(routes(), route{"GET", "/metrics", "Prometheus metrics", true, nil})
-	for _, rt := range rts {
+	register := func(rt route, page bool) {
 		handle := rt.handle
 		if handle == nil {
 			handle = func(s *Server, w http.ResponseWriter, r *http.Request, u *db.User) error {
 				return s.metricsHandler(m)(w, r, u)
 			}
+		}
+		fail := s.writeError
+		if page {
+			fail = s.writePageError
 		}
 		pattern := rt.method + " " + rt.path
 		mux.HandleFunc(pattern, func(w0 http.ResponseWriter, r *http.Request) {
@@ -112,26 +142,27 @@ func (s *Server) Handler() http.Handler {
 			defer func() { m.observe(pattern, w.code, time.Since(start)) }()
 			var u *db.User
 			if !rt.public {
-				token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-				if !ok {
-					s.writeError(w, r, errUnauthenticated)
-					return
-				}
 				var err error
-				if u, err = s.authenticate(r.Context(), strings.TrimSpace(token)); err != nil {
-					s.writeError(w, r, err)
+				if u, r, err = s.authorize(w, r); err != nil {
+					fail(w, r, err)
 					return
 				}
 			}
 			if err := handle(s, w, r, u); err != nil {
-				s.writeError(w, r, err)
+				fail(w, r, err)
 			}
 		})
+	}
+	for _, rt := range rts {
+		register(rt, false)
+	}
+	for _, rt := range pages() {
+		register(rt, true)
 	}
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fmt.Errorf("no API operation %s %s: %w", r.Method, r.URL.Path, errkind.NotFound))
 	})
-	return s.withRequestID(mux)
+	return s.withRequestID(withSecurityHeaders(mux))
 }
 
 type ctxKey int
@@ -214,8 +245,8 @@ func (s *Server) setup(w http.ResponseWriter, r *http.Request, _ *db.User) error
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	if s.SetupCode == "" || subtle.ConstantTimeCompare([]byte(in.Code), []byte(s.SetupCode)) != 1 {
-		return fmt.Errorf("setup: wrong or expired setup code; use the link berth server printed at start: %w", errkind.PermissionDenied)
+	if err := s.checkSetupCode(r, in.Code); err != nil {
+		return err
 	}
 	if err := validEmail(in.Email); err != nil {
 		return err
@@ -314,12 +345,14 @@ func OpenAPI() map[string]any {
 		"openapi":  "3.1.0",
 		"info":     map[string]any{"title": "berth hub", "version": "1"},
 		"paths":    paths,
-		"security": []any{map[string]any{"token": []any{}}},
+		"security": []any{map[string]any{"token": []any{}}, map[string]any{"session": []any{}}},
 		"components": map[string]any{
-			"securitySchemes": map[string]any{"token": map[string]any{"type": "http", "scheme": "bearer", "description": "an API token, berth_..."}},
+			"securitySchemes": map[string]any{
+				"token":   map[string]any{"type": "http", "scheme": "bearer", "description": "an API token, berth_..."},
+				"session": map[string]any{"type": "apiKey", "in": "cookie", "name": SessionCookie, "description": "a browser session; unsafe methods also need its CSRF token in the X-CSRF-Token header"}},
 			"schemas": map[string]any{"Error": map[string]any{"type": "object", "properties": map[string]any{"error": map[string]any{
 				"type": "object", "properties": map[string]any{
-					"code":    map[string]any{"type": "string", "enum": []string{"invalid", "unauthenticated", "forbidden", "not_found", "conflict", "unavailable"}},
+					"code":    map[string]any{"type": "string", "enum": []string{"invalid", "unauthenticated", "forbidden", "not_found", "conflict", "too_many", "unavailable"}},
 					"message": map[string]any{"type": "string"},
 					"field":   map[string]any{"type": "string", "description": "the request field the error is about, when known"}}}}}},
 		},

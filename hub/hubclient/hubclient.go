@@ -37,6 +37,7 @@ var apiKinds = map[string]error{
 	"forbidden":       errkind.PermissionDenied,
 	"not_found":       errkind.NotFound,
 	"conflict":        errkind.Conflict,
+	"too_many":        errkind.TooMany,
 	"unavailable":     errkind.Unavailable,
 }
 

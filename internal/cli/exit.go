@@ -56,7 +56,7 @@ func ExitCode(err error) int {
 		return ExitNo
 	case errors.Is(err, store.ErrPermissionDenied):
 		return ExitDenied
-	case errors.Is(err, store.ErrUnavailable):
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, errkind.TooMany):
 		return ExitUnavailable
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, artifact.ErrUntrusted), errors.Is(err, artifact.ErrCorrupt),
 		errors.Is(err, cache.ErrCorrupt), errors.Is(err, cache.ErrUnsafe):
