@@ -25,17 +25,29 @@ type apiError struct {
 type fieldError struct {
 	field string
 	err   error
+	kind  error // errkind.Invalid when err had no kind
 }
 
 func (e *fieldError) Error() string { return e.err.Error() }
-func (e *fieldError) Unwrap() error { return e.err }
+func (e *fieldError) Unwrap() []error {
+	if e.kind != nil {
+		return []error{e.err, e.kind}
+	}
+	return []error{e.err}
+}
 
-// inField marks err (nil stays nil) as being about the request field.
+// inField marks err (nil stays nil) as being about the request field. An
+// error without a kind, as from a validator of another package, is about
+// the input: errkind.Invalid.
 func inField(field string, err error) error {
 	if err == nil {
 		return nil
 	}
-	return &fieldError{field: field, err: err}
+	fe := &fieldError{field: field, err: err}
+	if errkind.Of(err) == nil {
+		fe.kind = errkind.Invalid
+	}
+	return fe
 }
 
 // status chooses, in this one place, the HTTP status and API code of an

@@ -20,6 +20,7 @@ import (
 	"github.com/berth-dev/berth/errkind"
 	"github.com/berth-dev/berth/hub/db"
 	"github.com/berth-dev/berth/hub/secrets"
+	"github.com/berth-dev/berth/hub/web"
 )
 
 // Server serves the hub's API.
@@ -162,6 +163,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fmt.Errorf("no API operation %s %s: %w", r.Method, r.URL.Path, errkind.NotFound))
 	})
+	mux.Handle("/", web.New(mux, s, web.Paths{SignIn: "/signin", SignOut: "/auth/logout"})) // the web UI, a client of mux
 	return s.withRequestID(withSecurityHeaders(mux))
 }
 

@@ -420,4 +420,3 @@ func (u *UI) audit(w http.ResponseWriter, r *http.Request) {
 	}
 	u.render(w, r, http.StatusOK, "audit", &page{Title: "Audit log", Nav: "audit", Viewer: v, Form: f, Data: view})
 }
-

@@ -86,7 +86,6 @@ func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Security-Policy", csp)
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "same-origin")
 	if !strings.HasPrefix(r.URL.Path, "/static/") {
 		h.Set("Cache-Control", "no-store") // pages can show a token once
 	}
@@ -302,6 +301,10 @@ func (u *UI) fail(w http.ResponseWriter, r *http.Request, err error) {
 		ae = &APIError{Status: http.StatusInternalServerError, Code: "unavailable", Message: err.Error()}
 	}
 	if ae.Status == http.StatusUnauthorized {
+		if r.Method == http.MethodGet {
+			http.Redirect(w, r, u.paths.SignIn+"?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return
+		}
 		u.render(w, r, http.StatusUnauthorized, "signin", &page{Title: "Sign in"})
 		return
 	}
@@ -359,7 +362,7 @@ func parsePages() map[string]*template.Template {
 			return v
 		},
 		"list": func(s ...string) []string { return s },
-		"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"iso":  func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"path": func(parts ...string) string {
 			for i, p := range parts {
 				if i > 0 {

@@ -1,0 +1,184 @@
+package web_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/berth-dev/berth/hub"
+	"github.com/berth-dev/berth/hub/db"
+	"github.com/berth-dev/berth/hub/secrets"
+)
+
+const setupCode = "0123456789abcdef0123456789abcdef"
+
+// startHub runs a hub on the database at dbURL, as berth server does.
+func startHub(t testing.TB, dbURL string) (*hub.Server, *httptest.Server) {
+	t.Helper()
+	ctx := context.Background()
+	d, err := db.Open(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	if _, err := d.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	kek, err := secrets.LoadOrCreateKeyFile(filepath.Join(t.TempDir(), "kek"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &hub.Server{DB: d, SetupCode: setupCode, Secrets: &secrets.Box{KEKs: []secrets.KEK{kek}}}
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	return s, srv
+}
+
+// browser is a plain HTTP client with cookies: the pages must work without
+// JavaScript, so a client that runs none sees all of them.
+type browser struct {
+	t    *testing.T
+	base string
+	c    *http.Client
+}
+
+func newBrowser(t *testing.T, base string) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: t, base: base, c: &http.Client{Jar: jar}}
+}
+
+func (b *browser) get(path string) (int, string, http.Header) {
+	b.t.Helper()
+	resp, err := b.c.Get(b.base + path)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), resp.Header
+}
+
+func (b *browser) post(path string, form url.Values) (int, string) {
+	b.t.Helper()
+	resp, err := b.c.PostForm(b.base+path, form)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+var csrfField = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
+
+func csrfOf(t *testing.T, page string) string {
+	t.Helper()
+	m := csrfField.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no csrf_token field in the page:\n%s", page)
+	}
+	return m[1]
+}
+
+// checkPage holds what every page must: the security headers, no inline
+// script or style, a CSRF token in every form that posts, a label for
+// every visible input.
+func checkPage(t *testing.T, path, body string, h http.Header) {
+	t.Helper()
+	csp := h.Get("Content-Security-Policy")
+	for _, want := range []string{"frame-ancestors 'none'", "script-src 'self'", "style-src 'self'"} {
+		if !strings.Contains(csp, want) {
+			t.Errorf("%s: Content-Security-Policy %q lacks %s", path, csp, want)
+		}
+	}
+	if strings.Contains(csp, "unsafe-inline") {
+		t.Errorf("%s: CSP allows unsafe-inline", path)
+	}
+	if h.Get("X-Frame-Options") != "DENY" || h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Cache-Control") != "no-store" {
+		t.Errorf("%s: headers %v", path, h)
+	}
+	if regexp.MustCompile(`<script>|<script [^>]*>[^<]|\sstyle=|<style|\son[a-z]+=`).MatchString(body) {
+		t.Errorf("%s: inline script or style:\n%s", path, body)
+	}
+	for _, f := range regexp.MustCompile(`(?s)<form [^>]*method="post".*?</form>`).FindAllString(body, -1) {
+		if !strings.Contains(f, `name="csrf_token"`) {
+			t.Errorf("%s: a form without a CSRF token: %s", path, f)
+		}
+	}
+	for _, m := range regexp.MustCompile(`<(?:input|select|textarea) id="([^"]+)"`).FindAllStringSubmatch(body, -1) {
+		if !strings.Contains(body, `<label for="`+m[1]+`"`) {
+			t.Errorf("%s: input %s has no label", path, m[1])
+		}
+	}
+}
+
+// TestPagesWithoutBrowser signs in through the setup page and walks the
+// pages that need no data plane: headers, forms, empty states, field
+// errors, the CSRF check, the token shown once.
+func TestPagesWithoutBrowser(t *testing.T) {
+	_, srv := startHub(t, "sqlite:"+filepath.Join(t.TempDir(), "hub.db"))
+	b := newBrowser(t, srv.URL)
+
+	// Signed out, a page sends to sign-in.
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.Get(srv.URL + "/projects")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || loc != "/signin?next=%2Fprojects" {
+		t.Fatalf("signed out: %d to %q", resp.StatusCode, loc)
+	}
+
+	if code, body := b.post("/setup", url.Values{"code": {setupCode}, "email": {"ana@example.com"}, "name": {"Ana"}}); code != 200 || !strings.Contains(body, "No projects yet") {
+		t.Fatalf("setup: %d\n%s", code, body)
+	}
+	for _, tc := range []struct{ path, want string }{
+		{"/projects", "Connect a data plane"},
+		{"/dataplanes", "No data planes connected yet"},
+		{"/tokens", "Create a token"},
+		{"/audit", "setup"},
+		{"/nowhere", "there is no page /nowhere"},
+		{"/projects/none", "not found"},
+	} {
+		code, body, h := b.get(tc.path)
+		checkPage(t, tc.path, body, h)
+		if !strings.Contains(body, tc.want) || !strings.Contains(body, "ana@example.com") || !strings.Contains(body, ">default<") {
+			t.Errorf("%s: %d, want %q, the user and the organisation:\n%s", tc.path, code, tc.want, body)
+		}
+	}
+
+	// A form post without the session's CSRF token changes nothing.
+	if code, body := b.post("/tokens", url.Values{"name": {"ci"}}); code != http.StatusForbidden || !strings.Contains(body, "CSRF") {
+		t.Errorf("token without CSRF: %d\n%s", code, body)
+	}
+	_, page, _ := b.get("/tokens")
+	csrf := csrfOf(t, page)
+	// A field error is shown beside its field, and described by it.
+	code, body := b.post("/tokens", url.Values{"name": {""}, "csrf_token": {csrf}})
+	if code != http.StatusBadRequest || !strings.Contains(body, `aria-describedby="f-name-hint f-name-error" aria-invalid="true"`) ||
+		!strings.Contains(body, `id="f-name-error"`) || !strings.Contains(body, `role="alert"`) {
+		t.Errorf("empty token name: %d\n%s", code, body)
+	}
+	code, body = b.post("/tokens", url.Values{"name": {"ci"}, "csrf_token": {csrf}})
+	token := regexp.MustCompile(`berth_[0-9a-f]{16}_[A-Za-z0-9_-]+`).FindString(body)
+	if code != http.StatusCreated || token == "" {
+		t.Fatalf("create token: %d\n%s", code, body)
+	}
+	if _, again, _ := b.get("/tokens"); strings.Contains(again, token) || !strings.Contains(again, "ci") {
+		t.Errorf("the token is shown after its creation, or not listed")
+	}
+	// The project form of an admin without data planes is replaced by the
+	// next step; the API's answer to a post shows beside its field.
+	code, body = b.post("/projects", url.Values{"name": {"Bad Name"}, "dataplane": {"x"}, "csrf_token": {csrf}})
+	if code != http.StatusBadRequest || !strings.Contains(body, "character") {
+		t.Errorf("bad project name: %d\n%s", code, body)
+	}
+}
