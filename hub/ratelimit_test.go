@@ -19,7 +19,10 @@ func TestFailedSignInsAreLimited(t *testing.T) {
 		fail, ok func(c *client) int
 	}{
 		{"tokens",
-			func(c *client) int { c.token = "berth_0000000000000000_wrong"; return c.do("GET", "/api/v1/me", "", new(string)) },
+			func(c *client) int {
+				c.token = "berth_0000000000000000_wrong"
+				return c.do("GET", "/api/v1/me", "", new(string))
+			},
 			nil},
 		{"setup codes",
 			func(c *client) int {
