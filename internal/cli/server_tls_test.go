@@ -73,7 +73,9 @@ func TestServerTLS(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan int)
-	go func() { done <- Main(ctx, []string{"server", "--listen", addr, "--tls-cert", certPath, "--tls-key", keyPath}, g) }()
+	go func() {
+		done <- Main(ctx, []string{"server", "--listen", addr, "--tls-cert", certPath, "--tls-key", keyPath}, g)
+	}()
 	var link string
 	for deadline := time.Now().Add(30 * time.Second); link == ""; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
