@@ -23,6 +23,8 @@ func pages() []route {
 		{"POST", "/setup", "First start: create the first user and sign in", true, (*Server).setupSubmit},
 		{"GET", "/auth/oidc/login", "Start OIDC sign-in: redirect to the provider", true, (*Server).oidcLogin},
 		{"GET", "/auth/oidc/callback", "OIDC sign-in: the provider's answer", true, (*Server).oidcCallback},
+		{"GET", "/login/{id}", "berth login: approve or deny a CLI's request", false, (*Server).loginRequestPage},
+		{"POST", "/login/{id}", "berth login: record the approval or denial", false, (*Server).decideLoginRequest},
 	}
 }
 
@@ -109,6 +111,8 @@ type pageData struct {
 	OIDC, OIDCLink string
 	// setup
 	Code, Email, Name, Error string
+	// login-request
+	Request *db.LoginRequest
 }
 
 // renderPage writes a page; rendering to a buffer first keeps a template

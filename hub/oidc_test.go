@@ -237,7 +237,12 @@ func TestOIDCSignIn(t *testing.T) {
 				tamper: func(u *url.URL) { q := u.Query(); q.Set("code", "guessed"); u.RawQuery = q.Encode() }, wantRefusal: "did not accept the sign-in code"},
 			{name: "the provider refused",
 				claims: map[string]any{"sub": "ana-1"},
-				tamper: func(u *url.URL) { q := u.Query(); q.Del("code"); q.Set("error", "access_denied"); u.RawQuery = q.Encode() }, wantRefusal: "access_denied"},
+				tamper: func(u *url.URL) {
+					q := u.Query()
+					q.Del("code")
+					q.Set("error", "access_denied")
+					u.RawQuery = q.Encode()
+				}, wantRefusal: "access_denied"},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {

@@ -98,6 +98,8 @@ func routes() []route {
 		{"GET", "/readyz", "Readiness: the database answers at this berth's schema version", true, (*Server).readyz},
 		{"GET", "/api/v1/openapi.json", "This document", true, (*Server).openapi},
 		{"POST", "/api/v1/setup", "First start: create the first user with the one-time setup code; returns an API token", true, (*Server).setup},
+		{"POST", "/api/v1/login-requests", "berth login: open a request for a browser's approval; returns its approval link, user code and poll secret (limited per address)", true, (*Server).createLoginRequest},
+		{"POST", "/api/v1/login-requests/{id}/token", "berth login: poll with the poll secret; pending, or the new API token once approved (shown once)", true, (*Server).loginRequestToken},
 		{"GET", "/api/v1/me", "The signed-in user", false, (*Server).me},
 		{"POST", "/api/v1/tokens", "Create an API token for the signed-in user; the token is shown once", false, (*Server).createToken},
 		{"DELETE", "/api/v1/tokens/{id}", "Revoke one of the signed-in user's tokens", false, (*Server).revokeToken},

@@ -9,6 +9,7 @@ import (
 	"github.com/berth-dev/berth/cache"
 	"github.com/berth-dev/berth/config"
 	"github.com/berth-dev/berth/errkind"
+	"github.com/berth-dev/berth/hub/hubclient"
 	"github.com/berth-dev/berth/org"
 	"github.com/berth-dev/berth/store"
 )
@@ -78,6 +79,10 @@ func hint(err error) string {
 		return "versions are immutable: stage the changed file as a new version"
 	case errors.Is(err, os.ErrExist):
 		return "pass --force to replace it"
+	case errors.Is(err, hubclient.ErrLoginRefused):
+		return "" // the hub's message says what to do
+	case errors.Is(err, hubclient.ErrUnauthenticated):
+		return "log in again: berth login --url URL"
 	case errors.Is(err, store.ErrPermissionDenied):
 		return "check the credentials (AWS_PROFILE, --profile, AWS_ACCESS_KEY_ID) and the policy attached to them"
 	case errors.Is(err, store.ErrUnavailable):

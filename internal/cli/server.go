@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -322,7 +323,8 @@ func (g *Globals) runServer(ctx context.Context, o serverOpts) error {
 		fmt.Fprintf(g.Stderr, "berth: first start: create the first user at\n  %s/setup?code=%s\nor with\n  curl -X POST %s/api/v1/setup -d '{\"code\":\"%s\",\"email\":\"you@example.com\"}'\n",
 			base, s.SetupCode, base, s.SetupCode)
 	}
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)} // TLS handshake failures and the like
 	g.info("berth: hub listening on %s://%s (database %s)", scheme, l.Addr(), d.Dialect)
 	if oidcConfig != nil {
 		g.info("berth: sign-in with %s; register the redirect URL %s/auth/oidc/callback there", oidcConfig.Issuer, orDefault(o.publicURL, scheme+"://"+l.Addr().String()))
