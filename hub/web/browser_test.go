@@ -461,4 +461,3 @@ func scenario(t *testing.T, b *tab, engine string, regions []*testenv.MinIO, ids
 		t.Errorf("after sign-out /tokens shows %s", loc)
 	}
 }
-
