@@ -90,7 +90,7 @@ func TestBootstrapFirstDeploy(t *testing.T) {
 		"provisioner role   arn:aws:iam::123456789012:role/berth-provisioner",
 		"ops role           arn:aws:iam::123456789012:role/berth-ops",
 		"external ID        ext-7d1f",
-		"bootstrap version  2",
+		"bootstrap version  3",
 		"berth dataplane deploy --account 123456789012 --external-id ext-7d1f --regions eu-west-1")
 	wantIn(t, "stderr", stderr, "berth-bootstrap", "CREATE_COMPLETE")
 	if got := st.Parameters; got.Get("Parameters.member.1.ParameterKey") != "ExternalId" || got.Get("Parameters.member.1.ParameterValue") != "ext-7d1f" ||
@@ -114,7 +114,7 @@ func TestBootstrapNoChanges(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	wantIn(t, "stdout", stdout, "stack berth-bootstrap in eu-west-1: no changes", "no changes: the bootstrap is up to date", "bootstrap version  2")
+	wantIn(t, "stdout", stdout, "stack berth-bootstrap in eu-west-1: no changes", "no changes: the bootstrap is up to date", "bootstrap version  3")
 	if len(s.Called("cloudformation", "ExecuteChangeSet")) != 0 {
 		t.Error("executed a change set without changes")
 	}
@@ -199,7 +199,7 @@ func TestBootstrapDowngrade(t *testing.T) {
 	if code != ExitConflict {
 		t.Fatalf("exit %d, want %d", code, ExitConflict)
 	}
-	wantIn(t, "stderr", stderr, "has bootstrap version 9 and this berth deploys version 2; refusing to downgrade", "hint: pass --force")
+	wantIn(t, "stderr", stderr, "has bootstrap version 9 and this berth deploys version 3; refusing to downgrade", "hint: pass --force")
 	if len(s.Called("cloudformation", "CreateChangeSet")) != 0 {
 		t.Error("planned a downgrade without --force")
 	}
