@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/berth-dev/berth/errkind"
 	"github.com/berth-dev/berth/hub/db"
 	"github.com/berth-dev/berth/hub/secrets"
@@ -35,6 +37,13 @@ type Server struct {
 	Now func() time.Time
 	// TokenTTL is the lifetime of new API tokens (90 days when zero).
 	TokenTTL time.Duration
+	// AWS holds the credentials of AWSPrincipal, the ARN the hub runs as
+	// in AWS, which AWS data planes trust (see dataplanes_aws.go).
+	AWS          aws.Config
+	AWSPrincipal string
+	// TemplateURL is where this berth's bootstrap template is published on
+	// S3, for CloudFormation quick-create links.
+	TemplateURL string
 }
 
 func (s *Server) now() time.Time {
@@ -78,7 +87,14 @@ func routes() []route {
 		{"POST", "/api/v1/tokens", "Create an API token for the signed-in user; the token is shown once", false, (*Server).createToken},
 		{"DELETE", "/api/v1/tokens/{id}", "Revoke one of the signed-in user's tokens", false, (*Server).revokeToken},
 		{"POST", "/api/v1/users", "Add a user to the organisation and return its first API token, shown once (organisation admins)", false, (*Server).createUser},
-		{"POST", "/api/v1/dataplanes", "Register an S3-compatible data plane (organisation admins); its identities are checked, then sealed", false, (*Server).createDataPlane},
+		{"POST", "/api/v1/dataplanes", "Register a data plane (organisation admins): kind s3compat (its identities are checked, then sealed) or aws (the hub makes a sealed external ID)", false, (*Server).createAnyDataPlane},
+		{"GET", "/api/v1/dataplanes", "The organisation's data planes, without secrets", false, (*Server).listDataPlanes},
+		{"GET", "/api/v1/dataplanes/{dataplane}/bootstrap", "How to bootstrap an AWS data plane's account: template, aws cloudformation deploy command, quick-create link (organisation admins)", false, (*Server).bootstrapInstructions},
+		{"POST", "/api/v1/dataplanes/{dataplane}/jobs", "Queue a background job on an AWS data plane: check, plan, status or drift (organisation admins)", false, (*Server).createJob},
+		{"GET", "/api/v1/jobs/{id}", "A job's status, events, result and failure reason (organisation admins)", false, (*Server).getJob},
+		{"POST", "/api/v1/jobs/{id}/approve", "Approve a plan job: queues the deploy job that applies exactly its change sets (organisation admins)", false, (*Server).approveJob},
+		{"GET", "/api/v1/org/settings", "The organisation's settings (organisation admins)", false, (*Server).orgSettings},
+		{"PUT", "/api/v1/org/settings", "Change the organisation's settings: enforce_own_dataplanes (organisation admins)", false, (*Server).putOrgSettings},
 		{"POST", "/api/v1/projects", "Create a project on a data plane (organisation admins)", false, (*Server).createProject},
 		{"PUT", "/api/v1/projects/{project}/members/{email}", "Give a user a role in a project: admin, writer or reader (project admins)", false, (*Server).setMember},
 		{"GET", "/api/v1/projects/{project}/versions", "A project's versions, oldest first, with the regions that hold each (project members)", false, (*Server).versions},

@@ -18,12 +18,15 @@ import (
 	"github.com/berth-dev/berth/hub"
 	"github.com/berth-dev/berth/hub/db"
 	"github.com/berth-dev/berth/hub/secrets"
+	"github.com/berth-dev/berth/internal/awsx"
 )
 
 type serverOpts struct {
 	listen   string
 	database string
 	dataDir  string
+
+	awsPrincipal, templateURL string
 }
 
 func newServerCommand(g *Globals) *cobra.Command {
@@ -61,6 +64,8 @@ GET /healthz, /readyz and /metrics (Prometheus) answer without authentication; e
 	fl.StringVar(&o.listen, "listen", "127.0.0.1:8420", "address to listen on")
 	fl.StringVar(&o.database, "database", "", "sqlite:PATH or postgres://... (default: sqlite in --data-dir)")
 	fl.StringVar(&o.dataDir, "data-dir", "", "directory of the hub's own files (default $XDG_DATA_HOME/berth/.hub)")
+	cmd.Flags().StringVar(&o.awsPrincipal, "aws-principal", "", "ARN of the IAM role or user the hub's AWS credentials belong to, which AWS data planes trust")
+	cmd.Flags().StringVar(&o.templateURL, "template-url", "", "https URL of this berth's bootstrap template on S3, for CloudFormation quick-create links")
 	return cmd
 }
 
@@ -247,7 +252,16 @@ func (g *Globals) runServer(ctx context.Context, o serverOpts) error {
 	if err != nil {
 		return err
 	}
-	s := &hub.Server{DB: d, Log: g.log, Secrets: box}
+	s := &hub.Server{DB: d, Log: g.log, Secrets: box, AWSPrincipal: o.awsPrincipal, TemplateURL: o.templateURL}
+	if o.awsPrincipal != "" {
+		if s.AWS, err = awsx.Load(ctx, awsx.Options{Profile: g.Profile}); err != nil {
+			return err
+		}
+	}
+	wctx, stopWorker := context.WithCancel(ctx)
+	workerDone := make(chan struct{})
+	go func() { defer close(workerDone); (&hub.Worker{Server: s, ID: hub.NewWorkerID()}).Run(wctx) }()
+	defer func() { stopWorker(); <-workerDone }()
 	users, err := d.CountUsers(ctx)
 	if err != nil {
 		return err
