@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/berth-dev/berth/artifact"
 	"github.com/berth-dev/berth/cfn"
@@ -283,4 +282,3 @@ func (s *Server) ownDataPlane(ctx context.Context, org *db.Organisation, dp *db.
 	}
 	return nil
 }
-

@@ -466,7 +466,7 @@ func TestAWSVendedCredentials(t *testing.T) {
 			t.Errorf("AssumeRole %s with external ID %q", f.Get("RoleArn"), f.Get("ExternalId"))
 		}
 		if d, err := strconv.Atoi(f.Get("DurationSeconds")); err != nil || d < 900 || d > 3600 {
-			t.Errorf("DurationSeconds %q, want at most 3600", d)
+			t.Errorf("DurationSeconds %d, want at most 3600", d)
 		}
 		pol := f.Get("Policy")
 		if len(pol) == 0 || len(pol) > policy.MaxSessionPolicyLen {
