@@ -317,6 +317,14 @@ func DataPlane(p Params) (*Result, error) {
 // account (the bootstrap's TrustPrincipal takes the same).
 var hubPrincipalRe = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/[\w+=,.@/-]{1,512}$`)
 
+// CheckHubPrincipal checks the ARN a hub runs as.
+func CheckHubPrincipal(arn string) error {
+	if !hubPrincipalRe.MatchString(arn) {
+		return fmt.Errorf("hub principal %q: want the ARN of an IAM role or user, such as arn:aws:iam::123456789012:role/berth-hub", arn)
+	}
+	return nil
+}
+
 // HubExternalIDParameter is the data plane stack parameter holding the
 // external ID the hub passes when it assumes the artifact roles; it is
 // NoEcho, so it shows neither in the template nor in DescribeStacks.
@@ -327,8 +335,8 @@ const HubExternalIDParameter = "HubExternalId"
 // so the roles and the policies that people attach themselves grant the
 // same, and trusts only the hub's principal with the external ID.
 func addHubRoles(t *cloudformation.Template, p Params) error {
-	if !hubPrincipalRe.MatchString(p.HubPrincipal) {
-		return fmt.Errorf("hub principal %q: want the ARN of an IAM role or user, such as arn:aws:iam::123456789012:role/berth-hub", p.HubPrincipal)
+	if err := CheckHubPrincipal(p.HubPrincipal); err != nil {
+		return err
 	}
 	t.Parameters[HubExternalIDParameter] = cloudformation.Parameter{
 		Type: "String", Description: str("External ID the berth hub passes when it assumes the artifact roles (sts:ExternalId)"),

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 
 	"github.com/berth-dev/berth/artifact"
@@ -50,6 +51,11 @@ func (st awsSettings) target(externalID string) dataplane.AWSTarget {
 }
 
 const externalIDSecret = "external_id"
+
+var (
+	accountRe   = regexp.MustCompile(`^[0-9]{12}$`)
+	qualifierRe = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,19}$`)
+)
 
 func externalIDAAD(dataplane string) string { return "dataplane/" + dataplane + "/" + externalIDSecret }
 
@@ -95,11 +101,15 @@ func (s *Server) createAWSDataPlane(w http.ResponseWriter, r *http.Request, u *d
 		return errNoAWSPrincipal
 	}
 	if err := artifact.ValidateProject(in.Name); err != nil {
-		return fmt.Errorf("data plane name: %w", err)
+		msg := strings.TrimSuffix(strings.Replace(err.Error(), "project name", "name", 1), ": "+artifact.ErrInvalid.Error())
+		return fmt.Errorf("data plane %s: %w", msg, errkind.Invalid)
 	}
 	st := awsSettings{Account: in.Account, Regions: in.Regions, Qualifier: in.Qualifier, Prefix: strings.Trim(in.Prefix, "/")}
 	if st.Qualifier == "" {
 		st.Qualifier = policy.DefaultQualifier
+	}
+	if !qualifierRe.MatchString(st.Qualifier) {
+		return fmt.Errorf("qualifier %q: 1 to 20 lower-case letters, digits and hyphens, starting with a letter or digit: %w", truncate(st.Qualifier, 30), errkind.Invalid)
 	}
 	if _, err := cfn.DeriveNames(st.Qualifier, ""); err != nil {
 		return fmt.Errorf("qualifier: %w: %w", err, errkind.Invalid)
@@ -111,10 +121,17 @@ func (s *Server) createAWSDataPlane(w http.ResponseWriter, r *http.Request, u *d
 	if err != nil {
 		return err
 	}
+	if !accountRe.MatchString(st.Account) {
+		return fmt.Errorf("account_id %q: want the 12-digit ID of the AWS account the data plane lives in: %w", truncate(st.Account, 20), errkind.Invalid)
+	}
+	if len(st.Regions) == 0 {
+		return fmt.Errorf("regions: give the AWS regions of the data plane, in download order, such as [\"eu-west-1\", \"us-east-1\"]: %w", errkind.Invalid)
+	}
 	t := st.target(ext)
 	if err := t.Validate(); err != nil {
-		// The target's messages name CLI flags; the API's fields differ.
-		return fmt.Errorf("account_id, regions: %s", strings.NewReplacer("--account", "account_id", "--regions", "regions", "--external-id, ", "").Replace(err.Error()))
+		// The target names CLI flags; the API's fields differ.
+		msg := strings.TrimSuffix(err.Error(), ": "+errkind.Invalid.Error())
+		return fmt.Errorf("%s: %w", strings.ReplaceAll(msg, "--regions", "regions"), errkind.Invalid)
 	}
 	st.Regions = t.Regions
 	sealed, err := s.Secrets.Seal(r.Context(), []byte(ext), externalIDAAD(in.Name))
@@ -255,6 +272,16 @@ func (s *Server) bootstrapInstructions(w http.ResponseWriter, r *http.Request, u
 		out["quick_create_note"] = "no quick-create link: CloudFormation takes it only with a template on S3; upload `berth template render bootstrap` and start berth server with --template-url URL"
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// CheckTemplateURL checks a --template-url: CloudFormation's quick-create
+// link takes only an https URL of an object in S3.
+func CheckTemplateURL(u string) error {
+	p, err := url.Parse(u)
+	if err != nil || p.Scheme != "https" || !strings.HasSuffix(p.Hostname(), ".amazonaws.com") || p.Path == "" || p.Path == "/" {
+		return fmt.Errorf("--template-url %q: want the https URL of the bootstrap template in S3, such as https://BUCKET.s3.REGION.amazonaws.com/berth-bootstrap.yaml: %w", truncate(u, 100), errkind.Invalid)
+	}
 	return nil
 }
 

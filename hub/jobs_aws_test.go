@@ -345,6 +345,99 @@ func TestAWSDataPlaneCheckPlanApproveDeploy(t *testing.T) {
 	if as := h.fake.Called("sts", "AssumeRole"); !strings.HasSuffix(as[len(as)-1].Form.Get("RoleArn"), ":role/berth-ops") {
 		t.Errorf("status assumed %s, want the ops role", as[len(as)-1].Form.Get("RoleArn"))
 	}
+
+	eu.DriftStatus = "DRIFTED"
+	eu.Drifts = []string{awsfake.ResourceDrift("HubReaderRole", "berth-hub-reader-eu-west-1", "AWS::IAM::Role", "MODIFIED",
+		[4]string{"MaxSessionDuration", "3600", "43200", "NOT_EQUAL"})}
+	drift := h.run(h.queue("prod", "drift"))
+	var dr struct {
+		Table string `json:"table"`
+	}
+	json.Unmarshal(drift.Result, &dr)
+	if drift.Status != "succeeded" || !strings.Contains(dr.Table, "HubReaderRole") || !strings.Contains(dr.Table, "43200") {
+		t.Errorf("drift: %s %s\n%s", drift.Status, drift.Failure, dr.Table)
+	}
+
+	// With the template published, the instructions carry a quick-create
+	// link with the parameters filled in.
+	h.s.TemplateURL = "https://templates.s3.eu-west-1.amazonaws.com/berth-bootstrap.yaml"
+	var boot struct {
+		Link string `json:"quick_create_url"`
+	}
+	h.admin.do("GET", "/api/v1/dataplanes/prod/bootstrap", "", &boot)
+	for _, want := range []string{"https://console.aws.amazon.com/cloudformation/home?region=eu-west-1#/stacks/quickcreate?",
+		"templateURL=https%3A%2F%2Ftemplates.s3.eu-west-1.amazonaws.com%2Fberth-bootstrap.yaml", "stackName=berth-bootstrap",
+		"param_ExternalId=" + h.externalID, "param_TrustPrincipal=arn%3Aaws%3Aiam%3A%3A999988887777%3Arole%2Fberth-hub"} {
+		if !strings.Contains(boot.Link, want) {
+			t.Errorf("quick-create link %q lacks %q", boot.Link, want)
+		}
+	}
+}
+
+func TestCheckTemplateURL(t *testing.T) {
+	for u, ok := range map[string]bool{
+		"https://templates.s3.eu-west-1.amazonaws.com/berth-bootstrap.yaml": true,
+		"https://s3.amazonaws.com/templates/berth/bootstrap.yaml":           true,
+		"http://templates.s3.eu-west-1.amazonaws.com/berth-bootstrap.yaml":  false,
+		"https://example.com/berth-bootstrap.yaml":                          false,
+		"https://templates.s3.eu-west-1.amazonaws.com/":                     false,
+		"not a url":                                                         false,
+	} {
+		if err := hub.CheckTemplateURL(u); (err == nil) != ok {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+}
+
+// Requests that are wrong are refused with what to fix, and nothing is
+// stored.
+func TestAWSDataPlaneBadInput(t *testing.T) {
+	h := newAWSHub(t, "sqlite:"+filepath.Join(t.TempDir(), "hub.db"))
+	for _, c := range []struct {
+		body string
+		code int
+		want string
+	}{
+		{`{"name":"p","kind":"aws","account_id":"12345","regions":["eu-west-1"]}`, 400, "account_id \"12345\": want the 12-digit ID"},
+		{`{"name":"p","kind":"aws","account_id":"123456789012","regions":[]}`, 400, "regions"},
+		{`{"name":"p","kind":"aws","account_id":"123456789012","regions":["eu-west-1","eu-west-1"]}`, 400, "listed twice"},
+		{`{"name":"p","kind":"aws","account_id":"123456789012","regions":["mars-1"]}`, 400, "not an AWS region"},
+		{`{"name":"p","kind":"aws","account_id":"123456789012","regions":["eu-west-1"],"qualifier":"Bad_Q"}`, 400, "qualifier"},
+		{`{"name":"P!","kind":"aws","account_id":"123456789012","regions":["eu-west-1"]}`, 400, "data plane name \"P!\""},
+		{`{"name":"p","kind":"aws","account_id":"123456789012","regions":["eu-west-1"],"external_id":"mine"}`, 400, "unknown field"},
+	} {
+		var msg string
+		if code := h.admin.do("POST", "/api/v1/dataplanes", c.body, &msg); code != c.code || !strings.Contains(msg, c.want) {
+			t.Errorf("%s: %d %s, want %d with %q", c.body, code, msg, c.code, c.want)
+		}
+	}
+	var list struct {
+		Dataplanes []any `json:"dataplanes"`
+	}
+	if h.admin.do("GET", "/api/v1/dataplanes", "", &list); len(list.Dataplanes) != 0 {
+		t.Errorf("bad requests stored %d data planes", len(list.Dataplanes))
+	}
+	h.s.AWSPrincipal = ""
+	var msg string
+	if code := h.admin.do("POST", "/api/v1/dataplanes", `{"name":"p","kind":"aws","account_id":"123456789012","regions":["eu-west-1"]}`, &msg); code != 409 || !strings.Contains(msg, "--aws-principal") {
+		t.Errorf("without a hub principal: %d %s", code, msg)
+	}
+	h.s.AWSPrincipal = hubPrincipal
+	h.createDataPlane("prod", "eu-west-1")
+	for _, kind := range []string{"", "destroy"} {
+		if code := h.admin.do("POST", "/api/v1/dataplanes/prod/jobs", `{"kind":"`+kind+`"}`, &msg); code != 400 || !strings.Contains(msg, "use check, plan, status or drift") {
+			t.Errorf("job kind %q: %d %s", kind, code, msg)
+		}
+	}
+	if code := h.admin.do("POST", "/api/v1/dataplanes/nope/jobs", `{"kind":"check"}`, &msg); code != 404 {
+		t.Errorf("job on a missing data plane: %d %s", code, msg)
+	}
+	if code := h.admin.do("GET", "/api/v1/jobs/999", "", &msg); code != 404 {
+		t.Errorf("missing job: %d %s", code, msg)
+	}
+	if code := h.admin.do("GET", "/api/v1/jobs/x", "", &msg); code != 400 {
+		t.Errorf("job id x: %d %s", code, msg)
+	}
 }
 
 // A check whose AssumeRole is refused fails with a reason saying what to
@@ -352,13 +445,14 @@ func TestAWSDataPlaneCheckPlanApproveDeploy(t *testing.T) {
 // credentials.
 func TestAWSCheckRefused(t *testing.T) {
 	for _, c := range []struct {
-		name  string
-		sts   awsfake.Handler
-		wants []string
+		name   string
+		sts    awsfake.Handler
+		wants  []string
+		absent string
 	}{
-		{"wrong external ID", nil, []string{"AccessDenied", "the external ID may be wrong", "role/berth-provisioner"}},
+		{"wrong external ID", nil, []string{"AccessDenied", "the external ID may be wrong", "role/berth-provisioner", "GET /api/v1/dataplanes/prod/bootstrap"}, ""},
 		{"expired hub credentials", awsfake.Error(403, "ExpiredToken", "The security token included in the request is expired"),
-			[]string{"ExpiredToken", "have expired"}},
+			[]string{"ExpiredToken", "have expired"}, "bootstrap"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h := newAWSHub(t, "sqlite:"+filepath.Join(t.TempDir(), "hub.db"))
@@ -375,6 +469,9 @@ func TestAWSCheckRefused(t *testing.T) {
 				if !strings.Contains(j.Failure, want) {
 					t.Errorf("failure %q lacks %q", j.Failure, want)
 				}
+			}
+			if c.absent != "" && strings.Contains(j.Failure, c.absent) {
+				t.Errorf("failure %q mentions %q", j.Failure, c.absent)
 			}
 			if !strings.Contains(j.events(), "failed: ") {
 				t.Errorf("events:\n%s", j.events())

@@ -17,6 +17,7 @@ import (
 	"github.com/berth-dev/berth/deploy"
 	"github.com/berth-dev/berth/errkind"
 	"github.com/berth-dev/berth/hub/db"
+	"github.com/berth-dev/berth/internal/awserr"
 	"github.com/berth-dev/berth/internal/awsx"
 )
 
@@ -121,6 +122,11 @@ func (w *Worker) RunOne(ctx context.Context) (ran bool, err error) {
 		return true, fmt.Errorf("job %d: %w", j.ID, err) // another worker owns it now
 	default:
 	}
+	if ctx.Err() != nil {
+		// Shutting down: the job stays claimed until its lease runs out,
+		// then another replica runs it again (a deploy fails instead).
+		return true, fmt.Errorf("job %d: stopped with the hub: %w", j.ID, ctx.Err())
+	}
 	out := jobOutcome{}
 	if result != nil {
 		b, err := json.Marshal(result)
@@ -188,6 +194,9 @@ func (w *Worker) run(ctx context.Context, j *db.Job) (any, error) {
 		cfg.Region = st.Regions[0] // STS is regional; any region of the data plane will do
 	}
 	a, err := dataplane.AssumeAWS(ctx, cfg, w.Server.AWSPrincipal, st.target(ext), role)
+	if awserr.Code(err) == "AccessDenied" {
+		return nil, fmt.Errorf("%w; if the account's bootstrap was deployed with another external ID or principal, deploy it again as GET /api/v1/dataplanes/%s/bootstrap says", err, dp.Name)
+	}
 	if err != nil {
 		return nil, err
 	}

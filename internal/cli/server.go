@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/cfn"
 	"github.com/berth-dev/berth/config"
 	"github.com/berth-dev/berth/errkind"
 	"github.com/berth-dev/berth/hub"
@@ -252,8 +253,16 @@ func (g *Globals) runServer(ctx context.Context, o serverOpts) error {
 	if err != nil {
 		return err
 	}
+	if o.templateURL != "" {
+		if err := hub.CheckTemplateURL(o.templateURL); err != nil {
+			return err
+		}
+	}
 	s := &hub.Server{DB: d, Log: g.log, Secrets: box, AWSPrincipal: o.awsPrincipal, TemplateURL: o.templateURL}
 	if o.awsPrincipal != "" {
+		if err := cfn.CheckHubPrincipal(o.awsPrincipal); err != nil {
+			return usageErr(fmt.Errorf("--aws-principal: %w", err))
+		}
 		if s.AWS, err = awsx.Load(ctx, awsx.Options{Profile: g.Profile}); err != nil {
 			return err
 		}
