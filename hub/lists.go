@@ -1,8 +1,6 @@
 package hub
 
 import (
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -84,29 +82,6 @@ func (s *Server) projectInfo(w http.ResponseWriter, r *http.Request, u *db.User)
 		out = append(out, member{Email: m.Email, Name: m.Name, Role: m.Role})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"name": p.Name, "dataplane": dp.Name, "prefix": p.Prefix, "role": role, "members": out})
-	return nil
-}
-
-// listDataPlanes lists the organisation's data planes with what is kept in
-// clear about them; the identities' secrets are never returned.
-func (s *Server) listDataPlanes(w http.ResponseWriter, r *http.Request, u *db.User) error {
-	org, err := s.DB.UserOrganisation(r.Context(), u.ID)
-	if err != nil {
-		return err
-	}
-	list, err := s.DB.ListDataPlanes(r.Context(), org.ID)
-	if err != nil {
-		return err
-	}
-	out := []map[string]any{}
-	for _, dp := range list {
-		var st s3CompatSettings
-		if err := json.Unmarshal([]byte(dp.Settings), &st); err != nil {
-			return fmt.Errorf("read data plane %s: %w", dp.Name, err)
-		}
-		out = append(out, map[string]any{"name": dp.Name, "kind": dp.Kind, "endpoints": st.Endpoints, "bucket": st.Bucket, "prefix": st.Prefix})
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"dataplanes": out})
 	return nil
 }
 

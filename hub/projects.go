@@ -165,6 +165,9 @@ func (s *Server) createProject(w http.ResponseWriter, r *http.Request, u *db.Use
 	if err != nil {
 		return inField("dataplane", fmt.Errorf("dataplane %q: %w", truncate(in.DataPlane, 64), err))
 	}
+	if err := s.ownDataPlane(r.Context(), org, dp); err != nil {
+		return err
+	}
 	var st s3CompatSettings
 	if err := json.Unmarshal([]byte(dp.Settings), &st); err != nil {
 		return fmt.Errorf("read data plane %s: %w", dp.Name, err)
@@ -268,6 +271,12 @@ func (s *Server) credentials(w http.ResponseWriter, r *http.Request, u *db.User)
 	dp, err := s.DB.DataPlaneByID(r.Context(), p.DataPlaneID)
 	if err != nil {
 		return err
+	}
+	if err := s.projectDataPlaneAllowed(r.Context(), u, dp); err != nil {
+		return err
+	}
+	if dp.Kind == "aws" {
+		return s.awsCredentials(w, r, u, p, dp, in.Role)
 	}
 	var st s3CompatSettings
 	var sealed map[string]string

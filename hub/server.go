@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/berth-dev/berth/errkind"
 	"github.com/berth-dev/berth/hub/db"
 	"github.com/berth-dev/berth/hub/secrets"
@@ -59,6 +61,14 @@ type Server struct {
 
 	authOnce sync.Once
 	auth     *authState
+
+	// AWS holds the credentials of AWSPrincipal, the ARN the hub runs as
+	// in AWS, which AWS data planes trust (see dataplanes_aws.go).
+	AWS          aws.Config
+	AWSPrincipal string
+	// TemplateURL is where this berth's bootstrap template is published on
+	// S3, for CloudFormation quick-create links.
+	TemplateURL string
 }
 
 func (s *Server) now() time.Time {
@@ -104,17 +114,24 @@ func routes() []route {
 		{"POST", "/api/v1/tokens", "Create an API token for the signed-in user; the token is shown once", false, (*Server).createToken},
 		{"DELETE", "/api/v1/tokens/{id}", "Revoke one of the signed-in user's tokens", false, (*Server).revokeToken},
 		{"POST", "/api/v1/users", "Add a user to the organisation and return its first API token, shown once (organisation admins)", false, (*Server).createUser},
-		{"POST", "/api/v1/dataplanes", "Register an S3-compatible data plane (organisation admins); its identities are checked, then sealed", false, (*Server).createDataPlane},
+		{"POST", "/api/v1/dataplanes", "Register a data plane (organisation admins): kind s3compat (its identities are checked, then sealed) or aws (the hub makes a sealed external ID)", false, (*Server).createAnyDataPlane},
+		{"GET", "/api/v1/dataplanes", "The organisation's data planes, without secrets", false, (*Server).listDataPlanes},
+		{"GET", "/api/v1/dataplanes/{dataplane}/bootstrap", "How to bootstrap an AWS data plane's account: template, aws cloudformation deploy command, quick-create link (organisation admins)", false, (*Server).bootstrapInstructions},
+		{"POST", "/api/v1/dataplanes/{dataplane}/jobs", "Queue a background job on an AWS data plane: check, plan, status or drift (organisation admins)", false, (*Server).createJob},
+		{"GET", "/api/v1/jobs/{id}", "A job's status, events, result and failure reason (organisation admins)", false, (*Server).getJob},
+		{"POST", "/api/v1/jobs/{id}/approve", "Approve a plan job: queues the deploy job that applies exactly its change sets (organisation admins)", false, (*Server).approveJob},
+		{"GET", "/api/v1/org/settings", "The organisation's settings (organisation admins)", false, (*Server).orgSettings},
+		{"PUT", "/api/v1/org/settings", "Change the organisation's settings: enforce_own_dataplanes (organisation admins)", false, (*Server).putOrgSettings},
 		{"POST", "/api/v1/projects", "Create a project on a data plane (organisation admins)", false, (*Server).createProject},
 		{"PUT", "/api/v1/projects/{project}/members/{email}", "Give a user a role in a project: admin, writer or reader (project admins)", false, (*Server).setMember},
 		{"GET", "/api/v1/projects/{project}/versions", "A project's versions, oldest first, with the regions that hold each (project members)", false, (*Server).versions},
 		{"GET", "/api/v1/projects/{project}/versions/{version}", "A version's manifest, metadata, signature status and regions; latest and latest-prerelease allowed (project members)", false, (*Server).versionInfo},
+		{"GET", "/api/v1/projects/{project}/versions/{version}/download", "A presigned download link of the version's file (?file=NAME), valid 15 minutes, signed with a reader session of the project (project members)", false, (*Server).downloadLink},
 		{"GET", "/api/v1/audit", "Audit log entries, filtered by actor, action, object, outcome, since, until; format=jsonl exports (organisation admins)", false, (*Server).auditLog},
 		{"POST", "/api/v1/projects/{project}/credentials", "Short-lived credentials for one project and role (read or write), narrowed to its prefix", false, (*Server).credentials},
 		{"GET", "/api/v1/organisation", "The signed-in user's organisation and role in it", false, (*Server).organisation},
 		{"GET", "/api/v1/projects", "The projects the signed-in user may see, with its role in each", false, (*Server).listProjects},
 		{"GET", "/api/v1/projects/{project}", "A project's settings and members (project members)", false, (*Server).projectInfo},
-		{"GET", "/api/v1/dataplanes", "The organisation's data planes, without their secrets", false, (*Server).listDataPlanes},
 		{"GET", "/api/v1/tokens", "The signed-in user's API tokens with last use and expiry (never the tokens)", false, (*Server).listTokens},
 	}
 }

@@ -72,25 +72,6 @@ func (d *DB) ProjectMembers(ctx context.Context, projectID int64) ([]ProjectMemb
 	return out, rows.Err()
 }
 
-// ListDataPlanes returns the organisation's data planes by name, without
-// their sealed secrets.
-func (d *DB) ListDataPlanes(ctx context.Context, orgID int64) ([]DataPlane, error) {
-	rows, err := d.SQL.QueryContext(ctx, d.Rebind(`SELECT id, org_id, name, kind, settings FROM dataplanes WHERE org_id = ? ORDER BY name`), orgID)
-	if err != nil {
-		return nil, fmt.Errorf("list data planes: %w", err)
-	}
-	defer rows.Close()
-	var out []DataPlane
-	for rows.Next() {
-		var p DataPlane
-		if err := rows.Scan(&p.ID, &p.OrgID, &p.Name, &p.Kind, &p.Settings); err != nil {
-			return nil, fmt.Errorf("list data planes: %w", err)
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
-}
-
 // ListTokens returns a user's tokens, newest first, without their hashes.
 func (d *DB) ListTokens(ctx context.Context, userID int64) ([]Token, error) {
 	rows, err := d.SQL.QueryContext(ctx, d.Rebind(`SELECT id, user_id, name, created, expires, last_used, revoked FROM tokens WHERE user_id = ? ORDER BY id DESC`), userID)

@@ -17,11 +17,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/cfn"
 	"github.com/berth-dev/berth/config"
 	"github.com/berth-dev/berth/errkind"
 	"github.com/berth-dev/berth/hub"
 	"github.com/berth-dev/berth/hub/db"
 	"github.com/berth-dev/berth/hub/secrets"
+	"github.com/berth-dev/berth/internal/awsx"
 )
 
 type serverOpts struct {
@@ -33,6 +35,8 @@ type serverOpts struct {
 	tlsKey    string
 
 	oidcIssuer, oidcClientID, oidcSecretFile string
+
+	awsPrincipal, templateURL string
 }
 
 func newServerCommand(g *Globals) *cobra.Command {
@@ -90,6 +94,8 @@ ends TLS, pass --public-url https://... so cookies are Secure and links right.`,
 	f.StringVar(&o.oidcIssuer, "oidc-issuer", "", "sign people in with this OpenID Connect provider, such as https://example.okta.com")
 	f.StringVar(&o.oidcClientID, "oidc-client-id", "", "the hub's client ID at the OIDC provider")
 	f.StringVar(&o.oidcSecretFile, "oidc-client-secret-file", "", "file holding the OIDC client secret (default: env BERTH_OIDC_CLIENT_SECRET)")
+	f.StringVar(&o.awsPrincipal, "aws-principal", "", "ARN of the IAM role or user the hub's AWS credentials belong to, which AWS data planes trust")
+	f.StringVar(&o.templateURL, "template-url", "", "https URL of this berth's bootstrap template on S3, for CloudFormation quick-create links")
 	return cmd
 }
 
@@ -298,7 +304,24 @@ func (g *Globals) runServer(ctx context.Context, o serverOpts) error {
 	if err != nil {
 		return err
 	}
-	s := &hub.Server{DB: d, Log: g.log, Secrets: box, PublicURL: o.publicURL, OIDC: oidcConfig}
+	if o.templateURL != "" {
+		if err := hub.CheckTemplateURL(o.templateURL); err != nil {
+			return err
+		}
+	}
+	s := &hub.Server{DB: d, Log: g.log, Secrets: box, PublicURL: o.publicURL, OIDC: oidcConfig, AWSPrincipal: o.awsPrincipal, TemplateURL: o.templateURL}
+	if o.awsPrincipal != "" {
+		if err := cfn.CheckHubPrincipal(o.awsPrincipal); err != nil {
+			return usageErr(fmt.Errorf("--aws-principal: %w", err))
+		}
+		if s.AWS, err = awsx.Load(ctx, awsx.Options{Profile: g.Profile}); err != nil {
+			return err
+		}
+	}
+	wctx, stopWorker := context.WithCancel(ctx)
+	workerDone := make(chan struct{})
+	go func() { defer close(workerDone); (&hub.Worker{Server: s, ID: hub.NewWorkerID()}).Run(wctx) }()
+	defer func() { stopWorker(); <-workerDone }()
 	users, err := d.CountUsers(ctx)
 	if err != nil {
 		return err
