@@ -381,7 +381,7 @@ func TestCheckTemplateURL(t *testing.T) {
 		"http://templates.s3.eu-west-1.amazonaws.com/berth-bootstrap.yaml":  false,
 		"https://example.com/berth-bootstrap.yaml":                          false,
 		"https://templates.s3.eu-west-1.amazonaws.com/":                     false,
-		"not a url":                                                         false,
+		"not a url": false,
 	} {
 		if err := hub.CheckTemplateURL(u); (err == nil) != ok {
 			t.Errorf("%s: %v", u, err)
