@@ -27,17 +27,26 @@ type endpoint struct {
 type dataPlaneItem struct {
 	Name      string     `json:"name"`
 	Kind      string     `json:"kind"`
+	Own       bool       `json:"own"`
+	Deployed  *time.Time `json:"deployed"`
+	Account   string     `json:"account_id"`
+	Regions   []string   `json:"regions"`
 	Bucket    string     `json:"bucket"`
 	Prefix    string     `json:"prefix"`
 	Endpoints []endpoint `json:"endpoints"`
 }
 
-func (u *UI) projectsData(r *http.Request) ([]projectItem, []dataPlaneItem, error) {
+// projectsData reads the projects and, for an organisation admin (who may
+// create projects), the data planes to create them on.
+func (u *UI) projectsData(r *http.Request, v *viewer) ([]projectItem, []dataPlaneItem, error) {
 	var ps struct {
 		Projects []projectItem `json:"projects"`
 	}
 	if err := u.call(r, "GET", "/api/v1/projects", nil, &ps); err != nil {
 		return nil, nil, err
+	}
+	if !v.OrgAdmin {
+		return ps.Projects, nil, nil
 	}
 	var dps struct {
 		DataPlanes []dataPlaneItem `json:"dataplanes"`
@@ -58,7 +67,7 @@ func (u *UI) projects(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ps, dps, err := u.projectsData(r)
+	ps, dps, err := u.projectsData(r, v)
 	if err != nil {
 		u.fail(w, r, err)
 		return
@@ -84,7 +93,7 @@ func (u *UI) createProject(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ps, dps, lerr := u.projectsData(r)
+	ps, dps, lerr := u.projectsData(r, v)
 	if lerr != nil {
 		u.fail(w, r, lerr)
 		return

@@ -70,6 +70,14 @@ func New(api http.Handler, sessions Sessions, paths Paths) *UI {
 	u.mux.HandleFunc("POST /tokens", u.createToken)
 	u.mux.HandleFunc("POST /tokens/{id}/revoke", u.revokeToken)
 	u.mux.HandleFunc("GET /audit", u.audit)
+	u.mux.HandleFunc("GET /projects/{project}/versions/{version}/download", u.download)
+	u.mux.HandleFunc("GET /dataplanes/aws", u.awsForm)
+	u.mux.HandleFunc("POST /dataplanes/aws", u.createAWSDataPlane)
+	u.mux.HandleFunc("GET /dataplanes/{dataplane}", u.dataPlanePage)
+	u.mux.HandleFunc("GET /dataplanes/{dataplane}/bootstrap.yaml", u.bootstrapTemplate)
+	u.mux.HandleFunc("POST /dataplanes/{dataplane}/jobs", u.createJob)
+	u.mux.HandleFunc("GET /jobs/{id}", u.job)
+	u.mux.HandleFunc("POST /jobs/{id}/approve", u.approveJob)
 	u.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		u.fail(w, r, &APIError{Status: http.StatusNotFound, Code: "not_found", Message: "there is no page " + r.URL.Path})
 	})
@@ -180,6 +188,8 @@ type viewer struct {
 	Email, Name string
 	Org         string
 	OrgAdmin    bool
+	// EnforceOwn: projects only on the organisation's own data planes.
+	EnforceOwn bool
 }
 
 // signedIn reads who the browser is. An APIError with status 401 means
@@ -189,11 +199,14 @@ func (u *UI) signedIn(r *http.Request) (*viewer, error) {
 	if err := u.call(r, "GET", "/api/v1/me", nil, &me); err != nil {
 		return nil, err
 	}
-	var org struct{ Name, Role string }
+	var org struct {
+		Name, Role string
+		Enforce    bool `json:"enforce_own_dataplanes"`
+	}
 	if err := u.call(r, "GET", "/api/v1/organisation", nil, &org); err != nil {
 		return nil, err
 	}
-	return &viewer{Email: me.Email, Name: me.Name, Org: org.Name, OrgAdmin: org.Role == "admin"}, nil
+	return &viewer{Email: me.Email, Name: me.Name, Org: org.Name, OrgAdmin: org.Role == "admin", EnforceOwn: org.Enforce}, nil
 }
 
 // fieldView is one labelled input with its hint and error.

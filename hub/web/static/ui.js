@@ -1,5 +1,6 @@
-// berth hub: the only script. Pages work without it; it adds copy buttons
-// and moves focus to a form's error summary so it is read out first.
+// berth hub: the only script. Pages work without it; it adds copy buttons,
+// moves focus to a form's error summary so it is read out first, and keeps
+// a running job's page up to date.
 "use strict";
 document.addEventListener("DOMContentLoaded", function () {
   var summary = document.getElementById("error-summary");
@@ -25,4 +26,26 @@ document.addEventListener("DOMContentLoaded", function () {
       });
     });
   });
+  var job = document.getElementById("job");
+  if (job && job.hasAttribute("data-live")) {
+    var refresh = function () {
+      fetch(location.href, {credentials: "same-origin"}).then(function (r) {
+        return r.text();
+      }).then(function (html) {
+        var next = new DOMParser().parseFromString(html, "text/html").getElementById("job");
+        if (!next) {
+          return;
+        }
+        job.innerHTML = next.innerHTML;
+        if (next.hasAttribute("data-live")) {
+          setTimeout(refresh, 1000);
+        } else {
+          job.removeAttribute("data-live");
+        }
+      }, function () {
+        setTimeout(refresh, 5000);
+      });
+    };
+    setTimeout(refresh, 1000);
+  }
 });
