@@ -260,6 +260,21 @@ func TestBrowser(t *testing.T) {
 			t.Logf("screenshots in %s", shots)
 		})
 	}
+	t.Run("aws", func(t *testing.T) {
+		ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+		defer cancel()
+		if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+			t.Fatal(err)
+		}
+		shots := t.ArtifactDir()
+		if shotsRoot != "" {
+			shots = filepath.Join(shotsRoot, "aws")
+		}
+		if err := os.MkdirAll(shots, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		awsScenario(t, &tab{t: t, ctx: ctx, axe: axe, shots: shots})
+	})
 }
 
 func scenario(t *testing.T, b *tab, engine string, regions []*testenv.MinIO, ids map[string]dataplane.Credentials) {

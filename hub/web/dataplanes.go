@@ -30,7 +30,7 @@ func (u *UI) showAWSForm(w http.ResponseWriter, r *http.Request, status int, f *
 func (u *UI) createAWSDataPlane(w http.ResponseWriter, r *http.Request) {
 	parseForm(w, r)
 	in := map[string]any{"kind": "aws", "name": r.PostFormValue("name"), "account_id": strings.TrimSpace(r.PostFormValue("account_id")),
-		"regions": strings.Fields(strings.ReplaceAll(r.PostFormValue("regions"), ",", " ")),
+		"regions":   strings.Fields(strings.ReplaceAll(r.PostFormValue("regions"), ",", " ")),
 		"qualifier": r.PostFormValue("qualifier"), "prefix": r.PostFormValue("prefix")}
 	err := u.call(r, "POST", "/api/v1/dataplanes", in, nil)
 	if err == nil {
