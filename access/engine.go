@@ -28,6 +28,16 @@ type Engine struct {
 	Lease time.Duration
 	// Warn reports what must not fail a decision (a notice not sent).
 	Warn func(msg string, err error)
+	// ID names this replica in claims ("berth" when empty); replicas
+	// sharing a database need different ones.
+	ID string
+}
+
+func (e *Engine) worker(what string) string {
+	if e.ID == "" {
+		return "berth/" + what
+	}
+	return e.ID + "/" + what
 }
 
 func (e *Engine) now() time.Time {
@@ -161,7 +171,7 @@ func (e *Engine) Approve(ctx context.Context, approver string, id int64, reason 
 	if err := e.Store.Decide(ctx, r, Pending, Decision{RequestID: id, Actor: approver, Status: Approved, Reason: reason, Time: now}); err != nil {
 		return nil, nil, err
 	}
-	g, err := e.workOn(ctx, "approve", &r.Key)
+	g, err := e.workOn(ctx, e.worker("approve"), &r.Key)
 	return r, g, err
 }
 
@@ -232,7 +242,7 @@ func (e *Engine) Revoke(ctx context.Context, actor string, id int64, reason stri
 	if from == Pending {
 		return r, nil, nil
 	}
-	g, err := e.workOn(ctx, "revoke", &r.Key)
+	g, err := e.workOn(ctx, e.worker("revoke"), &r.Key)
 	return r, g, err
 }
 
