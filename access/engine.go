@@ -219,6 +219,37 @@ func (e *Engine) mayDecide(ctx context.Context, r *Request, actor string) error 
 	return nil
 }
 
+// Decidable returns the requests among reqs that actor may decide on: those
+// of escalations whose approver group actor is in.
+func (e *Engine) Decidable(ctx context.Context, actor string, reqs []Request) ([]Request, error) {
+	_, groups, err := e.identity(ctx, actor)
+	if errors.Is(err, errkind.NotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []Request
+	memo := map[string]bool{}
+	for _, r := range reqs {
+		esc, err := e.escalationOf(&r)
+		if err != nil {
+			continue // the catalog no longer has it: nobody can approve it
+		}
+		ok, seen := memo[esc.Approvers]
+		if !seen {
+			if ok, err = e.member(ctx, groups, esc.Approvers); err != nil {
+				return nil, err
+			}
+			memo[esc.Approvers] = ok
+		}
+		if ok {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
 // Revoke ends an approved request early (its requester or an approver),
 // or withdraws a pending one. The assignment is deleted only when no
 // other request covers it; a failed delete stays due and is retried.
@@ -247,8 +278,7 @@ func (e *Engine) Revoke(ctx context.Context, actor string, id int64, reason stri
 }
 
 // workOn claims the grant of key and does its work now. When another
-// replica holds it, that replica does the work and the grant is returned
-// as stored.
+// replica holds it, that replica does the work and nil is returned.
 func (e *Engine) workOn(ctx context.Context, worker string, key *GrantKey) (*Grant, error) {
 	g, err := e.Store.ClaimGrant(ctx, worker, key, e.now(), e.lease())
 	if errors.Is(err, ErrNothingDue) {
@@ -257,25 +287,34 @@ func (e *Engine) workOn(ctx context.Context, worker string, key *GrantKey) (*Gra
 	if err != nil {
 		return nil, err
 	}
-	return g, e.work(ctx, worker, g)
+	_, err = e.work(ctx, worker, g)
+	return g, err
 }
 
-// work makes Identity Center match the requests covering g, and records
-// the outcome. A failed call is not an error of work: it is stored on the
-// grant, retried after Backoff, and shown.
-func (e *Engine) work(ctx context.Context, worker string, g *Grant) error {
+// Calls made on a grant.
+const (
+	CallNone   = ""
+	CallCreate = "create"
+	CallDelete = "delete"
+)
+
+// work makes Identity Center match the requests covering g, records the
+// outcome and returns the call it made. A failed call is not an error of
+// work: it is stored on the grant, retried after Backoff, and shown.
+func (e *Engine) work(ctx context.Context, worker string, g *Grant) (string, error) {
 	now := e.now()
 	covering, err := e.Store.Covering(ctx, g.Key, now)
 	if err != nil {
-		return err
+		return CallNone, err
 	}
 	want, _ := Wanted(covering, now)
+	var call string
 	var callErr error
 	switch {
 	case want && !g.Present:
-		callErr = e.Center.Assign(ctx, g.Key)
+		call, callErr = CallCreate, e.Center.Assign(ctx, g.Key)
 	case !want && g.Present:
-		callErr = e.Center.Unassign(ctx, g.Key)
+		call, callErr = CallDelete, e.Center.Unassign(ctx, g.Key)
 	}
 	if callErr != nil {
 		g.Attempts++
@@ -285,14 +324,21 @@ func (e *Engine) work(ctx context.Context, worker string, g *Grant) error {
 	} else {
 		g.Present, g.Due, g.Attempts, g.LastError = want, false, 0, ""
 	}
-	return e.Store.FinishGrant(context.WithoutCancel(ctx), worker, g)
+	return call, e.Store.FinishGrant(context.WithoutCancel(ctx), worker, g)
+}
+
+// Worked is a grant a pass worked on, after the work, and the call made
+// (CallNone when Identity Center already matched).
+type Worked struct {
+	Grant
+	Call string
 }
 
 // Outcome is what one pass of the worker did.
 type Outcome struct {
 	Expired []Request
 	// Worked are the grants worked on, with their outcome.
-	Worked []Grant
+	Worked []Worked
 }
 
 // Reconcile expires requests that reached their end and works on every
@@ -316,10 +362,11 @@ func (e *Engine) Reconcile(ctx context.Context, worker string) (*Outcome, error)
 		if err != nil {
 			return out, err
 		}
-		if err := e.work(ctx, worker, g); err != nil {
+		call, err := e.work(ctx, worker, g)
+		if err != nil {
 			return out, err
 		}
-		out.Worked = append(out.Worked, *g)
+		out.Worked = append(out.Worked, Worked{Grant: *g, Call: call})
 	}
 }
 
@@ -327,7 +374,7 @@ func (e *Engine) Reconcile(ctx context.Context, worker string) (*Outcome, error)
 type Eligibility struct {
 	Account       string        `json:"account"`
 	PermissionSet string        `json:"permission_set"`
-	MaxDuration   time.Duration `json:"max_duration"`
+	MaxDuration   time.Duration `json:"max_duration_ns"`
 	Approvers     string        `json:"approvers"`
 }
 
@@ -336,7 +383,7 @@ type ActiveGrant struct {
 	Account       string        `json:"account"`
 	PermissionSet string        `json:"permission_set"`
 	Expires       time.Time     `json:"expires"`
-	Left          time.Duration `json:"left"`
+	Left          time.Duration `json:"left_ns"`
 	// State: "active", or "pending" while the assignment is not yet
 	// created (LastError says why).
 	State     string `json:"state"`

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,172 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-
 	"github.com/berth-dev/berth/access"
+	"github.com/berth-dev/berth/access/accesstest"
 	"github.com/berth-dev/berth/errkind"
-	"github.com/berth-dev/berth/internal/awsfake"
 	"github.com/berth-dev/berth/org"
 )
-
-const catalogYAML = `version: 1
-ous:
-  - name: Workloads
-accounts:
-  - {name: pay-prod, email: aws+pay-prod@acme.example, ou: Workloads, owner: payments, class: team-prod}
-  - {name: pay-dev, email: aws+pay-dev@acme.example, ou: Workloads, owner: payments, class: team-dev}
-access_classes:
-  team-prod:
-    escalations:
-      - {permission_set: AdministratorAccess, eligible: oncall, approvers: leads, max_duration: 2h}
-      - {permission_set: ReadOnlyAccess, eligible: "{owner}-developers", approvers: leads, max_duration: 8h, forbid_self_approval: false}
-`
-
-const (
-	instanceARN = "arn:aws:sso:::instance/ssoins-1111"
-	storeID     = "d-1234567890"
-	adminARN    = "arn:aws:sso:::permissionSet/ssoins-1111/ps-admin"
-	readARN     = "arn:aws:sso:::permissionSet/ssoins-1111/ps-read"
-	prodID      = "111122223333"
-)
-
-// world is Identity Center, the Identity Store and Organizations as the
-// wire shows them: people, groups, permission sets, accounts and the
-// assignments that exist.
-type world struct {
-	*awsfake.Server
-	mu       sync.Mutex
-	users    map[string]string   // e-mail -> user id
-	groups   map[string]string   // display name -> group id
-	members  map[string][]string // user id -> group ids
-	assigned map[string]bool     // principal/account/permission set
-	// deleteFailures scripts the next deletions: "throttle" answers the
-	// call with ThrottlingException, "failed" lets the call start and its
-	// status end FAILED.
-	deleteFailures []string
-	pending        map[string]string // request id -> what it does when polled
-	creates        int
-	deletes        int
-	n              int
-}
-
-func newWorld(t *testing.T) *world {
-	w := &world{
-		Server: awsfake.New(t),
-		users:  map[string]string{"ana@acme.example": "u-ana", "bo@acme.example": "u-bo", "cy@acme.example": "u-cy"},
-		groups: map[string]string{"oncall": "g-oncall", "leads": "g-leads", "payments-developers": "g-paydev"},
-		members: map[string][]string{
-			"u-ana": {"g-oncall", "g-paydev", "g-leads"},
-			"u-bo":  {"g-leads"},
-			"u-cy":  {"g-paydev"},
-		},
-		assigned: map[string]bool{},
-		pending:  map[string]string{},
-	}
-	attr := func(r *awsfake.Request) string {
-		ua := r.JSON["AlternateIdentifier"].(map[string]any)["UniqueAttribute"].(map[string]any)
-		return fmt.Sprint(ua["AttributeValue"])
-	}
-	w.Handle("identitystore", "GetUserId", func(r *awsfake.Request) awsfake.Response {
-		if id, ok := w.users[attr(r)]; ok {
-			return awsfake.JSON(map[string]any{"UserId": id, "IdentityStoreId": storeID})
-		}
-		return awsfake.JSONError(400, "ResourceNotFoundException", "USER not found")
-	})
-	w.Handle("identitystore", "GetGroupId", func(r *awsfake.Request) awsfake.Response {
-		if id, ok := w.groups[attr(r)]; ok {
-			return awsfake.JSON(map[string]any{"GroupId": id, "IdentityStoreId": storeID})
-		}
-		return awsfake.JSONError(400, "ResourceNotFoundException", "GROUP not found")
-	})
-	w.Handle("identitystore", "ListGroupMembershipsForMember", func(r *awsfake.Request) awsfake.Response {
-		uid := r.JSON["MemberId"].(map[string]any)["UserId"].(string)
-		var ms []any
-		for _, g := range w.members[uid] {
-			ms = append(ms, map[string]any{"GroupId": g, "IdentityStoreId": storeID, "MembershipId": "m-" + g, "MemberId": map[string]any{"UserId": uid}})
-		}
-		return awsfake.JSON(map[string]any{"GroupMemberships": ms})
-	})
-	w.Handle("sso", "ListPermissionSets", func(*awsfake.Request) awsfake.Response {
-		return awsfake.JSON(map[string]any{"PermissionSets": []string{adminARN, readARN}})
-	})
-	w.Handle("sso", "DescribePermissionSet", func(r *awsfake.Request) awsfake.Response {
-		name := map[string]string{adminARN: "AdministratorAccess", readARN: "ReadOnlyAccess"}[r.JSON["PermissionSetArn"].(string)]
-		return awsfake.JSON(map[string]any{"PermissionSet": map[string]any{"Name": name, "PermissionSetArn": r.JSON["PermissionSetArn"]}})
-	})
-	w.Handle("organizations", "ListAccounts", func(*awsfake.Request) awsfake.Response {
-		return awsfake.JSON(map[string]any{"Accounts": []any{
-			map[string]any{"Id": prodID, "Email": "aws+pay-prod@acme.example", "Name": "pay-prod", "Status": "ACTIVE"},
-			map[string]any{"Id": "444455556666", "Email": "aws+pay-dev@acme.example", "Name": "pay-dev", "Status": "ACTIVE"},
-		}})
-	})
-	key := func(r *awsfake.Request) string {
-		if r.JSON["InstanceArn"] != instanceARN || r.JSON["PrincipalType"] != "USER" || r.JSON["TargetType"] != "AWS_ACCOUNT" {
-			t.Errorf("%s: %v", r.Action, r.JSON)
-		}
-		return fmt.Sprintf("%s/%s/%s", r.JSON["PrincipalId"], r.JSON["TargetId"], r.JSON["PermissionSetArn"])
-	}
-	status := func(field, id, st, reason string) awsfake.Response {
-		s := map[string]any{"RequestId": id, "Status": st}
-		if reason != "" {
-			s["FailureReason"] = reason
-		}
-		return awsfake.JSON(map[string]any{field: s})
-	}
-	w.Handle("sso", "CreateAccountAssignment", func(r *awsfake.Request) awsfake.Response {
-		w.creates++
-		w.n++
-		id := fmt.Sprintf("create-%d", w.n)
-		w.pending[id] = "create " + key(r)
-		return status("AccountAssignmentCreationStatus", id, "IN_PROGRESS", "")
-	})
-	w.Handle("sso", "DeleteAccountAssignment", func(r *awsfake.Request) awsfake.Response {
-		w.deletes++
-		k := key(r)
-		if len(w.deleteFailures) > 0 {
-			f := w.deleteFailures[0]
-			w.deleteFailures = w.deleteFailures[1:]
-			if f == "throttle" {
-				return awsfake.JSONError(400, "ThrottlingException", "Rate exceeded")
-			}
-			w.n++
-			id := fmt.Sprintf("delete-%d", w.n)
-			w.pending[id] = "fail " + k
-			return status("AccountAssignmentDeletionStatus", id, "IN_PROGRESS", "")
-		}
-		w.n++
-		id := fmt.Sprintf("delete-%d", w.n)
-		w.pending[id] = "delete " + k
-		return status("AccountAssignmentDeletionStatus", id, "IN_PROGRESS", "")
-	})
-	poll := func(field, idField string) awsfake.Handler {
-		return func(r *awsfake.Request) awsfake.Response {
-			id := r.JSON[idField].(string)
-			op, k, _ := strings.Cut(w.pending[id], " ")
-			switch op {
-			case "create":
-				w.assigned[k] = true
-			case "delete":
-				delete(w.assigned, k)
-			case "fail":
-				return status(field, id, "FAILED", "Received a 500 status error from the account")
-			default:
-				t.Errorf("poll of unknown request %s", id)
-			}
-			return status(field, id, "SUCCEEDED", "")
-		}
-	}
-	w.Handle("sso", "DescribeAccountAssignmentCreationStatus", poll("AccountAssignmentCreationStatus", "AccountAssignmentCreationRequestId"))
-	w.Handle("sso", "DescribeAccountAssignmentDeletionStatus", poll("AccountAssignmentDeletionStatus", "AccountAssignmentDeletionRequestId"))
-	return w
-}
-
-// has reports whether the assignment of user on pay-prod exists.
-func (w *world) has(user, psARN string) bool {
-	w.Server.Calls() // the handlers ran under the server's lock; this orders the read after them
-	return w.assigned[user+"/"+prodID+"/"+psARN]
-}
 
 // clock is the injected time.
 type clock struct {
@@ -194,7 +32,7 @@ func (c *clock) Add(d time.Duration) {
 }
 
 type env struct {
-	w     *world
+	w     *accesstest.World
 	e     *access.Engine
 	clock *clock
 	store *memStore
@@ -204,18 +42,12 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	c, err := org.Parse("accounts.yaml", []byte(catalogYAML))
+	c, err := org.Parse("accounts.yaml", []byte(accesstest.Catalog))
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := newWorld(t)
-	cfg := aws.Config{
-		Region:           "us-east-1",
-		Credentials:      credentials.NewStaticCredentialsProvider(awsfake.AccessKeyID, awsfake.SecretAccessKey, ""),
-		BaseEndpoint:     aws.String(w.URL),
-		RetryMaxAttempts: 1,
-	}
-	center, dir, accounts := access.NewAWS(cfg, instanceARN, storeID)
+	w := accesstest.NewWorld(t)
+	center, dir, accounts := access.NewAWS(w.Config(), accesstest.InstanceARN, accesstest.StoreID)
 	polls := 0
 	center.Sleep = func(ctx context.Context, d time.Duration) error { polls++; return nil }
 	var hooks []string
@@ -271,19 +103,19 @@ func (v *env) reconcile(t *testing.T, worker string) *access.Outcome {
 func TestApprove(t *testing.T) {
 	v := newEnv(t)
 	r := v.ask(t, "ana@acme.example", "AdministratorAccess", time.Hour)
-	if r.Status != access.Pending || r.Key != (access.GrantKey{PrincipalID: "u-ana", AccountID: prodID, PermissionSetARN: adminARN}) || r.Approvers != "leads" {
+	if r.Status != access.Pending || r.Key != (access.GrantKey{PrincipalID: "u-ana", AccountID: accesstest.ProdID, PermissionSetARN: accesstest.AdminARN}) || r.Approvers != "leads" {
 		t.Fatalf("request %+v", r)
 	}
 	if len(*v.hook) != 1 || !strings.Contains((*v.hook)[0], "ana@acme.example asks for AdministratorAccess on pay-prod for 1h0m0s") ||
 		!strings.Contains((*v.hook)[0], "berth access approve 1") {
 		t.Errorf("webhook: %q", *v.hook)
 	}
-	if v.w.has("u-ana", adminARN) {
+	if v.w.Has("u-ana", accesstest.AdminARN) {
 		t.Fatal("assigned before approval")
 	}
 	g := v.approve(t, "bo@acme.example", r.ID)
-	if g == nil || !g.Present || g.Due || !v.w.has("u-ana", adminARN) {
-		t.Fatalf("after approval: grant %+v, assigned %v", g, v.w.has("u-ana", adminARN))
+	if g == nil || !g.Present || g.Due || !v.w.Has("u-ana", accesstest.AdminARN) {
+		t.Fatalf("after approval: grant %+v, assigned %v", g, v.w.Has("u-ana", accesstest.AdminARN))
 	}
 	if *v.polls != 1 {
 		t.Errorf("%d status polls, want 1 (IN_PROGRESS, then SUCCEEDED)", *v.polls)
@@ -296,8 +128,8 @@ func TestApprove(t *testing.T) {
 	if _, _, err := v.e.Approve(context.Background(), "bo@acme.example", r.ID, ""); !errors.Is(err, access.ErrNotPending) || !errors.Is(err, errkind.Conflict) {
 		t.Errorf("approve twice: %v", err)
 	}
-	if v.w.creates != 1 {
-		t.Errorf("%d CreateAccountAssignment calls, want 1", v.w.creates)
+	if v.w.Creates != 1 {
+		t.Errorf("%d CreateAccountAssignment calls, want 1", v.w.Creates)
 	}
 	id, err := v.e.WhoAmI(context.Background(), "ana@acme.example")
 	if err != nil {
@@ -354,7 +186,7 @@ func TestRefusals(t *testing.T) {
 			}
 		})
 	}
-	if v.w.creates != 0 || len(v.w.Called("sso", "CreateAccountAssignment")) != 0 {
+	if v.w.Creates != 0 || len(v.w.Called("sso", "CreateAccountAssignment")) != 0 {
 		t.Error("a refused approval created an assignment")
 	}
 	// Where the class allows it, the requester (a lead) approves their own.
@@ -379,16 +211,16 @@ func TestExpiry(t *testing.T) {
 	r := v.ask(t, "ana@acme.example", "AdministratorAccess", 2*time.Hour)
 	v.approve(t, "bo@acme.example", r.ID)
 	v.clock.Add(2*time.Hour - time.Millisecond)
-	if out := v.reconcile(t, "w1"); len(out.Expired) != 0 || !v.w.has("u-ana", adminARN) {
+	if out := v.reconcile(t, "w1"); len(out.Expired) != 0 || !v.w.Has("u-ana", accesstest.AdminARN) {
 		t.Fatalf("a millisecond before expiry: %+v", out)
 	}
 	v.clock.Add(time.Millisecond)
 	out := v.reconcile(t, "w1")
-	if len(out.Expired) != 1 || out.Expired[0].ID != r.ID || len(out.Worked) != 1 || v.w.has("u-ana", adminARN) {
-		t.Fatalf("at expiry: %+v, assigned %v", out, v.w.has("u-ana", adminARN))
+	if len(out.Expired) != 1 || out.Expired[0].ID != r.ID || len(out.Worked) != 1 || v.w.Has("u-ana", accesstest.AdminARN) {
+		t.Fatalf("at expiry: %+v, assigned %v", out, v.w.Has("u-ana", accesstest.AdminARN))
 	}
-	if out := v.reconcile(t, "w1"); len(out.Expired)+len(out.Worked) != 0 || v.w.deletes != 1 {
-		t.Errorf("second pass did work: %+v, %d deletes", out, v.w.deletes)
+	if out := v.reconcile(t, "w1"); len(out.Expired)+len(out.Worked) != 0 || v.w.Deletes != 1 {
+		t.Errorf("second pass did work: %+v, %d deletes", out, v.w.Deletes)
 	}
 	got, _ := v.store.Request(context.Background(), r.ID)
 	if got.Status != access.Expired {
@@ -408,8 +240,8 @@ func TestOverlappingGrants(t *testing.T) {
 			v.clock.Add(30 * time.Minute)
 			second := v.ask(t, "ana@acme.example", "AdministratorAccess", 2*time.Hour)
 			v.approve(t, "bo@acme.example", second.ID)
-			if v.w.creates != 1 {
-				t.Errorf("%d creates; the second approval found the assignment in place", v.w.creates)
+			if v.w.Creates != 1 {
+				t.Errorf("%d creates; the second approval found the assignment in place", v.w.Creates)
 			}
 			switch end {
 			case "expire":
@@ -422,8 +254,8 @@ func TestOverlappingGrants(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if !v.w.has("u-ana", adminARN) || v.w.deletes != 0 {
-				t.Fatalf("the assignment went with the first request (%d deletes)", v.w.deletes)
+			if !v.w.Has("u-ana", accesstest.AdminARN) || v.w.Deletes != 0 {
+				t.Fatalf("the assignment went with the first request (%d deletes)", v.w.Deletes)
 			}
 			id, _ := v.e.WhoAmI(context.Background(), "ana@acme.example")
 			if len(id.Active) != 1 || !id.Active[0].Expires.Equal(second.Created.Add(2*time.Hour)) {
@@ -431,8 +263,8 @@ func TestOverlappingGrants(t *testing.T) {
 			}
 			v.clock.Add(2 * time.Hour)
 			v.reconcile(t, "w1")
-			if v.w.has("u-ana", adminARN) || v.w.deletes != 1 {
-				t.Errorf("after the last ended: assigned %v, %d deletes", v.w.has("u-ana", adminARN), v.w.deletes)
+			if v.w.Has("u-ana", accesstest.AdminARN) || v.w.Deletes != 1 {
+				t.Errorf("after the last ended: assigned %v, %d deletes", v.w.Has("u-ana", accesstest.AdminARN), v.w.Deletes)
 			}
 		})
 	}
@@ -443,7 +275,7 @@ func TestRevokeFailsTwiceThenSucceeds(t *testing.T) {
 	v := newEnv(t)
 	r := v.ask(t, "ana@acme.example", "AdministratorAccess", time.Hour)
 	v.approve(t, "bo@acme.example", r.ID)
-	v.w.deleteFailures = []string{"throttle", "failed"}
+	v.w.DeleteFailures = []string{"throttle", "failed"}
 
 	_, g, err := v.e.Revoke(ctx, "bo@acme.example", r.ID, "incident over")
 	if err != nil {
@@ -464,16 +296,16 @@ func TestRevokeFailsTwiceThenSucceeds(t *testing.T) {
 	}
 	v.clock.Add(access.Backoff(1))
 	out := v.reconcile(t, "w1")
-	if len(out.Worked) != 1 || out.Worked[0].Attempts != 2 || !strings.Contains(out.Worked[0].LastError, "failed: Received a 500") || !v.w.has("u-ana", adminARN) {
+	if len(out.Worked) != 1 || out.Worked[0].Attempts != 2 || !strings.Contains(out.Worked[0].LastError, "failed: Received a 500") || !v.w.Has("u-ana", accesstest.AdminARN) {
 		t.Fatalf("second attempt: %+v", out)
 	}
 	v.clock.Add(access.Backoff(2))
 	out = v.reconcile(t, "w1")
-	if len(out.Worked) != 1 || out.Worked[0].Present || out.Worked[0].Due || out.Worked[0].LastError != "" || v.w.has("u-ana", adminARN) {
+	if len(out.Worked) != 1 || out.Worked[0].Present || out.Worked[0].Due || out.Worked[0].LastError != "" || v.w.Has("u-ana", accesstest.AdminARN) {
 		t.Fatalf("third attempt: %+v", out)
 	}
-	if v.w.deletes != 3 {
-		t.Errorf("%d DeleteAccountAssignment calls, want 3", v.w.deletes)
+	if v.w.Deletes != 3 {
+		t.Errorf("%d DeleteAccountAssignment calls, want 3", v.w.Deletes)
 	}
 	if id, _ := v.e.WhoAmI(ctx, "ana@acme.example"); len(id.Removing) != 0 {
 		t.Errorf("still removing: %+v", id.Removing)

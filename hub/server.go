@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-dev/berth/access"
 	"github.com/berth-dev/berth/errkind"
 	"github.com/berth-dev/berth/hub/db"
 	"github.com/berth-dev/berth/hub/secrets"
@@ -35,6 +36,9 @@ type Server struct {
 	Now func() time.Time
 	// TokenTTL is the lifetime of new API tokens (90 days when zero).
 	TokenTTL time.Duration
+	// Access decides just-in-time access requests; nil when the hub was
+	// started without a catalog and Identity Center (hub/access.go).
+	Access *access.Engine
 }
 
 func (s *Server) now() time.Time {
@@ -85,6 +89,12 @@ func routes() []route {
 		{"GET", "/api/v1/projects/{project}/versions/{version}", "A version's manifest, metadata, signature status and regions; latest and latest-prerelease allowed (project members)", false, (*Server).versionInfo},
 		{"GET", "/api/v1/audit", "Audit log entries, filtered by actor, action, object, outcome, since, until; format=jsonl exports (organisation admins)", false, (*Server).auditLog},
 		{"POST", "/api/v1/projects/{project}/credentials", "Short-lived credentials for one project and role (read or write), narrowed to its prefix", false, (*Server).credentials},
+		{"POST", "/api/v1/access/requests", "Ask for an escalation: account, permission_set, duration, reason; approvers are notified", false, (*Server).createAccessRequest},
+		{"GET", "/api/v1/access/requests", "Access requests: mine=1 the caller's, pending=1 those the caller may decide; both by default", false, (*Server).listAccessRequests},
+		{"POST", "/api/v1/access/requests/{id}/approve", "Approve a pending request (its escalation's approvers) and create the assignment", false, decideAccess("approve")},
+		{"POST", "/api/v1/access/requests/{id}/deny", "Deny a pending request (approvers, or the requester to withdraw it)", false, decideAccess("deny")},
+		{"POST", "/api/v1/access/requests/{id}/revoke", "End a request early (its requester or approvers); the assignment goes when no other request covers it", false, decideAccess("revoke")},
+		{"GET", "/api/v1/access/whoami", "The caller's Identity Store user, groups, eligible escalations and active grants with time left", false, (*Server).accessWhoAmI},
 	}
 }
 
