@@ -24,6 +24,7 @@ type serverOpts struct {
 	listen   string
 	database string
 	dataDir  string
+	access   accessServerOpts
 }
 
 func newServerCommand(g *Globals) *cobra.Command {
@@ -61,6 +62,7 @@ GET /healthz, /readyz and /metrics (Prometheus) answer without authentication; e
 	fl.StringVar(&o.listen, "listen", "127.0.0.1:8420", "address to listen on")
 	fl.StringVar(&o.database, "database", "", "sqlite:PATH or postgres://... (default: sqlite in --data-dir)")
 	fl.StringVar(&o.dataDir, "data-dir", "", "directory of the hub's own files (default $XDG_DATA_HOME/berth/.hub)")
+	addAccessServerFlags(cmd.Flags(), &o.access)
 	return cmd
 }
 
@@ -248,6 +250,9 @@ func (g *Globals) runServer(ctx context.Context, o serverOpts) error {
 		return err
 	}
 	s := &hub.Server{DB: d, Log: g.log, Secrets: box}
+	if s.Access, err = g.accessEngine(ctx, o.access); err != nil {
+		return err
+	}
 	users, err := d.CountUsers(ctx)
 	if err != nil {
 		return err
@@ -268,6 +273,9 @@ func (g *Globals) runServer(ctx context.Context, o serverOpts) error {
 	g.info("berth: hub listening on http://%s (database %s)", l.Addr(), d.Dialect)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
+	workerCtx, stopWorker := context.WithCancel(ctx)
+	defer startAccessWorker(workerCtx, s)()
+	defer stopWorker()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
