@@ -344,3 +344,37 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
+
+// TestApproveWhenIdentityCenterFails: the approval stands, the grant is
+// pending and shown, and the worker creates it after the backoff.
+func TestApproveWhenIdentityCenterFails(t *testing.T) {
+	ctx := context.Background()
+	v := newEnv(t)
+	v.w.CreateFailures = []string{"failed"}
+	r := v.ask(t, "ana@acme.example", "AdministratorAccess", time.Hour)
+	req, g, err := v.e.Approve(ctx, "bo@acme.example", r.ID, "")
+	if err != nil || req.Status != access.Approved || g.Present || !g.Due || g.Attempts != 1 || !strings.Contains(g.LastError, "create account assignment") {
+		t.Fatalf("approve: %+v %+v %v", req, g, err)
+	}
+	id, _ := v.e.WhoAmI(ctx, "ana@acme.example")
+	if len(id.Active) != 1 || id.Active[0].State != "pending" || id.Active[0].LastError == "" {
+		t.Errorf("whoami: %+v", id.Active)
+	}
+	v.clock.Add(access.Backoff(1))
+	if out := v.reconcile(t, "w1"); len(out.Worked) != 1 || out.Worked[0].Call != access.CallCreate || !v.w.Has("u-ana", accesstest.AdminARN) {
+		t.Fatalf("retry: %+v", out)
+	}
+}
+
+// TestWebhookFailure: a notice that cannot be sent does not fail the
+// request, and the warning does not reveal the webhook's URL.
+func TestWebhookFailure(t *testing.T) {
+	v := newEnv(t)
+	var warned []string
+	v.e.Warn = func(msg string, err error) { warned = append(warned, msg+": "+err.Error()) }
+	v.e.Notify = &access.Webhook{URL: "http://127.0.0.1:1/services/T000/B000/SECRETTOKEN"}
+	r := v.ask(t, "ana@acme.example", "AdministratorAccess", time.Hour)
+	if r.ID == 0 || len(warned) != 1 || strings.Contains(warned[0], "SECRETTOKEN") || !strings.Contains(warned[0], "post access webhook") {
+		t.Errorf("request %+v, warnings %q", r, warned)
+	}
+}

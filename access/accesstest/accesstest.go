@@ -52,6 +52,8 @@ type World struct {
 	// call with ThrottlingException, "failed" lets the call start and its
 	// status end FAILED.
 	DeleteFailures []string
+	// CreateFailures scripts the next creations the same way.
+	CreateFailures []string
 	pending        map[string]string // request id -> what it does when polled
 	Creates        int
 	Deletes        int
@@ -73,6 +75,10 @@ func NewWorld(t testing.TB) *World {
 	}
 	attr := func(r *awsfake.Request) string {
 		ua := r.JSON["AlternateIdentifier"].(map[string]any)["UniqueAttribute"].(map[string]any)
+		want := map[string]string{"GetUserId": "emails.value", "GetGroupId": "displayName"}[r.Action]
+		if ua["AttributePath"] != want || r.JSON["IdentityStoreId"] != StoreID {
+			t.Errorf("%s: %v", r.Action, r.JSON)
+		}
 		return fmt.Sprint(ua["AttributeValue"])
 	}
 	w.Handle("identitystore", "GetUserId", func(r *awsfake.Request) awsfake.Response {
@@ -126,6 +132,14 @@ func NewWorld(t testing.TB) *World {
 		w.n++
 		id := fmt.Sprintf("create-%d", w.n)
 		w.pending[id] = "create " + key(r)
+		if len(w.CreateFailures) > 0 {
+			f := w.CreateFailures[0]
+			w.CreateFailures = w.CreateFailures[1:]
+			if f == "throttle" {
+				return awsfake.JSONError(400, "ThrottlingException", "Rate exceeded")
+			}
+			w.pending[id] = "fail " + key(r)
+		}
 		return status("AccountAssignmentCreationStatus", id, "IN_PROGRESS", "")
 	})
 	w.Handle("sso", "DeleteAccountAssignment", func(r *awsfake.Request) awsfake.Response {
