@@ -115,7 +115,8 @@ hub's account catalog: per account class, which Identity Store group may ask for
 which permission set, which group approves, and for how long at most. An
 approved request becomes an IAM Identity Center account assignment that the hub
 deletes when it expires or is revoked; two overlapping requests for the same
-account and permission set keep it until the later one ends.
+account and permission set keep it until the later one ends. The hub finds you
+in the Identity Store by your hub e-mail address.
 
 Exit codes: 4 when refused (not eligible, not an approver, self-approval),
 1 when the request does not exist, 2 for bad input, 3 when the request was
