@@ -19,6 +19,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
+	"github.com/berth-dev/berth/access"
 	"github.com/berth-dev/berth/errkind"
 	"github.com/berth-dev/berth/hub/db"
 	"github.com/berth-dev/berth/hub/secrets"
@@ -69,6 +70,10 @@ type Server struct {
 	// TemplateURL is where this berth's bootstrap template is published on
 	// S3, for CloudFormation quick-create links.
 	TemplateURL string
+
+	// Access decides just-in-time access requests; nil when the hub was
+	// started without a catalog and Identity Center (hub/access.go).
+	Access *access.Engine
 }
 
 func (s *Server) now() time.Time {
@@ -133,6 +138,13 @@ func routes() []route {
 		{"GET", "/api/v1/projects", "The projects the signed-in user may see, with its role in each", false, (*Server).listProjects},
 		{"GET", "/api/v1/projects/{project}", "A project's settings and members (project members)", false, (*Server).projectInfo},
 		{"GET", "/api/v1/tokens", "The signed-in user's API tokens with last use and expiry (never the tokens)", false, (*Server).listTokens},
+
+		{"POST", "/api/v1/access/requests", "Ask for an escalation: account, permission_set, duration, reason; approvers are notified", false, (*Server).createAccessRequest},
+		{"GET", "/api/v1/access/requests", "Access requests: mine=1 the caller's, pending=1 those the caller may decide; both by default", false, (*Server).listAccessRequests},
+		{"POST", "/api/v1/access/requests/{id}/approve", "Approve a pending request (its escalation's approvers) and create the assignment", false, decideAccess("approve")},
+		{"POST", "/api/v1/access/requests/{id}/deny", "Deny a pending request (approvers, or the requester to withdraw it)", false, decideAccess("deny")},
+		{"POST", "/api/v1/access/requests/{id}/revoke", "End a request early (its requester or approvers); the assignment goes when no other request covers it", false, decideAccess("revoke")},
+		{"GET", "/api/v1/access/whoami", "The caller's Identity Store user, groups, eligible escalations and active grants with time left", false, (*Server).accessWhoAmI},
 	}
 }
 

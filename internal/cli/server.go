@@ -37,6 +37,7 @@ type serverOpts struct {
 	oidcIssuer, oidcClientID, oidcSecretFile string
 
 	awsPrincipal, templateURL string
+	access                    accessServerOpts
 }
 
 func newServerCommand(g *Globals) *cobra.Command {
@@ -96,6 +97,7 @@ ends TLS, pass --public-url https://... so cookies are Secure and links right.`,
 	f.StringVar(&o.oidcSecretFile, "oidc-client-secret-file", "", "file holding the OIDC client secret (default: env BERTH_OIDC_CLIENT_SECRET)")
 	f.StringVar(&o.awsPrincipal, "aws-principal", "", "ARN of the IAM role or user the hub's AWS credentials belong to, which AWS data planes trust")
 	f.StringVar(&o.templateURL, "template-url", "", "https URL of this berth's bootstrap template on S3, for CloudFormation quick-create links")
+	addAccessServerFlags(f, &o.access)
 	return cmd
 }
 
@@ -310,6 +312,9 @@ func (g *Globals) runServer(ctx context.Context, o serverOpts) error {
 		}
 	}
 	s := &hub.Server{DB: d, Log: g.log, Secrets: box, PublicURL: o.publicURL, OIDC: oidcConfig, AWSPrincipal: o.awsPrincipal, TemplateURL: o.templateURL}
+	if s.Access, err = g.accessEngine(ctx, o.access); err != nil {
+		return err
+	}
 	if o.awsPrincipal != "" {
 		if err := cfn.CheckHubPrincipal(o.awsPrincipal); err != nil {
 			return usageErr(fmt.Errorf("--aws-principal: %w", err))
@@ -354,6 +359,9 @@ func (g *Globals) runServer(ctx context.Context, o serverOpts) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
+	accessCtx, stopAccess := context.WithCancel(ctx)
+	defer startAccessWorker(accessCtx, s)()
+	defer stopAccess()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
