@@ -276,7 +276,7 @@ func (u *UI) showJob(w http.ResponseWriter, r *http.Request, status int, f *form
 			err = json.Unmarshal(view.Job.Result, &d)
 			view.Table = d.Table
 		}
-		if err != nil || view.Job.Kind == "status" || view.Job.Kind == "deploy" {
+		if err != nil || view.Job.Kind == "status" {
 			var buf strings.Builder
 			var anyv any
 			if json.Unmarshal(view.Job.Result, &anyv) == nil {
