@@ -132,6 +132,17 @@ func (b *tab) waitText(text string) {
 	}
 }
 
+// newToken creates an API token on the tokens page and returns it.
+func (b *tab) newToken(name string) string {
+	b.t.Helper()
+	b.open("/tokens")
+	b.do("type the token name", chromedp.Focus(chromedp.CSS("#f-name")), chromedp.KeyEvent(name+"\r"))
+	b.waitText("Copy it now")
+	return strings.TrimSpace(b.text("#new-token-value"))
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
 func (b *tab) text(sel string) string {
 	b.t.Helper()
 	return eval[string](b, "(document.querySelector("+strconv.Quote(sel)+") || {}).textContent || ''")
@@ -260,21 +271,23 @@ func TestBrowser(t *testing.T) {
 			t.Logf("screenshots in %s", shots)
 		})
 	}
-	t.Run("aws", func(t *testing.T) {
-		ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
-		defer cancel()
-		if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-			t.Fatal(err)
-		}
-		shots := t.ArtifactDir()
-		if shotsRoot != "" {
-			shots = filepath.Join(shotsRoot, "aws")
-		}
-		if err := os.MkdirAll(shots, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		awsScenario(t, &tab{t: t, ctx: ctx, axe: axe, shots: shots})
-	})
+	for name, run := range map[string]func(*testing.T, *tab){"aws": awsScenario, "access": accessScenario} {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+			defer cancel()
+			if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+				t.Fatal(err)
+			}
+			shots := t.ArtifactDir()
+			if shotsRoot != "" {
+				shots = filepath.Join(shotsRoot, name)
+			}
+			if err := os.MkdirAll(shots, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			run(t, &tab{t: t, ctx: ctx, axe: axe, shots: shots})
+		})
+	}
 }
 
 func scenario(t *testing.T, b *tab, engine string, regions []*testenv.MinIO, ids map[string]dataplane.Credentials) {

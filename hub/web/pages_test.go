@@ -145,6 +145,7 @@ func TestPagesWithoutBrowser(t *testing.T) {
 		{"/dataplanes", "No data planes connected yet"},
 		{"/tokens", "Create a token"},
 		{"/audit", "setup"},
+		{"/access", "Just-in-time access is not available"},
 		{"/nowhere", "there is no page /nowhere"},
 		{"/projects/none", "not found"},
 	} {

@@ -78,6 +78,9 @@ func New(api http.Handler, sessions Sessions, paths Paths) *UI {
 	u.mux.HandleFunc("POST /dataplanes/{dataplane}/jobs", u.createJob)
 	u.mux.HandleFunc("GET /jobs/{id}", u.job)
 	u.mux.HandleFunc("POST /jobs/{id}/approve", u.approveJob)
+	u.mux.HandleFunc("GET /access", u.access)
+	u.mux.HandleFunc("POST /access/requests", u.requestAccess)
+	u.mux.HandleFunc("POST /access/requests/{id}/{action}", u.decideAccess)
 	u.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		u.fail(w, r, &APIError{Status: http.StatusNotFound, Code: "not_found", Message: "there is no page " + r.URL.Path})
 	})
@@ -375,7 +378,18 @@ func parsePages() map[string]*template.Template {
 			return v
 		},
 		"list": func(s ...string) []string { return s },
-		"iso":  func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"dur": func(d time.Duration) string {
+			d = d.Round(time.Minute)
+			h, m := int(d/time.Hour), int(d%time.Hour/time.Minute)
+			switch {
+			case h == 0:
+				return fmt.Sprintf("%d min", m)
+			case m == 0:
+				return fmt.Sprintf("%d h", h)
+			}
+			return fmt.Sprintf("%d h %d min", h, m)
+		},
+		"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"path": func(parts ...string) string {
 			for i, p := range parts {
 				if i > 0 {
