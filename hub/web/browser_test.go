@@ -9,8 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -139,6 +141,24 @@ func (b *tab) newToken(name string) string {
 	b.do("type the token name", chromedp.Focus(chromedp.CSS("#f-name")), chromedp.KeyEvent(name+"\r"))
 	b.waitText("Copy it now")
 	return strings.TrimSpace(b.text("#new-token-value"))
+}
+
+// lockedBuffer is an output the CLI writes while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
@@ -479,7 +499,38 @@ func scenario(t *testing.T, b *tab, engine string, regions []*testenv.MinIO, ids
 	}
 	b.check("audit-field-error")
 
+	// berth login without a token: the CLI prints an approval link, which
+	// the signed-in browser approves.
+	loginDir := t.TempDir()
+	loginEnv := map[string]string{"XDG_CONFIG_HOME": loginDir, "HOME": loginDir, "BROWSER": "true"} // "true" opens nothing
+	var loginOut, loginErr lockedBuffer
+	g := &cli.Globals{Stdin: strings.NewReader(""), Stdout: &loginOut, Stderr: &loginErr, Env: func(k string) string { return loginEnv[k] }}
+	loginCtx, cancelLogin := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancelLogin()
+	done := make(chan int, 1)
+	go func() { done <- cli.Main(loginCtx, []string{"login", "--url", b.base}, g) }()
+	var link string
+	for link == "" {
+		select {
+		case code := <-done:
+			t.Fatalf("berth login ended before approval: exit %d\n%s", code, loginErr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if m := regexp.MustCompile(`approve:\n  (\S+)\n`).FindStringSubmatch(loginErr.String()); m != nil {
+			link = m[1]
+		}
+	}
+	b.open(strings.TrimPrefix(link, b.base))
+	b.waitText("asks to act as you")
+	b.check("login-approval")
+	b.click("button[value=approve]")
+	b.waitText("return to your terminal")
+	if code := <-done; code != 0 || !strings.Contains(loginOut.String(), "as ana@example.com") {
+		t.Errorf("berth login approved in the browser: exit %d\n%s%s", code, loginOut.String(), loginErr.String())
+	}
+
 	// Sign out: the session ends, and pages send to sign-in again.
+	b.open("/projects")
 	b.click(".who button[type=submit]")
 	b.waitText("You are signed out")
 	b.check("signed-out")

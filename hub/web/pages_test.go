@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-dev/berth/hub"
 	"github.com/berth-dev/berth/hub/db"
@@ -35,7 +36,7 @@ func startHub(t testing.TB, dbURL string) (*hub.Server, *httptest.Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &hub.Server{DB: d, SetupCode: setupCode, Secrets: &secrets.Box{KEKs: []secrets.KEK{kek}}}
+	s := &hub.Server{DB: d, SetupCode: setupCode, Secrets: &secrets.Box{KEKs: []secrets.KEK{kek}}, LoginPollInterval: 10 * time.Millisecond}
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 	return s, srv
