@@ -462,6 +462,25 @@ func scenario(t *testing.T, b *tab, engine string, regions []*testenv.MinIO, ids
 	}
 	b.check("version")
 
+	// The download link: the bytes come from the bucket and are the ones
+	// staged.
+	b.click("a[href*='/download?file=']")
+	b.waitText("Valid until")
+	b.check("download")
+	dl := b.attr("#download-link", "href")
+	if !strings.HasPrefix(dl, regions[0].Endpoint) && !strings.HasPrefix(dl, regions[1].Endpoint) {
+		t.Errorf("download link %q is not one of the regions' endpoints", dl)
+	}
+	resp, err := http.Get(dl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(got) != "release bytes" {
+		t.Errorf("download through the link: %d %q", resp.StatusCode, got)
+	}
+
 	// Revoke the admin's token in the browser: the API refuses it at once.
 	if code, _ := api("GET", "/api/v1/me", adminToken, ""); code != http.StatusOK {
 		t.Fatalf("the new token before revocation: %d", code)
