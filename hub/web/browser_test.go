@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/berth-dev/berth/dataplane"
+	"github.com/berth-dev/berth/hub"
 	"github.com/berth-dev/berth/internal/cli"
 	"github.com/berth-dev/berth/internal/testenv"
 )
@@ -271,7 +272,9 @@ func TestBrowser(t *testing.T) {
 			if engine == "postgres" {
 				dbURL = testenv.StartPostgres(t).URL
 			}
-			_, srv := startHub(t, dbURL)
+			s, srv := startHub(t, dbURL)
+			iss := newTestIssuer(t)
+			s.OIDC = &hub.OIDCConfig{Issuer: iss.url, ClientID: oidcClientID, ClientSecret: oidcClientSecret}
 			ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
 			defer cancel()
 			// The first action opens the tab for the life of its context: no
@@ -287,7 +290,7 @@ func TestBrowser(t *testing.T) {
 				t.Fatal(err)
 			}
 			b := &tab{t: t, ctx: ctx, base: srv.URL, axe: axe, shots: shots}
-			scenario(t, b, engine, regions, ids)
+			scenario(t, b, engine, regions, ids, browser, iss)
 			t.Logf("screenshots in %s", shots)
 		})
 	}
@@ -310,7 +313,7 @@ func TestBrowser(t *testing.T) {
 	}
 }
 
-func scenario(t *testing.T, b *tab, engine string, regions []*testenv.MinIO, ids map[string]dataplane.Credentials) {
+func scenario(t *testing.T, b *tab, engine string, regions []*testenv.MinIO, ids map[string]dataplane.Credentials, browser context.Context, iss *testIssuer) {
 	project := "app-" + engine
 
 	// First start: signed out, the hub sends to sign-in; the setup link
@@ -480,6 +483,33 @@ func scenario(t *testing.T, b *tab, engine string, regions []*testenv.MinIO, ids
 	if resp.StatusCode != 200 || string(got) != "release bytes" {
 		t.Errorf("download through the link: %d %q", resp.StatusCode, got)
 	}
+
+	// bob, a writer added by the admin, signs in with OIDC in a browser of
+	// his own and comes back to the page he asked for; he sees his project,
+	// not the organisation's data planes or audit log.
+	bobCtx, cancelBob := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+	defer cancelBob()
+	if err := chromedp.Do(bobCtx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatal(err)
+	}
+	bobTab := &tab{t: t, ctx: bobCtx, base: b.base, axe: b.axe, shots: b.shots}
+	iss.signInAs("bob@example.com")
+	bobTab.open("/projects/" + project + "/versions")
+	bobTab.waitText("Sign in with")
+	bobTab.check("signin-oidc")
+	bobTab.click("a[href^='/auth/oidc/login']")
+	bobTab.waitText("Versions of " + project)
+	if nav := bobTab.text("header"); !strings.Contains(nav, "bob@example.com") || strings.Contains(nav, "Data planes") || strings.Contains(nav, "Audit log") {
+		t.Errorf("a member's navigation bar: %q", nav)
+	}
+	bobTab.open("/projects")
+	if got := bobTab.text("main tbody"); !strings.Contains(got, project) || !strings.Contains(got, "writer") || strings.Contains(got, "Create a project") {
+		t.Errorf("a member's projects: %q", got)
+	}
+	bobTab.check("projects-member")
+	bobTab.open("/audit")
+	bobTab.waitText("only an admin")
+	bobTab.check("forbidden")
 
 	// Revoke the admin's token in the browser: the API refuses it at once.
 	if code, _ := api("GET", "/api/v1/me", adminToken, ""); code != http.StatusOK {
