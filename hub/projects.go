@@ -92,7 +92,7 @@ func (s *Server) createDataPlane(w http.ResponseWriter, r *http.Request, u *db.U
 		return fmt.Errorf("kind %q: the hub registers S3-compatible data planes (kind s3compat) so far: %w", truncate(in.Kind, 32), errkind.Invalid)
 	}
 	if err := artifact.ValidateProject(in.Name); err != nil {
-		return fmt.Errorf("data plane name: %w", err)
+		return inField("name", fmt.Errorf("data plane name: %w", err))
 	}
 	st := s3CompatSettings{Bucket: in.Bucket, Prefix: strings.Trim(in.Prefix, "/"), Writer: in.Writer.AccessKeyID, Reader: in.Reader.AccessKeyID}
 	if len(in.Endpoints) == 0 {

@@ -177,6 +177,16 @@ func TestPagesWithoutBrowser(t *testing.T) {
 	if _, again, _ := b.get("/tokens"); strings.Contains(again, token) || !strings.Contains(again, "ci") {
 		t.Errorf("the token is shown after its creation, or not listed")
 	}
+	// The data plane form: the API's error on the name is shown on the
+	// name field, and the secrets typed are not sent back.
+	code, body = b.post("/dataplanes", url.Values{"name": {"Bad Name"}, "endpoints": {"r1=http://127.0.0.1:1"}, "bucket": {"b"},
+		"writer": {"w"}, "writer_secret": {"writer-secret-7f3a"}, "reader": {"r"}, "reader_secret": {"reader-secret-9c1d"}, "csrf_token": {csrf}})
+	if code != http.StatusBadRequest || !strings.Contains(body, `id="f-name-error"`) || !strings.Contains(body, `value="r1=http://127.0.0.1:1"`) && !strings.Contains(body, "r1=http://127.0.0.1:1</textarea>") {
+		t.Errorf("bad data plane name: %d\n%s", code, body)
+	}
+	if strings.Contains(body, "writer-secret-7f3a") || strings.Contains(body, "reader-secret-9c1d") {
+		t.Error("a secret typed into the data plane form is in the page that reports its error")
+	}
 	// The project form of an admin without data planes is replaced by the
 	// next step; the API's answer to a post shows beside its field.
 	code, body = b.post("/projects", url.Values{"name": {"Bad Name"}, "dataplane": {"x"}, "csrf_token": {csrf}})
