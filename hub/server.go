@@ -129,7 +129,7 @@ func routes() []route {
 		{"PUT", "/api/v1/org/settings", "Change the organisation's settings: enforce_own_dataplanes (organisation admins)", false, (*Server).putOrgSettings},
 		{"POST", "/api/v1/projects", "Create a project on a data plane (organisation admins)", false, (*Server).createProject},
 		{"PUT", "/api/v1/projects/{project}/members/{email}", "Give a user a role in a project: admin, writer or reader (project admins)", false, (*Server).setMember},
-		{"GET", "/api/v1/projects/{project}/versions", "A project's versions, oldest first, with the regions that hold each (project members)", false, (*Server).versions},
+		{"GET", "/api/v1/projects/{project}/versions", "A project's versions, oldest first, with the regions that hold each; limit, cursor and order=newest page them, with the latest pointers (project members)", false, (*Server).versions},
 		{"GET", "/api/v1/projects/{project}/versions/{version}", "A version's manifest, metadata, signature status and regions; latest and latest-prerelease allowed (project members)", false, (*Server).versionInfo},
 		{"GET", "/api/v1/projects/{project}/versions/{version}/download", "A presigned download link of the version's file (?file=NAME), valid 15 minutes, signed with a reader session of the project (project members)", false, (*Server).downloadLink},
 		{"GET", "/api/v1/audit", "Audit log entries, filtered by actor, action, object, outcome, since, until; format=jsonl exports (organisation admins)", false, (*Server).auditLog},

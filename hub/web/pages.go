@@ -412,8 +412,7 @@ func (u *UI) audit(w http.ResponseWriter, r *http.Request) {
 			u.fail(w, r, err)
 			return
 		}
-		// The filter fields are in the query; newForm reads PostFormValue,
-		// which falls back to it.
+		// The filter fields are in the query, where newForm reads them.
 		f = newForm(r, auditFields, nil, err)
 		u.render(w, r, http.StatusBadRequest, "audit", &page{Title: "Audit log", Nav: "audit", Viewer: v, Form: f, Data: view})
 		return
