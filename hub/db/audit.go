@@ -116,8 +116,8 @@ func (d *DB) VerifyAudit(ctx context.Context) (int, error) {
 
 // AuditFilter selects audit entries; empty fields match everything.
 type AuditFilter struct {
-	AfterID       int64
-	OrgID         int64 // entries of this organisation only
+	AfterID int64
+	OrgID   int64 // entries of this organisation only
 
 	Actor, Action string
 	ObjectPrefix  string
