@@ -60,11 +60,15 @@ func (s *Server) audit(r *http.Request, u *db.User, action, object string, err e
 		}
 	}
 	actor := "anonymous"
+	var orgID int64
 	if u != nil {
 		actor = u.Email
+		if org, err := s.DB.UserOrganisation(context.WithoutCancel(r.Context()), u.ID); err == nil {
+			orgID = org.ID // the organisation whose admins may read the entry
+		}
 	}
 	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
-	e := &db.AuditEntry{Actor: actor, RequestID: requestID(r), Action: action, Object: object, Outcome: outcome, SourceIP: ip}
+	e := &db.AuditEntry{Actor: actor, RequestID: requestID(r), Action: action, Object: object, Outcome: outcome, SourceIP: ip, OrgID: orgID}
 	if aerr := s.DB.AppendAudit(context.WithoutCancel(r.Context()), e); aerr != nil {
 		s.log().Error("audit log append failed", "action", action, "object", object, "err", aerr)
 	}
@@ -370,11 +374,12 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, u *db.User) 
 // query (actor, action, object prefix, outcome, since, until, after,
 // limit), as JSON or, with format=jsonl, as JSON lines for export.
 func (s *Server) auditLog(w http.ResponseWriter, r *http.Request, u *db.User) error {
-	if _, err := s.orgAdmin(r.Context(), u); err != nil {
+	org, err := s.orgAdmin(r.Context(), u)
+	if err != nil {
 		return err
 	}
 	q := r.URL.Query()
-	f := db.AuditFilter{Actor: q.Get("actor"), Action: q.Get("action"), ObjectPrefix: q.Get("object"), Outcome: q.Get("outcome")}
+	f := db.AuditFilter{OrgID: org.ID, Actor: q.Get("actor"), Action: q.Get("action"), ObjectPrefix: q.Get("object"), Outcome: q.Get("outcome")}
 	if f.Outcome != "" && f.Outcome != "ok" && f.Outcome != "error" {
 		return fmt.Errorf("outcome %q: use ok or error: %w", truncate(f.Outcome, 16), errkind.Invalid)
 	}

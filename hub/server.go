@@ -32,8 +32,10 @@ type Server struct {
 	Log *slog.Logger
 	// Secrets seals and opens the secrets the database keeps.
 	Secrets *secrets.Box
-	// SetupCode, when set, lets the first user be created through
-	// POST /api/v1/setup; it is accepted only while there are no users.
+	// SetupCode, when set, lets the first user be created through the
+	// page GET /setup?code=... (which signs the browser in) or POST
+	// /api/v1/setup (which answers an API token); it is accepted only while
+	// there are no users.
 	SetupCode string
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time

@@ -84,7 +84,8 @@ func (c *Client) WaitLogin(ctx context.Context, l *LoginRequest) (*Login, error)
 	defer t.Stop()
 	for {
 		login, err := c.PollLogin(ctx, l)
-		if err != ErrLoginPending {
+		// Held back (other failures from this address): ask again later.
+		if err != ErrLoginPending && !errors.Is(err, errkind.TooMany) {
 			return login, err
 		}
 		select {

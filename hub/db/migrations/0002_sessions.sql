@@ -35,3 +35,9 @@ CREATE TABLE login_requests (
 	decided BIGINT
 );
 CREATE INDEX login_requests_expires ON login_requests (expires);
+
+-- The organisation an audit entry belongs to (that of its actor), so an
+-- organisation's admins read their own entries only. NULL: no
+-- organisation (anonymous requests); only the database shows those.
+ALTER TABLE audit_log ADD COLUMN org_id BIGINT;
+CREATE INDEX audit_log_org ON audit_log (org_id, id);
