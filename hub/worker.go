@@ -93,9 +93,11 @@ func (w *Worker) RunOne(ctx context.Context) (ran bool, err error) {
 		return false, err
 	}
 	jctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	lost := make(chan error, 1)
+	beating := make(chan struct{}) // closed when the heartbeat below has stopped
+	defer func() { cancel(); <-beating }()
 	go func() {
+		defer close(beating)
 		t := time.NewTicker(w.lease() / 3)
 		defer t.Stop()
 		for {
@@ -117,6 +119,7 @@ func (w *Worker) RunOne(ctx context.Context) (ran bool, err error) {
 	w.event(jctx, j.ID, fmt.Sprintf("attempt %d: claimed by %s", j.Attempts, w.ID))
 	result, runErr := w.run(jctx, j)
 	cancel()
+	<-beating
 	select {
 	case err := <-lost:
 		return true, fmt.Errorf("job %d: %w", j.ID, err) // another worker owns it now
