@@ -50,6 +50,12 @@ berth is refused.
 On first start (no users yet) server prints a one-time setup link; open it, or
 POST /api/v1/setup with its code, to create the first user and its API token.
 
+AWS data planes trust the principal named by --aws-principal, whose credentials
+the hub takes from the usual AWS chain (--profile, AWS_* variables, an instance
+or task role). Every replica runs a background worker for data plane jobs
+(check, plan, deploy after approval, status, drift); replicas sharing one
+PostgreSQL run each job once.
+
 GET /healthz, /readyz and /metrics (Prometheus) answer without authentication; everything under
 /api/v1 needs "Authorization: Bearer berth_..." (the OpenAPI document at
 /api/v1/openapi.json is public). Ctrl-C or SIGTERM stops it gracefully.`,
