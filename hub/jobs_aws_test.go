@@ -256,9 +256,16 @@ func TestAWSDataPlaneCheckPlanApproveDeploy(t *testing.T) {
 		t.Errorf("a deploy job without a plan: %d %s", code, msg)
 	}
 
+	// CloudFormation may echo a parameter in a change's details: the job
+	// stores and shows it masked.
+	eu.Changes[1] = awsfake.ResourceChange("Add", "HubReaderRole", "", "AWS::IAM::Role", "",
+		awsfake.ChangeDetail("AssumeRolePolicyDocument", "Never", "DirectModification", "", `{"sts:ExternalId":"`+h.externalID+`"}`))
 	plan := h.run(h.queue("prod", "plan"))
 	if plan.Status != "succeeded" {
 		t.Fatalf("plan: %s %s", plan.Status, plan.Failure)
+	}
+	if strings.Contains(string(plan.Result), h.externalID) || !strings.Contains(string(plan.Result), `ExternalId\":\"****`) {
+		t.Errorf("plan result does not mask the external ID: %s", plan.Result)
 	}
 	var pr struct {
 		Changes bool   `json:"changes"`

@@ -117,7 +117,11 @@ func (w *Worker) RunOne(ctx context.Context) (ran bool, err error) {
 		}
 	}()
 	w.event(jctx, j.ID, fmt.Sprintf("attempt %d: claimed by %s", j.Attempts, w.ID))
-	result, runErr := w.run(jctx, j)
+	env, runErr := w.load(jctx, j)
+	var result any
+	if runErr == nil {
+		result, runErr = w.run(jctx, j, env)
+	}
 	cancel()
 	<-beating
 	select {
@@ -136,11 +140,11 @@ func (w *Worker) RunOne(ctx context.Context) (ran bool, err error) {
 		if err != nil {
 			return true, fmt.Errorf("job %d: encode result: %w", j.ID, err)
 		}
-		out.Result = b
+		out.Result = json.RawMessage(env.hide(string(b)))
 	}
 	fctx := context.WithoutCancel(ctx)
 	if runErr != nil {
-		out.Failure = runErr.Error()
+		out.Failure = env.hide(runErr.Error())
 		w.event(fctx, j.ID, "failed: "+out.Failure)
 	} else {
 		w.event(fctx, j.ID, "succeeded")
@@ -161,25 +165,37 @@ type eventWriter struct {
 	w      *Worker
 	job    int64
 	prefix string
+	env    *jobEnv
 }
 
 func (e *eventWriter) Write(p []byte) (int, error) {
 	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
 		if strings.TrimSpace(line) != "" {
-			e.w.event(e.ctx, e.job, e.prefix+strings.TrimSpace(line))
+			e.w.event(e.ctx, e.job, e.prefix+e.env.hide(strings.TrimSpace(line)))
 		}
 	}
 	return len(p), nil
 }
 
-// run runs one claimed job and returns its result.
-func (w *Worker) run(ctx context.Context, j *db.Job) (any, error) {
-	if j.Attempts > maxAttempts {
-		return nil, fmt.Errorf("given up after %d attempts whose workers stopped before finishing", maxAttempts)
+// jobEnv is the data plane a job works on.
+type jobEnv struct {
+	dp       *db.DataPlane
+	st       awsSettings
+	ext      string
+	redactor *strings.Replacer
+}
+
+// hide masks the external ID in what a job stores and shows: CloudFormation
+// may echo a parameter's value in change set details or events.
+func (e *jobEnv) hide(s string) string {
+	if e == nil || e.redactor == nil {
+		return s
 	}
-	if j.Kind == "deploy" && j.Attempts > 1 {
-		return nil, errors.New("the worker running this deploy stopped before it finished, and a change set is not executed twice: queue a status job to see where the stacks are, then plan again")
-	}
+	return e.redactor.Replace(s)
+}
+
+// load reads the job's data plane and opens its external ID.
+func (w *Worker) load(ctx context.Context, j *db.Job) (*jobEnv, error) {
 	dp, err := w.Server.DB.DataPlaneByID(ctx, j.DataPlaneID)
 	if err != nil {
 		return nil, err
@@ -188,6 +204,18 @@ func (w *Worker) run(ctx context.Context, j *db.Job) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	return &jobEnv{dp: dp, st: st, ext: ext, redactor: strings.NewReplacer(ext, "****")}, nil
+}
+
+// run runs one claimed job and returns its result.
+func (w *Worker) run(ctx context.Context, j *db.Job, env *jobEnv) (any, error) {
+	if j.Attempts > maxAttempts {
+		return nil, fmt.Errorf("given up after %d attempts whose workers stopped before finishing", maxAttempts)
+	}
+	if j.Kind == "deploy" && j.Attempts > 1 {
+		return nil, errors.New("the worker running this deploy stopped before it finished, and a change set is not executed twice: queue a status job to see where the stacks are, then plan again")
+	}
+	dp, st, ext := env.dp, env.st, env.ext
 	role := dataplane.Ops
 	if j.Kind == "check" || j.Kind == "plan" || j.Kind == "deploy" {
 		role = dataplane.Provisioner
@@ -205,7 +233,7 @@ func (w *Worker) run(ctx context.Context, j *db.Job) (any, error) {
 	}
 	w.event(ctx, j.ID, "acting as "+a.RoleARN)
 	a.Poll = w.StackPoll
-	a.Events = func(region string) io.Writer { return &eventWriter{ctx: ctx, w: w, job: j.ID, prefix: region + ": "} }
+	a.Events = func(region string) io.Writer { return &eventWriter{ctx: ctx, w: w, job: j.ID, prefix: region + ": ", env: env} }
 	switch j.Kind {
 	case "check":
 		return w.check(ctx, a, st)
