@@ -233,7 +233,9 @@ func (w *Worker) run(ctx context.Context, j *db.Job, env *jobEnv) (any, error) {
 	}
 	w.event(ctx, j.ID, "acting as "+a.RoleARN)
 	a.Poll = w.StackPoll
-	a.Events = func(region string) io.Writer { return &eventWriter{ctx: ctx, w: w, job: j.ID, prefix: region + ": ", env: env} }
+	a.Events = func(region string) io.Writer {
+		return &eventWriter{ctx: ctx, w: w, job: j.ID, prefix: region + ": ", env: env}
+	}
 	switch j.Kind {
 	case "check":
 		return w.check(ctx, a, st)
