@@ -345,6 +345,22 @@ func TestAWSDataPlaneCheckPlanApproveDeploy(t *testing.T) {
 		t.Errorf("after deploy: %+v", after)
 	}
 
+	// Once deployed, a check also assumes the hub's roles of each region.
+	before := len(h.fake.Called("sts", "AssumeRole"))
+	recheck := h.run(h.queue("prod", "check"))
+	if recheck.Status != "succeeded" || !strings.Contains(string(recheck.Result), "hub writer role in us-east-1") {
+		t.Errorf("check after deploy: %s %s %s", recheck.Status, recheck.Failure, recheck.Result)
+	}
+	hubRoles := 0
+	for _, c := range h.fake.Called("sts", "AssumeRole")[before:] {
+		if strings.Contains(c.Form.Get("RoleArn"), ":role/berth-hub-") && c.Form.Get("ExternalId") == h.externalID && c.Form.Get("Policy") != "" {
+			hubRoles++
+		}
+	}
+	if hubRoles != 4 {
+		t.Errorf("check assumed %d hub roles, want reader and writer in 2 regions", hubRoles)
+	}
+
 	status := h.run(h.queue("prod", "status"))
 	if status.Status != "succeeded" || !strings.Contains(string(status.Result), `"deployed": true`) {
 		t.Errorf("status: %s %s %s", status.Status, status.Failure, status.Result)
@@ -643,5 +659,38 @@ func TestEnforceOwnDataPlanes(t *testing.T) {
 	}
 	if setting(h.admin, "false") != 200 || credentials("on-pasted") != 200 {
 		t.Errorf("after turning it off: %s", msg)
+	}
+}
+
+// A deployed data plane whose hub roles refuse the hub fails its check,
+// naming the role and region.
+func TestAWSCheckHubRolesRefused(t *testing.T) {
+	h := newAWSHub(t, "sqlite:"+filepath.Join(t.TempDir(), "hub.db"))
+	h.createDataPlane("prod", "eu-west-1")
+	dataPlaneStack(h.fake, "eu-west-1")
+	if dep := h.deployDataPlane("prod"); dep.Status != "succeeded" {
+		t.Fatalf("deploy: %s", dep.Failure)
+	}
+	h.fake.Handle("sts", "AssumeRole", func(r *awsfake.Request) awsfake.Response {
+		if strings.Contains(r.Form.Get("RoleArn"), ":role/berth-hub-writer-") {
+			return awsfake.QueryError(403, "AccessDenied", "not authorized to perform: sts:AssumeRole")
+		}
+		return h.assumeRole(r)
+	})
+	j := h.run(h.queue("prod", "check"))
+	if j.Status != "failed" || !strings.Contains(j.Failure, "check hub writer role in eu-west-1") || !strings.Contains(j.Failure, "AccessDenied") {
+		t.Errorf("check: %s %q", j.Status, j.Failure)
+	}
+	var results []struct {
+		Field string `json:"field"`
+		OK    bool   `json:"ok"`
+	}
+	json.Unmarshal(j.Result, &results)
+	ok := map[string]bool{}
+	for _, r := range results {
+		ok[r.Field] = r.OK
+	}
+	if !ok["hub reader role in eu-west-1"] || ok["hub writer role in eu-west-1"] || !ok["bootstrap"] {
+		t.Errorf("results: %s", j.Result)
 	}
 }

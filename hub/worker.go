@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/berth-dev/berth/hub/db"
 	"github.com/berth-dev/berth/internal/awserr"
 	"github.com/berth-dev/berth/internal/awsx"
+	"github.com/berth-dev/berth/policy"
 )
 
 // Worker runs the background jobs of data planes. Every replica runs one;
@@ -238,7 +240,7 @@ func (w *Worker) run(ctx context.Context, j *db.Job, env *jobEnv) (any, error) {
 	}
 	switch j.Kind {
 	case "check":
-		return w.check(ctx, a, st)
+		return w.check(ctx, a, st, ext)
 	case "plan":
 		return w.plan(ctx, j, a, st, ext)
 	case "deploy":
@@ -263,7 +265,7 @@ func (w *Worker) run(ctx context.Context, j *db.Job, env *jobEnv) (any, error) {
 
 // check proves the hub can act in the account: the provisioner role trusts
 // its principal with this external ID, and the bootstrap is recent enough.
-func (w *Worker) check(ctx context.Context, a *dataplane.AWS, st awsSettings) (any, error) {
+func (w *Worker) check(ctx context.Context, a *dataplane.AWS, st awsSettings, ext string) (any, error) {
 	cfg := a.Config.Copy()
 	cfg.Region = st.Regions[0]
 	id, err := awsx.Identity(ctx, cfg, "the provisioner role "+a.RoleARN)
@@ -283,12 +285,44 @@ func (w *Worker) check(ctx context.Context, a *dataplane.AWS, st awsSettings) (a
 		bootstrap.Message = warning
 	}
 	results = append(results, bootstrap)
+	results = append(results, w.checkHubRoles(ctx, st, ext)...)
 	for _, r := range results {
 		if !r.OK {
 			return results, fmt.Errorf("check %s: %s", r.Field, r.Message)
 		}
 	}
 	return results, nil
+}
+
+// checkHubRoles assumes, once the data plane is deployed, the artifact
+// reader and writer roles of each region as credential requests will, with
+// a session policy narrowed to a prefix no project has.
+func (w *Worker) checkHubRoles(ctx context.Context, st awsSettings, ext string) []dataplane.CheckResult {
+	if len(st.Buckets) == 0 {
+		return nil
+	}
+	var names []string
+	for _, b := range st.Buckets {
+		names = append(names, b.Name)
+	}
+	part := dataplane.PartitionOf(w.Server.AWSPrincipal)
+	probe, err := policy.SessionPolicy(policy.SessionParams{Partition: part, Account: st.Account, Buckets: names, Prefix: path.Join(st.Prefix, "berth-check")})
+	if err != nil {
+		return []dataplane.CheckResult{{Field: "hub roles", Message: err.Error(), Kind: errkind.Invalid}}
+	}
+	var out []dataplane.CheckResult
+	for _, b := range st.Buckets {
+		for _, role := range []string{"reader", "writer"} {
+			arn := fmt.Sprintf("arn:%s:iam::%s:role/%s", part, st.Account, policy.HubRoleName(st.Qualifier, role, b.Region))
+			r := dataplane.CheckResult{Field: "hub " + role + " role in " + b.Region, OK: true, Message: "the hub assumes " + arn}
+			if _, err := vend(ctx, vendInput{Config: &w.Server.AWS, Region: b.Region, RoleARN: arn, ExternalID: ext,
+				SessionName: "berth-hub-check", Policy: probe, Duration: 15 * time.Minute}); err != nil {
+				r.OK, r.Message, r.Kind = false, err.Error(), errkind.PermissionDenied
+			}
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // planResult is a plan job's result: each region's change set, and the
