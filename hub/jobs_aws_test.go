@@ -345,6 +345,19 @@ func TestAWSDataPlaneCheckPlanApproveDeploy(t *testing.T) {
 		t.Errorf("after deploy: %+v", after)
 	}
 
+	var jobs struct {
+		Jobs []struct {
+			ID        int64  `json:"id"`
+			Kind      string `json:"kind"`
+			Status    string `json:"status"`
+			DeployJob int64  `json:"deploy_job"`
+		} `json:"jobs"`
+	}
+	if code := h.admin.do("GET", "/api/v1/dataplanes/prod/jobs", "", &jobs); code != 200 || len(jobs.Jobs) != 3 ||
+		jobs.Jobs[0].ID != approved.DeployJob || jobs.Jobs[0].Kind != "deploy" || jobs.Jobs[1].DeployJob != approved.DeployJob || jobs.Jobs[2].Kind != "check" {
+		t.Errorf("job list: %d %+v", code, jobs)
+	}
+
 	// Once deployed, a check also assumes the hub's roles of each region.
 	before := len(h.fake.Called("sts", "AssumeRole"))
 	recheck := h.run(h.queue("prod", "check"))
