@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -105,6 +107,15 @@ func TestReplicasRunJobsOnce(t *testing.T) {
 	if got := len(h.fake.Called("cloudformation", "ExecuteChangeSet")); got != 1 {
 		t.Errorf("the deploy executed %d change sets, want 1", got)
 	}
+	// The cluster's files hold the external ID only sealed.
+	filepath.Walk(pg.Dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			if b, _ := os.ReadFile(p); strings.Contains(string(b), h.externalID) {
+				t.Errorf("%s holds the external ID in clear", p)
+			}
+		}
+		return nil
+	})
 }
 
 // A job whose worker stopped (its lease ran out) is run by another worker;
