@@ -272,6 +272,9 @@ func (g *Globals) runServer(ctx context.Context, o serverOpts) error {
 		if s.AWS, err = awsx.Load(ctx, awsx.Options{Profile: g.Profile}); err != nil {
 			return err
 		}
+		if warning, err := hub.CheckAWSPrincipal(ctx, s.AWS, o.awsPrincipal); err != nil || warning != "" {
+			g.log.Warn("AWS principal", "warning", warning, "err", err)
+		}
 	}
 	wctx, stopWorker := context.WithCancel(ctx)
 	workerDone := make(chan struct{})
