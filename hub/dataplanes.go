@@ -120,15 +120,15 @@ func (s *Server) createAWSDataPlane(w http.ResponseWriter, r *http.Request, u *d
 	if err := (policy.Params{Prefix: st.Prefix}).Validate(); err != nil {
 		return fmt.Errorf("prefix: %w: %w", err, errkind.Invalid)
 	}
-	ext, err := newExternalID()
-	if err != nil {
-		return err
-	}
 	if !accountRe.MatchString(st.Account) {
 		return fmt.Errorf("account_id %q: want the 12-digit ID of the AWS account the data plane lives in: %w", truncate(st.Account, 20), errkind.Invalid)
 	}
 	if len(st.Regions) == 0 {
 		return fmt.Errorf("regions: give the AWS regions of the data plane, in download order, such as [\"eu-west-1\", \"us-east-1\"]: %w", errkind.Invalid)
+	}
+	ext, err := newExternalID()
+	if err != nil {
+		return err
 	}
 	t := st.target(ext)
 	if err := t.Validate(); err != nil {
