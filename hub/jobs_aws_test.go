@@ -3,6 +3,7 @@ package hub_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/cfn"
 	"github.com/berth-dev/berth/hub"
 	"github.com/berth-dev/berth/hub/secrets"
 	"github.com/berth-dev/berth/internal/awsfake"
@@ -71,7 +73,7 @@ func newAWSHub(t *testing.T, dbURL string) *awsHub {
 		if r.JSON["Name"] != "/berth-bootstrap/berth/version" {
 			return awsfake.JSONError(400, "ParameterNotFound", "")
 		}
-		return awsfake.JSON(map[string]any{"Parameter": map[string]any{"Name": r.JSON["Name"], "Value": "3", "Type": "String", "Version": 1}})
+		return awsfake.JSON(map[string]any{"Parameter": map[string]any{"Name": r.JSON["Name"], "Value": strconv.Itoa(cfn.BootstrapVersion), "Type": "String", "Version": 1}})
 	})
 	return h
 }
@@ -705,5 +707,31 @@ func TestAWSCheckHubRolesRefused(t *testing.T) {
 	}
 	if !ok["hub reader role in eu-west-1"] || ok["hub writer role in eu-west-1"] || !ok["bootstrap"] {
 		t.Errorf("results: %s", j.Result)
+	}
+}
+
+// A bootstrap older than this berth's fails the plan before any change
+// set, and the check says so too.
+func TestAWSPlanRefusesOlderBootstrap(t *testing.T) {
+	h := newAWSHub(t, "sqlite:"+filepath.Join(t.TempDir(), "hub.db"))
+	h.createDataPlane("prod", "eu-west-1")
+	dataPlaneStack(h.fake, "eu-west-1")
+	h.fake.Handle("ssm", "GetParameter", func(r *awsfake.Request) awsfake.Response {
+		return awsfake.JSON(map[string]any{"Parameter": map[string]any{"Name": r.JSON["Name"], "Value": strconv.Itoa(cfn.BootstrapVersion - 1), "Type": "String", "Version": 1}})
+	})
+	plan := h.run(h.queue("prod", "plan"))
+	if plan.Status != "failed" || !strings.Contains(plan.Failure, fmt.Sprintf("is version %d and this berth needs %d", cfn.BootstrapVersion-1, cfn.BootstrapVersion)) {
+		t.Errorf("plan: %s %q", plan.Status, plan.Failure)
+	}
+	if n := len(h.fake.Called("cloudformation", "CreateChangeSet")); n != 0 {
+		t.Errorf("%d change sets created through an older bootstrap", n)
+	}
+	var msg string
+	if code := h.admin.do("POST", "/api/v1/jobs/"+itoa(plan.ID)+"/approve", "", &msg); code != http.StatusConflict {
+		t.Errorf("approving a failed plan: %d %s", code, msg)
+	}
+	check := h.run(h.queue("prod", "check"))
+	if check.Status != "failed" || !strings.Contains(check.Failure, "check bootstrap: ") {
+		t.Errorf("check: %s %q", check.Status, check.Failure)
 	}
 }
