@@ -162,7 +162,7 @@ func TestLeaseRenewed(t *testing.T) {
 	h := newAWSHub(t, "sqlite:"+t.TempDir()+"/hub.db")
 	h.createDataPlane("prod", "eu-west-1")
 	st := dataPlaneStack(h.fake, "eu-west-1")
-	for i := 0; i < 8; i++ { // a slow create: 8 polls of 100 ms
+	for i := 0; i < 8; i++ { // a slow create: 8 polls of 150 ms, twice the lease
 		st.Steps = append([]awsfake.Step{{Status: "CREATE_IN_PROGRESS"}}, st.Steps...)
 	}
 	plan := h.run(h.queue("prod", "plan"))
@@ -171,8 +171,8 @@ func TestLeaseRenewed(t *testing.T) {
 	}
 	h.admin.do("POST", "/api/v1/jobs/"+itoa(plan.ID)+"/approve", "", &approved)
 
-	h.worker.Lease, h.worker.StackPoll = 300*time.Millisecond, 100*time.Millisecond
-	other := &hub.Worker{Server: h.s, ID: "worker-2", Lease: 300 * time.Millisecond, Idle: 10 * time.Millisecond}
+	h.worker.Lease, h.worker.StackPoll = 600*time.Millisecond, 150*time.Millisecond
+	other := &hub.Worker{Server: h.s, ID: "worker-2", Lease: 600 * time.Millisecond, Idle: 10 * time.Millisecond}
 	first := make(chan error, 1)
 	go func() {
 		ran, err := h.worker.RunOne(context.Background())
