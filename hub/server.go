@@ -38,7 +38,7 @@ type Server struct {
 	// TokenTTL is the lifetime of new API tokens (90 days when zero).
 	TokenTTL time.Duration
 	// AWS holds the credentials of AWSPrincipal, the ARN the hub runs as
-	// in AWS, which AWS data planes trust (see dataplanes_aws.go).
+	// in AWS, which AWS data planes trust (see dataplanes.go).
 	AWS          aws.Config
 	AWSPrincipal string
 	// TemplateURL is where this berth's bootstrap template is published on
