@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -577,6 +578,9 @@ func TestAWSVendedCredentials(t *testing.T) {
 	if code := h.admin.do("POST", "/api/v1/projects/"+name+"/credentials", `{"role":"write"}`, &msg); code != http.StatusConflict || !strings.Contains(msg, "deploy it") {
 		t.Errorf("credentials before a deploy: %d %s", code, msg)
 	}
+	if code := h.admin.do("GET", "/api/v1/projects/"+name+"/versions/1.0.0/download?file=a.bin", "", &msg); code != http.StatusConflict || !strings.Contains(msg, "deploy it") {
+		t.Errorf("download link before a deploy: %d %s", code, msg)
+	}
 	if dep := h.deployDataPlane("prod"); dep.Status != "succeeded" {
 		t.Fatalf("deploy: %s", dep.Failure)
 	}
@@ -609,6 +613,44 @@ func TestAWSVendedCredentials(t *testing.T) {
 		}
 		if _, err := policy.Parse([]byte(pol)); err != nil || !strings.Contains(pol, "berth-"+awsAccount+"-"+region+"/"+name+"/*") {
 			t.Errorf("session policy %s (%v)", pol, err)
+		}
+	}
+
+	// A download link: the hub reads the manifest and signs the link with
+	// a reader session of the hub's reader role, not its own credentials.
+	bucket := "berth-" + awsAccount + "-eu-west-1"
+	manifest := fmt.Sprintf(`{"format":1,"project":%q,"version":"1.0.0","size":5,"sha256":%q,"metadata":{},"filename":"app.tgz","created":"2026-01-02T10:00:00Z","staged_by":"ci","object":%q}`,
+		name, strings.Repeat("ab", 32), name+"/1.0.0/data/20260102T100000Z-0001")
+	h.fake.Handle("s3", "GET /"+bucket, func(r *awsfake.Request) awsfake.Response {
+		return awsfake.Response{Header: http.Header{"Content-Type": {"application/xml"}}, Body: `<ListBucketResult><Name>` + bucket + `</Name><KeyCount>1</KeyCount><IsTruncated>false</IsTruncated>` +
+			`<Contents><Key>` + name + `/1.0.0/manifest.json</Key><Size>300</Size><LastModified>2026-01-02T10:00:00.000Z</LastModified></Contents></ListBucketResult>`}
+	})
+	h.fake.Handle("s3", "GET /"+bucket+"/"+name+"/1.0.0/manifest.json", func(*awsfake.Request) awsfake.Response {
+		return awsfake.Response{Header: http.Header{"Content-Type": {"application/json"}}, Body: manifest}
+	})
+	for _, pointer := range []string{"/latest.json", "/prerelease/latest.json"} {
+		h.fake.Handle("s3", "GET /"+bucket+"/"+name+pointer, func(*awsfake.Request) awsfake.Response {
+			return awsfake.Response{Status: 404, Header: http.Header{"Content-Type": {"application/xml"}}, Body: `<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>`}
+		})
+	}
+	before = len(h.fake.Called("sts", "AssumeRole"))
+	var link struct{ URL, Region string }
+	if code := h.admin.do("GET", "/api/v1/projects/"+name+"/versions/1.0.0/download?file=app.tgz", "", &link); code != 200 {
+		t.Fatalf("download link: %d", code)
+	}
+	u, _ := url.Parse(link.URL)
+	if link.Region != "eu-west-1" || u.Path != "/"+bucket+"/"+name+"/1.0.0/data/20260102T100000Z-0001" ||
+		!strings.HasPrefix(u.Query().Get("X-Amz-Credential"), awsfake.AssumedKeyID+"/") || u.Query().Get("X-Amz-Security-Token") != "assumedTOKEN" || u.Query().Get("X-Amz-Expires") == "" {
+		t.Errorf("link %s", link.URL)
+	}
+	for _, c := range h.fake.Called("sts", "AssumeRole")[before:] {
+		if !strings.Contains(c.Form.Get("RoleArn"), ":role/berth-hub-reader-") || c.Form.Get("ExternalId") != h.externalID {
+			t.Errorf("download link assumed %s", c.Form.Get("RoleArn"))
+		}
+	}
+	for _, c := range h.fake.Calls() {
+		if c.Service == "s3" && c.AccessKeyID != awsfake.AssumedKeyID {
+			t.Errorf("S3 %s signed with %s, not a vended session", c.Action, c.AccessKeyID)
 		}
 	}
 }
