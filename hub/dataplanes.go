@@ -13,11 +13,14 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/berth-dev/berth/artifact"
 	"github.com/berth-dev/berth/cfn"
 	"github.com/berth-dev/berth/dataplane"
 	"github.com/berth-dev/berth/errkind"
 	"github.com/berth-dev/berth/hub/db"
+	"github.com/berth-dev/berth/internal/awsx"
 	"github.com/berth-dev/berth/policy"
 )
 
@@ -117,15 +120,15 @@ func (s *Server) createAWSDataPlane(w http.ResponseWriter, r *http.Request, u *d
 	if err := (policy.Params{Prefix: st.Prefix}).Validate(); err != nil {
 		return fmt.Errorf("prefix: %w: %w", err, errkind.Invalid)
 	}
-	ext, err := newExternalID()
-	if err != nil {
-		return err
-	}
 	if !accountRe.MatchString(st.Account) {
 		return fmt.Errorf("account_id %q: want the 12-digit ID of the AWS account the data plane lives in: %w", truncate(st.Account, 20), errkind.Invalid)
 	}
 	if len(st.Regions) == 0 {
 		return fmt.Errorf("regions: give the AWS regions of the data plane, in download order, such as [\"eu-west-1\", \"us-east-1\"]: %w", errkind.Invalid)
+	}
+	ext, err := newExternalID()
+	if err != nil {
+		return err
 	}
 	t := st.target(ext)
 	if err := t.Validate(); err != nil {
@@ -283,6 +286,44 @@ func CheckTemplateURL(u string) error {
 		return fmt.Errorf("--template-url %q: want the https URL of the bootstrap template in S3, such as https://BUCKET.s3.REGION.amazonaws.com/berth-bootstrap.yaml: %w", truncate(u, 100), errkind.Invalid)
 	}
 	return nil
+}
+
+// CheckAWSPrincipal asks STS who the hub's credentials belong to and
+// returns a warning when that is not principal: the bootstraps the hub
+// hands out trust principal, so AssumeRole would be refused. A role's
+// sessions show as assumed-role/NAME/SESSION; a role's path is not in that
+// ARN, so only the account and the name are compared.
+func CheckAWSPrincipal(ctx context.Context, cfg aws.Config, principal string) (string, error) {
+	if cfg.Region == "" && dataplane.PartitionOf(principal) == "aws" {
+		cfg = cfg.Copy()
+		cfg.Region = "us-east-1" // STS answers GetCallerIdentity in every region
+	}
+	id, err := awsx.Identity(ctx, cfg, "the hub's AWS credentials")
+	if err != nil {
+		return "", err
+	}
+	if !samePrincipal(id.ARN, principal) {
+		return fmt.Sprintf("the hub's AWS credentials are %s, not --aws-principal %s: AWS data planes trust the principal, so the hub's AssumeRole calls will be refused", id.ARN, principal), nil
+	}
+	return "", nil
+}
+
+// samePrincipal compares a caller ARN (user, role, or a role's session) with
+// a user or role ARN.
+func samePrincipal(caller, principal string) bool {
+	c, p := strings.SplitN(caller, ":", 6), strings.SplitN(principal, ":", 6)
+	if len(c) != 6 || len(p) != 6 || c[1] != p[1] || c[4] != p[4] {
+		return false
+	}
+	name := func(resource string) string { return resource[strings.LastIndex(resource, "/")+1:] }
+	switch {
+	case strings.HasPrefix(c[5], "assumed-role/") && strings.HasPrefix(p[5], "role/"):
+		parts := strings.Split(c[5], "/")
+		return len(parts) == 3 && parts[1] == name(p[5])
+	case strings.HasPrefix(c[5], "user/") && strings.HasPrefix(p[5], "user/"):
+		return name(c[5]) == name(p[5])
+	}
+	return false
 }
 
 // ownDataPlane enforces the organisation's setting: with

@@ -32,14 +32,17 @@ const downloadLinkTTL = 15 * time.Minute
 type readSession struct {
 	region, endpoint, bucket, storePrefix string
 	creds                                 aws.Credentials
+	aws                                   *aws.Config // AWS data planes: the hub's configuration (endpoints, retries)
 }
 
 func (r readSession) client() *s3.Client {
-	o := s3.Options{Region: r.region, Credentials: credentials.NewStaticCredentialsProvider(r.creds.AccessKeyID, r.creds.SecretAccessKey, r.creds.SessionToken)}
-	if r.endpoint != "" {
-		o.BaseEndpoint, o.UsePathStyle = aws.String(r.endpoint), true
+	creds := credentials.NewStaticCredentialsProvider(r.creds.AccessKeyID, r.creds.SecretAccessKey, r.creds.SessionToken)
+	if r.aws != nil {
+		cfg := r.aws.Copy()
+		cfg.Region, cfg.Credentials = r.region, creds
+		return s3.NewFromConfig(cfg)
 	}
-	return s3.New(o)
+	return s3.New(s3.Options{Region: r.region, Credentials: creds, BaseEndpoint: aws.String(r.endpoint), UsePathStyle: true})
 }
 
 // readSessions vends reader sessions of the project in each region of its
@@ -59,6 +62,9 @@ func (s *Server) readSessions(ctx context.Context, p *db.Project, ttl time.Durat
 		if s.AWSPrincipal == "" {
 			return nil, errNoAWSPrincipal
 		}
+		if len(st.Buckets) == 0 {
+			return nil, fmt.Errorf("data plane %s has no buckets yet: deploy it (a plan job, then its approval) first: %w", dp.Name, errkind.PreconditionFailed)
+		}
 		var names []string
 		for _, b := range st.Buckets {
 			names = append(names, b.Name)
@@ -74,7 +80,7 @@ func (s *Server) readSessions(ctx context.Context, p *db.Project, ttl time.Durat
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, readSession{region: b.Region, bucket: b.Name, storePrefix: st.Prefix, creds: c})
+			out = append(out, readSession{region: b.Region, bucket: b.Name, storePrefix: st.Prefix, creds: c, aws: &s.AWS})
 		}
 		return out, nil
 	}
@@ -122,6 +128,9 @@ func (s *Server) downloadLink(w http.ResponseWriter, r *http.Request, u *db.User
 	sessions, err := s.readSessions(r.Context(), p, downloadLinkTTL)
 	if err != nil {
 		return err
+	}
+	if len(sessions) == 0 {
+		return fmt.Errorf("project %s: its data plane has no regions deployed yet: %w", p.Name, errkind.PreconditionFailed)
 	}
 	// The first region that holds the version, read on its own: the data
 	// key a manifest names is that region's.

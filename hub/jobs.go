@@ -64,6 +64,34 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request, u *db.User) (
 	return nil
 }
 
+// listJobs lists a data plane's latest 100 jobs, newest first, without
+// their events and results (GET /api/v1/jobs/{id} has them).
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, u *db.User) error {
+	org, err := s.orgAdmin(r.Context(), u)
+	if err != nil {
+		return err
+	}
+	name := r.PathValue("dataplane")
+	dp, err := s.DB.DataPlaneByName(r.Context(), org.ID, name)
+	if err != nil {
+		return fmt.Errorf("dataplane %q: %w", truncate(name, 64), err)
+	}
+	jobs, err := s.DB.ListJobs(r.Context(), org.ID, dp.ID, 100)
+	if err != nil {
+		return err
+	}
+	out := []map[string]any{}
+	for _, j := range jobs {
+		item := map[string]any{"id": j.ID, "kind": j.Kind, "status": j.Status, "attempts": j.Attempts, "created": j.Created, "updated": j.Updated}
+		if !j.Approved.IsZero() {
+			item["approved"], item["deploy_job"] = j.Approved, j.DeployJob
+		}
+		out = append(out, item)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"dataplane": dp.Name, "jobs": out})
+	return nil
+}
+
 func jobID(r *http.Request) (int64, error) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil {

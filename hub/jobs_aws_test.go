@@ -3,8 +3,10 @@ package hub_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/cfn"
 	"github.com/berth-dev/berth/hub"
 	"github.com/berth-dev/berth/hub/secrets"
 	"github.com/berth-dev/berth/internal/awsfake"
@@ -71,7 +74,7 @@ func newAWSHub(t *testing.T, dbURL string) *awsHub {
 		if r.JSON["Name"] != "/berth-bootstrap/berth/version" {
 			return awsfake.JSONError(400, "ParameterNotFound", "")
 		}
-		return awsfake.JSON(map[string]any{"Parameter": map[string]any{"Name": r.JSON["Name"], "Value": "3", "Type": "String", "Version": 1}})
+		return awsfake.JSON(map[string]any{"Parameter": map[string]any{"Name": r.JSON["Name"], "Value": strconv.Itoa(cfn.BootstrapVersion), "Type": "String", "Version": 1}})
 	})
 	return h
 }
@@ -256,9 +259,16 @@ func TestAWSDataPlaneCheckPlanApproveDeploy(t *testing.T) {
 		t.Errorf("a deploy job without a plan: %d %s", code, msg)
 	}
 
+	// CloudFormation may echo a parameter in a change's details: the job
+	// stores and shows it masked.
+	eu.Changes[1] = awsfake.ResourceChange("Add", "HubReaderRole", "", "AWS::IAM::Role", "",
+		awsfake.ChangeDetail("AssumeRolePolicyDocument", "Never", "DirectModification", "", `{"sts:ExternalId":"`+h.externalID+`"}`))
 	plan := h.run(h.queue("prod", "plan"))
 	if plan.Status != "succeeded" {
 		t.Fatalf("plan: %s %s", plan.Status, plan.Failure)
+	}
+	if strings.Contains(string(plan.Result), h.externalID) || !strings.Contains(string(plan.Result), `ExternalId\":\"****`) {
+		t.Errorf("plan result does not mask the external ID: %s", plan.Result)
 	}
 	var pr struct {
 		Changes bool   `json:"changes"`
@@ -336,6 +346,35 @@ func TestAWSDataPlaneCheckPlanApproveDeploy(t *testing.T) {
 	h.admin.do("GET", "/api/v1/dataplanes", "", &after)
 	if len(after.Dataplanes) != 1 || !after.Dataplanes[0].Own || len(after.Dataplanes[0].Buckets) != 2 || after.Dataplanes[0].Buckets[1].Name != "berth-"+awsAccount+"-us-east-1" {
 		t.Errorf("after deploy: %+v", after)
+	}
+
+	var jobs struct {
+		Jobs []struct {
+			ID        int64  `json:"id"`
+			Kind      string `json:"kind"`
+			Status    string `json:"status"`
+			DeployJob int64  `json:"deploy_job"`
+		} `json:"jobs"`
+	}
+	if code := h.admin.do("GET", "/api/v1/dataplanes/prod/jobs", "", &jobs); code != 200 || len(jobs.Jobs) != 3 ||
+		jobs.Jobs[0].ID != approved.DeployJob || jobs.Jobs[0].Kind != "deploy" || jobs.Jobs[1].DeployJob != approved.DeployJob || jobs.Jobs[2].Kind != "check" {
+		t.Errorf("job list: %d %+v", code, jobs)
+	}
+
+	// Once deployed, a check also assumes the hub's roles of each region.
+	before := len(h.fake.Called("sts", "AssumeRole"))
+	recheck := h.run(h.queue("prod", "check"))
+	if recheck.Status != "succeeded" || !strings.Contains(string(recheck.Result), "hub writer role in us-east-1") {
+		t.Errorf("check after deploy: %s %s %s", recheck.Status, recheck.Failure, recheck.Result)
+	}
+	hubRoles := 0
+	for _, c := range h.fake.Called("sts", "AssumeRole")[before:] {
+		if strings.Contains(c.Form.Get("RoleArn"), ":role/berth-hub-") && c.Form.Get("ExternalId") == h.externalID && c.Form.Get("Policy") != "" {
+			hubRoles++
+		}
+	}
+	if hubRoles != 4 {
+		t.Errorf("check assumed %d hub roles, want reader and writer in 2 regions", hubRoles)
 	}
 
 	status := h.run(h.queue("prod", "status"))
@@ -539,6 +578,9 @@ func TestAWSVendedCredentials(t *testing.T) {
 	if code := h.admin.do("POST", "/api/v1/projects/"+name+"/credentials", `{"role":"write"}`, &msg); code != http.StatusConflict || !strings.Contains(msg, "deploy it") {
 		t.Errorf("credentials before a deploy: %d %s", code, msg)
 	}
+	if code := h.admin.do("GET", "/api/v1/projects/"+name+"/versions/1.0.0/download?file=a.bin", "", &msg); code != http.StatusConflict || !strings.Contains(msg, "deploy it") {
+		t.Errorf("download link before a deploy: %d %s", code, msg)
+	}
 	if dep := h.deployDataPlane("prod"); dep.Status != "succeeded" {
 		t.Fatalf("deploy: %s", dep.Failure)
 	}
@@ -571,6 +613,44 @@ func TestAWSVendedCredentials(t *testing.T) {
 		}
 		if _, err := policy.Parse([]byte(pol)); err != nil || !strings.Contains(pol, "berth-"+awsAccount+"-"+region+"/"+name+"/*") {
 			t.Errorf("session policy %s (%v)", pol, err)
+		}
+	}
+
+	// A download link: the hub reads the manifest and signs the link with
+	// a reader session of the hub's reader role, not its own credentials.
+	bucket := "berth-" + awsAccount + "-eu-west-1"
+	manifest := fmt.Sprintf(`{"format":1,"project":%q,"version":"1.0.0","size":5,"sha256":%q,"metadata":{},"filename":"app.tgz","created":"2026-01-02T10:00:00Z","staged_by":"ci","object":%q}`,
+		name, strings.Repeat("ab", 32), name+"/1.0.0/data/20260102T100000Z-0001")
+	h.fake.Handle("s3", "GET /"+bucket, func(r *awsfake.Request) awsfake.Response {
+		return awsfake.Response{Header: http.Header{"Content-Type": {"application/xml"}}, Body: `<ListBucketResult><Name>` + bucket + `</Name><KeyCount>1</KeyCount><IsTruncated>false</IsTruncated>` +
+			`<Contents><Key>` + name + `/1.0.0/manifest.json</Key><Size>300</Size><LastModified>2026-01-02T10:00:00.000Z</LastModified></Contents></ListBucketResult>`}
+	})
+	h.fake.Handle("s3", "GET /"+bucket+"/"+name+"/1.0.0/manifest.json", func(*awsfake.Request) awsfake.Response {
+		return awsfake.Response{Header: http.Header{"Content-Type": {"application/json"}}, Body: manifest}
+	})
+	for _, pointer := range []string{"/latest.json", "/prerelease/latest.json"} {
+		h.fake.Handle("s3", "GET /"+bucket+"/"+name+pointer, func(*awsfake.Request) awsfake.Response {
+			return awsfake.Response{Status: 404, Header: http.Header{"Content-Type": {"application/xml"}}, Body: `<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>`}
+		})
+	}
+	before = len(h.fake.Called("sts", "AssumeRole"))
+	var link struct{ URL, Region string }
+	if code := h.admin.do("GET", "/api/v1/projects/"+name+"/versions/1.0.0/download?file=app.tgz", "", &link); code != 200 {
+		t.Fatalf("download link: %d", code)
+	}
+	u, _ := url.Parse(link.URL)
+	if link.Region != "eu-west-1" || u.Path != "/"+bucket+"/"+name+"/1.0.0/data/20260102T100000Z-0001" ||
+		!strings.HasPrefix(u.Query().Get("X-Amz-Credential"), awsfake.AssumedKeyID+"/") || u.Query().Get("X-Amz-Security-Token") != "assumedTOKEN" || u.Query().Get("X-Amz-Expires") == "" {
+		t.Errorf("link %s", link.URL)
+	}
+	for _, c := range h.fake.Called("sts", "AssumeRole")[before:] {
+		if !strings.Contains(c.Form.Get("RoleArn"), ":role/berth-hub-reader-") || c.Form.Get("ExternalId") != h.externalID {
+			t.Errorf("download link assumed %s", c.Form.Get("RoleArn"))
+		}
+	}
+	for _, c := range h.fake.Calls() {
+		if c.Service == "s3" && c.AccessKeyID != awsfake.AssumedKeyID {
+			t.Errorf("S3 %s signed with %s, not a vended session", c.Action, c.AccessKeyID)
 		}
 	}
 }
@@ -636,5 +716,64 @@ func TestEnforceOwnDataPlanes(t *testing.T) {
 	}
 	if setting(h.admin, "false") != 200 || credentials("on-pasted") != 200 {
 		t.Errorf("after turning it off: %s", msg)
+	}
+}
+
+// A deployed data plane whose hub roles refuse the hub fails its check,
+// naming the role and region.
+func TestAWSCheckHubRolesRefused(t *testing.T) {
+	h := newAWSHub(t, "sqlite:"+filepath.Join(t.TempDir(), "hub.db"))
+	h.createDataPlane("prod", "eu-west-1")
+	dataPlaneStack(h.fake, "eu-west-1")
+	if dep := h.deployDataPlane("prod"); dep.Status != "succeeded" {
+		t.Fatalf("deploy: %s", dep.Failure)
+	}
+	h.fake.Handle("sts", "AssumeRole", func(r *awsfake.Request) awsfake.Response {
+		if strings.Contains(r.Form.Get("RoleArn"), ":role/berth-hub-writer-") {
+			return awsfake.QueryError(403, "AccessDenied", "not authorized to perform: sts:AssumeRole")
+		}
+		return h.assumeRole(r)
+	})
+	j := h.run(h.queue("prod", "check"))
+	if j.Status != "failed" || !strings.Contains(j.Failure, "check hub writer role in eu-west-1") || !strings.Contains(j.Failure, "AccessDenied") {
+		t.Errorf("check: %s %q", j.Status, j.Failure)
+	}
+	var results []struct {
+		Field string `json:"field"`
+		OK    bool   `json:"ok"`
+	}
+	json.Unmarshal(j.Result, &results)
+	ok := map[string]bool{}
+	for _, r := range results {
+		ok[r.Field] = r.OK
+	}
+	if !ok["hub reader role in eu-west-1"] || ok["hub writer role in eu-west-1"] || !ok["bootstrap"] {
+		t.Errorf("results: %s", j.Result)
+	}
+}
+
+// A bootstrap older than this berth's fails the plan before any change
+// set, and the check says so too.
+func TestAWSPlanRefusesOlderBootstrap(t *testing.T) {
+	h := newAWSHub(t, "sqlite:"+filepath.Join(t.TempDir(), "hub.db"))
+	h.createDataPlane("prod", "eu-west-1")
+	dataPlaneStack(h.fake, "eu-west-1")
+	h.fake.Handle("ssm", "GetParameter", func(r *awsfake.Request) awsfake.Response {
+		return awsfake.JSON(map[string]any{"Parameter": map[string]any{"Name": r.JSON["Name"], "Value": strconv.Itoa(cfn.BootstrapVersion - 1), "Type": "String", "Version": 1}})
+	})
+	plan := h.run(h.queue("prod", "plan"))
+	if plan.Status != "failed" || !strings.Contains(plan.Failure, fmt.Sprintf("is version %d and this berth needs %d", cfn.BootstrapVersion-1, cfn.BootstrapVersion)) {
+		t.Errorf("plan: %s %q", plan.Status, plan.Failure)
+	}
+	if n := len(h.fake.Called("cloudformation", "CreateChangeSet")); n != 0 {
+		t.Errorf("%d change sets created through an older bootstrap", n)
+	}
+	var msg string
+	if code := h.admin.do("POST", "/api/v1/jobs/"+itoa(plan.ID)+"/approve", "", &msg); code != http.StatusConflict {
+		t.Errorf("approving a failed plan: %d %s", code, msg)
+	}
+	check := h.run(h.queue("prod", "check"))
+	if check.Status != "failed" || !strings.Contains(check.Failure, "check bootstrap: ") {
+		t.Errorf("check: %s %q", check.Status, check.Failure)
 	}
 }

@@ -66,7 +66,7 @@ type Server struct {
 	auth     *authState
 
 	// AWS holds the credentials of AWSPrincipal, the ARN the hub runs as
-	// in AWS, which AWS data planes trust (see dataplanes_aws.go).
+	// in AWS, which AWS data planes trust (see dataplanes.go).
 	AWS          aws.Config
 	AWSPrincipal string
 	// TemplateURL is where this berth's bootstrap template is published on
@@ -125,6 +125,7 @@ func routes() []route {
 		{"GET", "/api/v1/dataplanes", "The organisation's data planes, without secrets", false, (*Server).listDataPlanes},
 		{"GET", "/api/v1/dataplanes/{dataplane}/bootstrap", "How to bootstrap an AWS data plane's account: template, aws cloudformation deploy command, quick-create link (organisation admins)", false, (*Server).bootstrapInstructions},
 		{"POST", "/api/v1/dataplanes/{dataplane}/jobs", "Queue a background job on an AWS data plane: check, plan, status or drift (organisation admins)", false, (*Server).createJob},
+		{"GET", "/api/v1/dataplanes/{dataplane}/jobs", "A data plane's latest jobs, newest first (organisation admins)", false, (*Server).listJobs},
 		{"GET", "/api/v1/jobs/{id}", "A job's status, events, result and failure reason (organisation admins)", false, (*Server).getJob},
 		{"POST", "/api/v1/jobs/{id}/approve", "Approve a plan job: queues the deploy job that applies exactly its change sets (organisation admins)", false, (*Server).approveJob},
 		{"GET", "/api/v1/org/settings", "The organisation's settings (organisation admins)", false, (*Server).orgSettings},

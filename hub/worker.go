@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/berth-dev/berth/hub/db"
 	"github.com/berth-dev/berth/internal/awserr"
 	"github.com/berth-dev/berth/internal/awsx"
+	"github.com/berth-dev/berth/policy"
 )
 
 // Worker runs the background jobs of data planes. Every replica runs one;
@@ -93,9 +95,11 @@ func (w *Worker) RunOne(ctx context.Context) (ran bool, err error) {
 		return false, err
 	}
 	jctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	lost := make(chan error, 1)
+	beating := make(chan struct{}) // closed when the heartbeat below has stopped
+	defer func() { cancel(); <-beating }()
 	go func() {
+		defer close(beating)
 		t := time.NewTicker(w.lease() / 3)
 		defer t.Stop()
 		for {
@@ -115,8 +119,13 @@ func (w *Worker) RunOne(ctx context.Context) (ran bool, err error) {
 		}
 	}()
 	w.event(jctx, j.ID, fmt.Sprintf("attempt %d: claimed by %s", j.Attempts, w.ID))
-	result, runErr := w.run(jctx, j)
+	env, runErr := w.load(jctx, j)
+	var result any
+	if runErr == nil {
+		result, runErr = w.run(jctx, j, env)
+	}
 	cancel()
+	<-beating
 	select {
 	case err := <-lost:
 		return true, fmt.Errorf("job %d: %w", j.ID, err) // another worker owns it now
@@ -133,11 +142,11 @@ func (w *Worker) RunOne(ctx context.Context) (ran bool, err error) {
 		if err != nil {
 			return true, fmt.Errorf("job %d: encode result: %w", j.ID, err)
 		}
-		out.Result = b
+		out.Result = json.RawMessage(env.hide(string(b)))
 	}
 	fctx := context.WithoutCancel(ctx)
 	if runErr != nil {
-		out.Failure = runErr.Error()
+		out.Failure = env.hide(runErr.Error())
 		w.event(fctx, j.ID, "failed: "+out.Failure)
 	} else {
 		w.event(fctx, j.ID, "succeeded")
@@ -158,25 +167,37 @@ type eventWriter struct {
 	w      *Worker
 	job    int64
 	prefix string
+	env    *jobEnv
 }
 
 func (e *eventWriter) Write(p []byte) (int, error) {
 	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
 		if strings.TrimSpace(line) != "" {
-			e.w.event(e.ctx, e.job, e.prefix+strings.TrimSpace(line))
+			e.w.event(e.ctx, e.job, e.prefix+e.env.hide(strings.TrimSpace(line)))
 		}
 	}
 	return len(p), nil
 }
 
-// run runs one claimed job and returns its result.
-func (w *Worker) run(ctx context.Context, j *db.Job) (any, error) {
-	if j.Attempts > maxAttempts {
-		return nil, fmt.Errorf("given up after %d attempts whose workers stopped before finishing", maxAttempts)
+// jobEnv is the data plane a job works on.
+type jobEnv struct {
+	dp       *db.DataPlane
+	st       awsSettings
+	ext      string
+	redactor *strings.Replacer
+}
+
+// hide masks the external ID in what a job stores and shows: CloudFormation
+// may echo a parameter's value in change set details or events.
+func (e *jobEnv) hide(s string) string {
+	if e == nil || e.redactor == nil {
+		return s
 	}
-	if j.Kind == "deploy" && j.Attempts > 1 {
-		return nil, errors.New("the worker running this deploy stopped before it finished, and a change set is not executed twice: queue a status job to see where the stacks are, then plan again")
-	}
+	return e.redactor.Replace(s)
+}
+
+// load reads the job's data plane and opens its external ID.
+func (w *Worker) load(ctx context.Context, j *db.Job) (*jobEnv, error) {
 	dp, err := w.Server.DB.DataPlaneByID(ctx, j.DataPlaneID)
 	if err != nil {
 		return nil, err
@@ -185,6 +206,18 @@ func (w *Worker) run(ctx context.Context, j *db.Job) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	return &jobEnv{dp: dp, st: st, ext: ext, redactor: strings.NewReplacer(ext, "****")}, nil
+}
+
+// run runs one claimed job and returns its result.
+func (w *Worker) run(ctx context.Context, j *db.Job, env *jobEnv) (any, error) {
+	if j.Attempts > maxAttempts {
+		return nil, fmt.Errorf("given up after %d attempts whose workers stopped before finishing", maxAttempts)
+	}
+	if j.Kind == "deploy" && j.Attempts > 1 {
+		return nil, errors.New("the worker running this deploy stopped before it finished, and a change set is not executed twice: queue a status job to see where the stacks are, then plan again")
+	}
+	dp, st, ext := env.dp, env.st, env.ext
 	role := dataplane.Ops
 	if j.Kind == "check" || j.Kind == "plan" || j.Kind == "deploy" {
 		role = dataplane.Provisioner
@@ -202,10 +235,12 @@ func (w *Worker) run(ctx context.Context, j *db.Job) (any, error) {
 	}
 	w.event(ctx, j.ID, "acting as "+a.RoleARN)
 	a.Poll = w.StackPoll
-	a.Events = func(region string) io.Writer { return &eventWriter{ctx: ctx, w: w, job: j.ID, prefix: region + ": "} }
+	a.Events = func(region string) io.Writer {
+		return &eventWriter{ctx: ctx, w: w, job: j.ID, prefix: region + ": ", env: env}
+	}
 	switch j.Kind {
 	case "check":
-		return w.check(ctx, a, st)
+		return w.check(ctx, a, st, ext)
 	case "plan":
 		return w.plan(ctx, j, a, st, ext)
 	case "deploy":
@@ -230,7 +265,7 @@ func (w *Worker) run(ctx context.Context, j *db.Job) (any, error) {
 
 // check proves the hub can act in the account: the provisioner role trusts
 // its principal with this external ID, and the bootstrap is recent enough.
-func (w *Worker) check(ctx context.Context, a *dataplane.AWS, st awsSettings) (any, error) {
+func (w *Worker) check(ctx context.Context, a *dataplane.AWS, st awsSettings, ext string) (any, error) {
 	cfg := a.Config.Copy()
 	cfg.Region = st.Regions[0]
 	id, err := awsx.Identity(ctx, cfg, "the provisioner role "+a.RoleARN)
@@ -250,12 +285,44 @@ func (w *Worker) check(ctx context.Context, a *dataplane.AWS, st awsSettings) (a
 		bootstrap.Message = warning
 	}
 	results = append(results, bootstrap)
+	results = append(results, w.checkHubRoles(ctx, st, ext)...)
 	for _, r := range results {
 		if !r.OK {
 			return results, fmt.Errorf("check %s: %s", r.Field, r.Message)
 		}
 	}
 	return results, nil
+}
+
+// checkHubRoles assumes, once the data plane is deployed, the artifact
+// reader and writer roles of each region as credential requests will, with
+// a session policy narrowed to a prefix no project has.
+func (w *Worker) checkHubRoles(ctx context.Context, st awsSettings, ext string) []dataplane.CheckResult {
+	if len(st.Buckets) == 0 {
+		return nil
+	}
+	var names []string
+	for _, b := range st.Buckets {
+		names = append(names, b.Name)
+	}
+	part := dataplane.PartitionOf(w.Server.AWSPrincipal)
+	probe, err := policy.SessionPolicy(policy.SessionParams{Partition: part, Account: st.Account, Buckets: names, Prefix: path.Join(st.Prefix, "berth-check")})
+	if err != nil {
+		return []dataplane.CheckResult{{Field: "hub roles", Message: err.Error(), Kind: errkind.Invalid}}
+	}
+	var out []dataplane.CheckResult
+	for _, b := range st.Buckets {
+		for _, role := range []string{"reader", "writer"} {
+			arn := fmt.Sprintf("arn:%s:iam::%s:role/%s", part, st.Account, policy.HubRoleName(st.Qualifier, role, b.Region))
+			r := dataplane.CheckResult{Field: "hub " + role + " role in " + b.Region, OK: true, Message: "the hub assumes " + arn}
+			if _, err := vend(ctx, vendInput{Config: &w.Server.AWS, Region: b.Region, RoleARN: arn, ExternalID: ext,
+				SessionName: "berth-hub-check", Policy: probe, Duration: 15 * time.Minute}); err != nil {
+				r.OK, r.Message, r.Kind = false, err.Error(), errkind.PermissionDenied
+			}
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // planResult is a plan job's result: each region's change set, and the

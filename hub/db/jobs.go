@@ -222,3 +222,21 @@ func (d *DB) JobEvents(ctx context.Context, jobID int64) ([]JobEvent, error) {
 	}
 	return out, rows.Err()
 }
+
+// ListJobs returns a data plane's latest jobs, newest first.
+func (d *DB) ListJobs(ctx context.Context, orgID, dataplaneID int64, limit int) ([]*Job, error) {
+	rows, err := d.SQL.QueryContext(ctx, d.Rebind(`SELECT `+jobColumns+` FROM jobs WHERE org_id = ? AND dataplane_id = ? ORDER BY id DESC LIMIT ?`), orgID, dataplaneID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	defer rows.Close()
+	out := []*Job{}
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list jobs: %w", err)
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}

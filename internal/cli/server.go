@@ -61,6 +61,12 @@ On first start (no users yet) server prints a one-time setup link; open it to
 create the first user and sign in (or POST /api/v1/setup with its code for an
 API token).
 
+AWS data planes trust the principal named by --aws-principal, whose credentials
+the hub takes from the usual AWS chain (--profile, AWS_* variables, an instance
+or task role). Every replica runs a background worker for data plane jobs
+(check, plan, deploy after approval, status, drift); replicas sharing one
+PostgreSQL run each job once.
+
 GET /healthz, /readyz and /metrics (Prometheus) answer without authentication;
 everything under /api/v1 needs "Authorization: Bearer berth_..." or a browser
 session (the OpenAPI document at
@@ -321,6 +327,9 @@ func (g *Globals) runServer(ctx context.Context, o serverOpts) error {
 		}
 		if s.AWS, err = awsx.Load(ctx, awsx.Options{Profile: g.Profile}); err != nil {
 			return err
+		}
+		if warning, err := hub.CheckAWSPrincipal(ctx, s.AWS, o.awsPrincipal); err != nil || warning != "" {
+			g.log.Warn("AWS principal", "warning", warning, "err", err)
 		}
 	}
 	wctx, stopWorker := context.WithCancel(ctx)
