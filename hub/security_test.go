@@ -18,7 +18,7 @@ import (
 // concrete fills a route's path parameters.
 func concrete(path string) string {
 	return regexp.MustCompile(`\{[a-z]+\}`).ReplaceAllStringFunc(path, func(p string) string {
-		return map[string]string{"{project}": "app", "{version}": "1.0.0", "{email}": "bob@example.com", "{id}": "1"}[p] + map[bool]string{true: "x"}[p == "{x}"]
+		return map[string]string{"{project}": "app", "{version}": "1.0.0", "{email}": "bob@example.com", "{id}": "1", "{dataplane}": "minio"}[p] + map[bool]string{true: "x"}[p == "{x}"]
 	})
 }
 
