@@ -103,12 +103,14 @@ func (u *UI) createProject(w http.ResponseWriter, r *http.Request) {
 }
 
 // formError: an answer about the form (its content, or the user's right to
-// send it), shown beside it; anything else (signed out, the hub failing)
-// is a page of its own.
+// send it), shown beside it; anything else (signed out, a stale form
+// without the session's CSRF token, the hub failing) is a page of its own.
 func formError(err error) bool {
 	switch statusOf(err) {
-	case http.StatusBadRequest, http.StatusForbidden, http.StatusNotFound, http.StatusConflict:
+	case http.StatusBadRequest, http.StatusNotFound, http.StatusConflict:
 		return true
+	case http.StatusForbidden:
+		return !strings.Contains(err.Error(), "CSRF")
 	}
 	return false
 }

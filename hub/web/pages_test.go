@@ -194,3 +194,60 @@ func TestPagesWithoutBrowser(t *testing.T) {
 		t.Errorf("bad project name: %d\n%s", code, body)
 	}
 }
+
+// TestPagesRefuse: every page sends a signed-out browser to sign-in (GET)
+// or answers 401 (POST), and every form post without the session's CSRF
+// token is refused by the API the page calls, changing nothing.
+func TestPagesRefuse(t *testing.T) {
+	s, srv := startHub(t, "sqlite:"+filepath.Join(t.TempDir(), "hub.db"))
+	gets := []string{"/projects", "/projects/app", "/projects/app/versions", "/projects/app/versions/1.0.0",
+		"/projects/app/versions/1.0.0/download?file=f", "/dataplanes", "/dataplanes/aws", "/dataplanes/dp",
+		"/dataplanes/dp/bootstrap.yaml", "/jobs/1", "/tokens", "/audit", "/access"}
+	posts := []string{"/projects", "/projects/app/members", "/dataplanes", "/dataplanes/aws", "/dataplanes/dp/jobs",
+		"/jobs/1/approve", "/tokens", "/tokens/1/revoke", "/access/requests", "/access/requests/1/approve"}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, p := range gets {
+		resp, err := noRedirect.Get(srv.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/signin?next=") {
+			t.Errorf("GET %s signed out: %d to %q, want sign-in", p, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+	for _, p := range posts {
+		resp, err := noRedirect.PostForm(srv.URL+p, url.Values{"name": {"x"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("POST %s signed out: %d, want 401", p, resp.StatusCode)
+		}
+	}
+	b := newBrowser(t, srv.URL)
+	b.post("/setup", url.Values{"code": {setupCode}, "email": {"ana@example.com"}})
+	before, err := s.DB.AuditLog(context.Background(), 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range posts {
+		for _, csrf := range []string{"", "wrong-token"} {
+			code, body := b.post(p, url.Values{"name": {"x"}, "email": {"ana@example.com"}, "role": {"admin"}, "kind": {"check"}, "csrf_token": {csrf}})
+			if code != http.StatusForbidden || !strings.Contains(body, "CSRF") {
+				t.Errorf("POST %s with CSRF token %q: %d, want 403 naming the token\n%s", p, csrf, code, body)
+			}
+		}
+	}
+	after, err := s.DB.AuditLog(context.Background(), 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		t.Errorf("refused posts reached the handlers: %d audit entries were added", len(after)-len(before))
+	}
+	if code, body, _ := b.get("/tokens"); code != 200 || strings.Contains(body, ">x<") {
+		t.Errorf("a token was created without a CSRF token: %d", code)
+	}
+}
