@@ -130,4 +130,18 @@ func awsScenario(t *testing.T, b *tab) {
 		t.Errorf("the failed deploy's page lacks its reason or events:\n%s", got)
 	}
 	b.check("job-deploy-failed")
+
+	// The organisation requires its own data planes: the setting, and the
+	// notice on the project form.
+	b.open("/settings")
+	b.check("settings")
+	b.click("#f-enforce_own_dataplanes")
+	b.click("main form button[type=submit]")
+	b.waitText("Projects may now use only AWS data planes this hub deployed")
+	if !eval[bool](b, "document.querySelector('#f-enforce_own_dataplanes').checked") {
+		t.Error("the saved setting is not shown checked")
+	}
+	b.open("/projects")
+	b.waitText("requires its own data planes")
+	b.check("projects-enforced")
 }

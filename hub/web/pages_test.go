@@ -147,6 +147,7 @@ func TestPagesWithoutBrowser(t *testing.T) {
 		{"/tokens", "Create a token"},
 		{"/audit", "setup"},
 		{"/access", "Just-in-time access is not available"},
+		{"/settings", "Require the organisation's own data planes"},
 		{"/nowhere", "there is no page /nowhere"},
 		{"/projects/none", "not found"},
 	} {
@@ -202,9 +203,9 @@ func TestPagesRefuse(t *testing.T) {
 	s, srv := startHub(t, "sqlite:"+filepath.Join(t.TempDir(), "hub.db"))
 	gets := []string{"/projects", "/projects/app", "/projects/app/versions", "/projects/app/versions/1.0.0",
 		"/projects/app/versions/1.0.0/download?file=f", "/dataplanes", "/dataplanes/aws", "/dataplanes/dp",
-		"/dataplanes/dp/bootstrap.yaml", "/jobs/1", "/tokens", "/audit", "/access"}
+		"/dataplanes/dp/bootstrap.yaml", "/jobs/1", "/tokens", "/audit", "/access", "/settings"}
 	posts := []string{"/projects", "/projects/app/members", "/dataplanes", "/dataplanes/aws", "/dataplanes/dp/jobs",
-		"/jobs/1/approve", "/tokens", "/tokens/1/revoke", "/access/requests", "/access/requests/1/approve"}
+		"/jobs/1/approve", "/tokens", "/tokens/1/revoke", "/access/requests", "/access/requests/1/approve", "/settings"}
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	for _, p := range gets {
 		resp, err := noRedirect.Get(srv.URL + p)

@@ -78,6 +78,8 @@ func New(api http.Handler, sessions Sessions, paths Paths) *UI {
 	u.mux.HandleFunc("POST /dataplanes/{dataplane}/jobs", u.createJob)
 	u.mux.HandleFunc("GET /jobs/{id}", u.job)
 	u.mux.HandleFunc("POST /jobs/{id}/approve", u.approveJob)
+	u.mux.HandleFunc("GET /settings", u.settings)
+	u.mux.HandleFunc("POST /settings", u.saveSettings)
 	u.mux.HandleFunc("GET /access", u.access)
 	u.mux.HandleFunc("POST /access/requests", u.requestAccess)
 	u.mux.HandleFunc("POST /access/requests/{id}/{action}", u.decideAccess)
