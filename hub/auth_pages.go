@@ -55,7 +55,7 @@ func withSecurityHeaders(next http.Handler) http.Handler {
 var pageTemplates = template.Must(template.New("pages").Parse(`
 {{define "head"}}<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{.Title}} · berth</title></head><body><main>
+<title>{{.Title}} · berth</title><link rel="stylesheet" href="/static/style.css"></head><body><header class="bar"><a class="brand" href="/">berth hub</a></header><main>
 <h1>{{.Title}}</h1>{{end}}
 {{define "foot"}}</main></body></html>
 {{end}}
