@@ -30,7 +30,7 @@ var allowed = map[string][]string{
 	"hub/db":          {"errkind"},
 	"hub/hubclient":   {"errkind"},
 	"cache":           {"store", "errkind"},
-	"hub":             {"errkind", "hub/db", "hub/secrets", "artifact", "dataplane", "policy", "pointer", "store/s3store", "internal/awserr"},
+	"hub":             {"errkind", "hub/db", "hub/secrets", "artifact", "dataplane", "policy", "pointer", "store/s3store", "internal/awserr", "cfn", "deploy", "internal/awsx"},
 
 	"internal/minioadmin": {},
 }
