@@ -30,7 +30,9 @@ import (
 //	2  the provisioner may apply every property the data plane template
 //	   sets (OwnershipControls), ops may read what drift detection reads,
 //	   and sts:TagSession has its own trust statement
-const BootstrapVersion = 2
+//	3  the provisioner may create the artifact roles a hub assumes
+//	   (role/Q-hub-*, holding only berth's own policies), ops may read them
+const BootstrapVersion = 3
 
 // Format is the output format of a template.
 type Format string
@@ -46,6 +48,10 @@ type Params struct {
 	Prefix          string // artifact key prefix inside the bucket
 	ParameterPrefix string // SSM prefix; "/QUALIFIER" when empty
 	KMSKeyARN       string // data plane: use this key instead of creating one
+	// HubPrincipal, data plane only: the ARN a berth hub runs as. When set,
+	// the template adds artifact reader and writer roles that principal
+	// assumes with the external ID of the stack parameter HubExternalId.
+	HubPrincipal string
 
 	// Bootstrap only.
 	Administrator       bool   // provisioner gets AdministratorAccess (with a warning)
@@ -147,6 +153,7 @@ func DeriveNames(qualifier, parameterPrefix string) (Names, error) {
 	}{
 		{"role", n.ProvisionerRole, policy.MaxRoleNameLen},
 		{"role", n.OpsRole, policy.MaxRoleNameLen},
+		{"role", expand.Replace(policy.HubRoleName(q, "writer", "${AWS::Region}")), policy.MaxRoleNameLen},
 		{"policy", expand.Replace(n.ManagedPolicy(policy.KindArtifactWrite)), policy.MaxPolicyNameLen},
 	} {
 		if err := policy.CheckIAMName(c.kind, c.name, c.max); err != nil {
@@ -294,11 +301,71 @@ func DataPlane(p Params) (*Result, error) {
 		}
 		t.Outputs[strings.TrimSuffix(k.logical, "Policy")+"PolicyArn"] = cloudformation.Output{Value: cloudformation.Ref(k.logical)}
 	}
+	if p.HubPrincipal != "" {
+		if err := addHubRoles(t, p); err != nil {
+			return nil, fmt.Errorf("render data plane template: %w", err)
+		}
+	}
 	t.Outputs["BucketName"] = cloudformation.Output{Value: cloudformation.Ref("ArtifactBucket")}
 	t.Outputs["BucketArn"] = cloudformation.Output{Value: cloudformation.GetAtt("ArtifactBucket", "Arn")}
 	t.Outputs["BucketParameterName"] = cloudformation.Output{Value: cloudformation.Ref("BucketParameter")}
 	t.Outputs["KeyArn"] = cloudformation.Output{Value: kmsID}
 	return &Result{Template: t}, nil
+}
+
+// hubPrincipalRe is the principal a hub may run as: a role or user of an
+// account (the bootstrap's TrustPrincipal takes the same).
+var hubPrincipalRe = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/[\w+=,.@/-]{1,512}$`)
+
+// CheckHubPrincipal checks the ARN a hub runs as.
+func CheckHubPrincipal(arn string) error {
+	if !hubPrincipalRe.MatchString(arn) {
+		return fmt.Errorf("hub principal %q: want the ARN of an IAM role or user, such as arn:aws:iam::123456789012:role/berth-hub", arn)
+	}
+	return nil
+}
+
+// HubExternalIDParameter is the data plane stack parameter holding the
+// external ID the hub passes when it assumes the artifact roles; it is
+// NoEcho, so it shows neither in the template nor in DescribeStacks.
+const HubExternalIDParameter = "HubExternalId"
+
+// addHubRoles adds the artifact reader and writer roles a hub assumes to
+// vend credentials. Each holds the stack's own managed policy of its kind,
+// so the roles and the policies that people attach themselves grant the
+// same, and trusts only the hub's principal with the external ID.
+func addHubRoles(t *cloudformation.Template, p Params) error {
+	if err := CheckHubPrincipal(p.HubPrincipal); err != nil {
+		return err
+	}
+	t.Parameters[HubExternalIDParameter] = cloudformation.Parameter{
+		Type: "String", Description: str("External ID the berth hub passes when it assumes the artifact roles (sts:ExternalId)"),
+		NoEcho: cloudformation.Bool(true), MinLength: cloudformation.Int(2), MaxLength: cloudformation.Int(1224),
+		AllowedPattern: str(`^[A-Za-z0-9+=,.@:/_-]+$`),
+	}
+	trust, err := subst(&policy.Document{Version: policy.Version2012, Statement: []policy.Statement{{
+		Sid: "BerthHub", Effect: "Allow", Principal: policy.AWSPrincipal(p.HubPrincipal), Action: policy.Values{"sts:AssumeRole"},
+		Condition: policy.Condition{"StringEquals": {"sts:ExternalId": {"${" + HubExternalIDParameter + "}"}}},
+	}}})
+	if err != nil {
+		return err
+	}
+	for _, r := range []struct{ logical, role, policy string }{
+		{"HubReaderRole", "reader", "ArtifactReadPolicy"},
+		{"HubWriterRole", "writer", "ArtifactWritePolicy"},
+	} {
+		name := policy.HubRoleName(p.Qualifier, r.role, "${AWS::Region}")
+		t.Resources[r.logical] = &iam.Role{
+			RoleName:                 str(cloudformation.Sub(name)),
+			Description:              str("berth artifact " + r.role + " role that the berth hub assumes to vend short-lived credentials"),
+			AssumeRolePolicyDocument: trust,
+			ManagedPolicyArns:        []string{cloudformation.Ref(r.policy)},
+			MaxSessionDuration:       cloudformation.Int(3600),
+			Tags:                     []tags.Tag{{Key: policy.QualifierTagKey, Value: p.Qualifier}},
+		}
+		t.Outputs[r.logical+"Arn"] = cloudformation.Output{Value: cloudformation.GetAtt(r.logical, "Arn")}
+	}
+	return nil
 }
 
 // Bootstrap is the account bootstrap: the provisioner and ops roles trusted

@@ -19,6 +19,7 @@ var cases = []struct {
 	{"dataplane", "dataplane", Params{}},
 	{"dataplane-given-key", "dataplane", Params{Qualifier: "acme", Prefix: "releases", ParameterPrefix: "/acme/artifacts",
 		KMSKeyARN: "arn:aws:kms:eu-west-1:123456789012:key/0b2c1f8e-1111-2222-3333-444455556666"}},
+	{"dataplane-hub", "dataplane", Params{Qualifier: "acme", HubPrincipal: "arn:aws:iam::210987654321:role/berth-hub"}},
 	{"bootstrap", "bootstrap", Params{}},
 	{"bootstrap-admin-boundary", "bootstrap", Params{Qualifier: "acme", Administrator: true,
 		PermissionsBoundary: "arn:aws:iam::123456789012:policy/boundary"}},

@@ -179,12 +179,14 @@ func TestHandlerPermissions(t *testing.T) {
 		{},
 		{Qualifier: "acme", ParameterPrefix: "/acme/artifacts"},
 		{Qualifier: "acme", KMSKeyARN: "arn:aws:kms:eu-west-1:123456789012:key/0b2c1f8e-1111-2222-3333-444455556666"},
+		{Qualifier: "acme", HubPrincipal: "arn:aws:iam::210987654321:role/berth-hub"},
 	} {
 		checkRoles(t, handlers, props, p, checked)
 	}
 	// Guard against a table that silently checks nothing.
 	for _, must := range []string{"provisioner s3:PutBucketOwnershipControls", "ops s3:GetBucketOwnershipControls",
-		"ops ssm:GetParameters", "ops ssm:ListTagsForResource", "ops kms:ListResourceTags", "provisioner kms:CreateKey"} {
+		"ops ssm:GetParameters", "ops ssm:ListTagsForResource", "ops kms:ListResourceTags", "provisioner kms:CreateKey",
+		"provisioner iam:CreateRole", "provisioner iam:AttachRolePolicy", "ops iam:ListAttachedRolePolicies"} {
 		if !checked[must] {
 			t.Errorf("%s was not checked", must)
 		}
@@ -232,6 +234,11 @@ func checkRoles(t *testing.T, handlers handlerTable, props propertyTable, p Para
 			req.Resource = "arn:aws:ssm:" + region + ":" + account + ":parameter" + paramPrefix + "/bucket"
 		case "AWS::IAM::ManagedPolicy":
 			req.Resource = "arn:aws:iam::" + account + ":policy/" + qualifier + "-artifact-read-" + region
+		case "AWS::IAM::Role":
+			req.Resource = "arn:aws:iam::" + account + ":role/" + policy.HubRoleName(qualifier, "reader", region)
+			if action == "iam:AttachRolePolicy" || action == "iam:DetachRolePolicy" {
+				req.Context["iam:PolicyARN"] = []string{"arn:aws:iam::" + account + ":policy/" + qualifier + "-artifact-read-" + region}
+			}
 		case "AWS::KMS::Key":
 			req.Resource, pol.Resource = keyARN, keyPolicy
 			req.Context[tag] = []string{qualifier}

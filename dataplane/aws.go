@@ -200,6 +200,9 @@ func (a *AWS) CheckBootstrapVersion(ctx context.Context, region string) (warning
 type DeployInput struct {
 	Prefix string // artifact key prefix the policies grant
 	KMSKey string // existing key ARN; empty: the stack creates one per region
+	// HubPrincipal and HubExternalID, both or neither: the stack adds the
+	// artifact roles a berth hub assumes (cfn.Params.HubPrincipal).
+	HubPrincipal, HubExternalID string
 }
 
 // RegionDeploy is one region's part of a deploy.
@@ -227,12 +230,16 @@ func (a *AWS) PlanDeploy(ctx context.Context, in DeployInput) (*AWSDeploy, error
 		if err != nil {
 			return nil, err
 		}
-		body, _, err := cfn.RenderKind("dataplane", cfn.Params{Qualifier: a.Target.Qualifier, Prefix: prefix, KMSKeyARN: key}, cfn.JSON)
+		body, _, err := cfn.RenderKind("dataplane", cfn.Params{Qualifier: a.Target.Qualifier, Prefix: prefix, KMSKeyARN: key, HubPrincipal: in.HubPrincipal}, cfn.JSON)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", err, errkind.Invalid)
 		}
+		var params map[string]string
+		if in.HubPrincipal != "" {
+			params = map[string]string{cfn.HubExternalIDParameter: in.HubExternalID}
+		}
 		p.Regions = append(p.Regions, &RegionDeploy{Region: r, d: a.deployer(r), stack: deploy.Stack{
-			Name: a.Target.StackName(), TemplateBody: string(body),
+			Name: a.Target.StackName(), TemplateBody: string(body), Parameters: params,
 			// The template names its managed policies.
 			Capabilities: []string{"CAPABILITY_NAMED_IAM"},
 		}})

@@ -24,12 +24,15 @@ var (
 	Unavailable = errors.New("unavailable")
 	// Invalid: the request itself is wrong; nothing was attempted.
 	Invalid = errors.New("invalid request")
+	// TooMany: the caller made too many attempts (failed sign-ins) and is
+	// held back for a while; trying again later may work.
+	TooMany = errors.New("too many requests")
 )
 
 // Of returns the kind of err, or nil if it has none. When err carries
 // several kinds, the first in the order of the list above wins.
 func Of(err error) error {
-	for _, k := range []error{NotFound, Conflict, PreconditionFailed, PermissionDenied, Unavailable, Invalid} {
+	for _, k := range []error{NotFound, Conflict, PreconditionFailed, PermissionDenied, TooMany, Unavailable, Invalid} {
 		if errors.Is(err, k) {
 			return k
 		}

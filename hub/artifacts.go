@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -13,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/berth-dev/berth/artifact"
+	"github.com/berth-dev/berth/errkind"
 	"github.com/berth-dev/berth/hub/db"
 	"github.com/berth-dev/berth/pointer"
 	"github.com/berth-dev/berth/policy"
@@ -56,7 +59,42 @@ func (s *Server) readClient(ctx context.Context, p *db.Project) (*artifact.Clien
 	return c, nil
 }
 
+// versionOut is a listed version; Prerelease saves every client parsing
+// the version to mark it.
+type versionOut struct {
+	artifact.VersionInfo
+	Prerelease bool `json:"prerelease"`
+}
+
+// versions lists a project's versions. Without a limit: all of them,
+// oldest first, as the CLI reads them. With limit (and order=newest, and
+// cursor: the last version of the previous page): one page, next_cursor
+// when more follow, and the latest and latest-prerelease pointers, so a
+// page of 10,000 versions sends only what it shows.
 func (s *Server) versions(w http.ResponseWriter, r *http.Request, u *db.User) error {
+	q := r.URL.Query()
+	newest := false
+	switch q.Get("order") {
+	case "", "oldest":
+	case "newest":
+		newest = true
+	default:
+		return inField("order", fmt.Errorf("order %q: use oldest or newest: %w", truncate(q.Get("order"), 16), errkind.Invalid))
+	}
+	limit := 0
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return inField("limit", fmt.Errorf("limit %q: want a number from 1 to 1000: %w", truncate(v, 20), errkind.Invalid))
+		}
+		limit = n
+	}
+	cursor := q.Get("cursor")
+	if cursor != "" {
+		if _, err := artifact.ParseVersion(cursor); err != nil {
+			return inField("cursor", fmt.Errorf("cursor: %w", err))
+		}
+	}
 	p, _, err := s.project(r.Context(), u, r.PathValue("project"))
 	if err != nil {
 		return err
@@ -69,15 +107,64 @@ func (s *Server) versions(w http.ResponseWriter, r *http.Request, u *db.User) er
 	if err != nil && list == nil {
 		return err
 	}
-	out := map[string]any{"project": p.Name, "versions": list}
+	page, next := pageVersions(list, newest, cursor, limit)
+	out := map[string]any{"project": p.Name, "versions": page, "total": len(list)}
 	if err != nil {
 		out["warning"] = err.Error() // some regions did not answer; the list is partial
 	}
-	if list == nil {
-		out["versions"] = []artifact.VersionInfo{}
+	if next != "" {
+		out["next_cursor"] = next
+	}
+	if limit > 0 && len(list) > 0 {
+		// Pointers can be moved back (a rollback), so they are read, not
+		// inferred from the list. Info fails for "latest" when only
+		// prereleases exist; it reports both pointers otherwise.
+		for _, ref := range []string{artifact.Latest, artifact.LatestPrerelease} {
+			if d, err := c.Info(r.Context(), p.Name, ref); err == nil {
+				out["latest"], out["latest_prerelease"] = d.Latest, d.LatestPrerelease
+				break
+			}
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// pageVersions returns up to limit versions (all when limit is 0) of list,
+// which is in ascending order, after cursor in the chosen direction, and
+// the cursor of the next page ("" when this is the last).
+func pageVersions(list []artifact.VersionInfo, newest bool, cursor string, limit int) ([]versionOut, string) {
+	// Versions strictly before (newest first) or after (oldest first) the
+	// cursor, found by binary search.
+	lo, hi := 0, len(list)
+	if cursor != "" {
+		i := sort.Search(len(list), func(i int) bool { return artifact.CompareVersions(list[i].Version, cursor) >= 0 })
+		if newest {
+			hi = i
+		} else {
+			if i < len(list) && artifact.CompareVersions(list[i].Version, cursor) == 0 {
+				i++
+			}
+			lo = i
+		}
+	}
+	n := hi - lo
+	if limit > 0 && n > limit {
+		n = limit
+	}
+	out := make([]versionOut, 0, n)
+	for k := 0; k < n; k++ {
+		i := lo + k
+		if newest {
+			i = hi - 1 - k
+		}
+		v, _ := artifact.ParseVersion(list[i].Version) // listed versions parse: Versions skips the rest
+		out = append(out, versionOut{VersionInfo: list[i], Prerelease: len(v.Pre) > 0})
+	}
+	if n < hi-lo && n > 0 {
+		return out, out[n-1].Version
+	}
+	return out, ""
 }
 
 func (s *Server) versionInfo(w http.ResponseWriter, r *http.Request, u *db.User) error {

@@ -3,7 +3,9 @@ package hub
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
+	"strconv"
 
 	"github.com/berth-dev/berth/errkind"
 )
@@ -13,7 +15,39 @@ type apiError struct {
 	Error struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
+		// Field names the request field an invalid request is about, when
+		// the handler knows it, so a form can show the message beside it.
+		Field string `json:"field,omitempty"`
 	} `json:"error"`
+}
+
+// fieldError ties an error to the request field it is about.
+type fieldError struct {
+	field string
+	err   error
+	kind  error // errkind.Invalid when err had no kind
+}
+
+func (e *fieldError) Error() string { return e.err.Error() }
+func (e *fieldError) Unwrap() []error {
+	if e.kind != nil {
+		return []error{e.err, e.kind}
+	}
+	return []error{e.err}
+}
+
+// inField marks err (nil stays nil) as being about the request field. An
+// error without a kind, as from a validator of another package, is about
+// the input: errkind.Invalid.
+func inField(field string, err error) error {
+	if err == nil {
+		return nil
+	}
+	fe := &fieldError{field: field, err: err}
+	if errkind.Of(err) == nil {
+		fe.kind = errkind.Invalid
+	}
+	return fe
 }
 
 // status chooses, in this one place, the HTTP status and API code of an
@@ -31,6 +65,8 @@ func status(err error) (int, string, bool) {
 		return http.StatusNotFound, "not_found", true
 	case errors.Is(err, errkind.Conflict), errors.Is(err, errkind.PreconditionFailed):
 		return http.StatusConflict, "conflict", true
+	case errors.Is(err, errkind.TooMany):
+		return http.StatusTooManyRequests, "too_many", true
 	case errors.Is(err, errkind.Unavailable):
 		return http.StatusServiceUnavailable, "unavailable", true
 	}
@@ -46,10 +82,24 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		s.log().Error("request failed", "method", r.Method, "path", r.URL.Path, "request_id", requestID(r), "err", err)
 		body.Error.Message = "internal error; the hub's log has request " + requestID(r)
 	}
-	if code == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="berth"`)
+	if fe := (*fieldError)(nil); known && errors.As(err, &fe) {
+		body.Error.Field = fe.field
 	}
+	setErrorHeaders(w, code, err)
 	writeJSON(w, code, body)
+}
+
+// setErrorHeaders adds what some statuses promise: how to authenticate
+// (401) and when to come back (429).
+func setErrorHeaders(w http.ResponseWriter, code int, err error) {
+	switch code {
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="berth"`)
+	case http.StatusTooManyRequests:
+		if tm, ok := errors.AsType[*errTooMany](err); ok {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(tm.retryAfter.Seconds()))))
+		}
+	}
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -60,11 +60,15 @@ func (s *Server) audit(r *http.Request, u *db.User, action, object string, err e
 		}
 	}
 	actor := "anonymous"
+	var orgID int64
 	if u != nil {
 		actor = u.Email
+		if org, err := s.DB.UserOrganisation(context.WithoutCancel(r.Context()), u.ID); err == nil {
+			orgID = org.ID // the organisation whose admins may read the entry
+		}
 	}
 	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
-	e := &db.AuditEntry{Actor: actor, RequestID: requestID(r), Action: action, Object: object, Outcome: outcome, SourceIP: ip}
+	e := &db.AuditEntry{Actor: actor, RequestID: requestID(r), Action: action, Object: object, Outcome: outcome, SourceIP: ip, OrgID: orgID}
 	if aerr := s.DB.AppendAudit(context.WithoutCancel(r.Context()), e); aerr != nil {
 		s.log().Error("audit log append failed", "action", action, "object", object, "err", aerr)
 	}
@@ -92,7 +96,7 @@ func (s *Server) createDataPlane(w http.ResponseWriter, r *http.Request, u *db.U
 		return fmt.Errorf("kind %q: the hub registers S3-compatible data planes (kind s3compat) so far: %w", truncate(in.Kind, 32), errkind.Invalid)
 	}
 	if err := artifact.ValidateProject(in.Name); err != nil {
-		return fmt.Errorf("data plane name: %w", err)
+		return inField("name", fmt.Errorf("data plane name: %w", err))
 	}
 	st := s3CompatSettings{Bucket: in.Bucket, Prefix: strings.Trim(in.Prefix, "/"), Writer: in.Writer.AccessKeyID, Reader: in.Reader.AccessKeyID}
 	if len(in.Endpoints) == 0 {
@@ -159,11 +163,14 @@ func (s *Server) createProject(w http.ResponseWriter, r *http.Request, u *db.Use
 		return err
 	}
 	if err := artifact.ValidateProject(in.Name); err != nil {
-		return err
+		return inField("name", err)
 	}
 	dp, err := s.DB.DataPlaneByName(r.Context(), org.ID, in.DataPlane)
 	if err != nil {
-		return fmt.Errorf("dataplane %q: %w", truncate(in.DataPlane, 64), err)
+		return inField("dataplane", fmt.Errorf("dataplane %q: %w", truncate(in.DataPlane, 64), err))
+	}
+	if err := s.ownDataPlane(r.Context(), org, dp); err != nil {
+		return err
 	}
 	var st s3CompatSettings
 	if err := json.Unmarshal([]byte(dp.Settings), &st); err != nil {
@@ -220,11 +227,11 @@ func (s *Server) setMember(w http.ResponseWriter, r *http.Request, u *db.User) (
 	switch in.Role {
 	case "admin", "writer", "reader":
 	default:
-		return fmt.Errorf("role %q: use admin, writer or reader: %w", truncate(in.Role, 16), errkind.Invalid)
+		return inField("role", fmt.Errorf("role %q: use admin, writer or reader: %w", truncate(in.Role, 16), errkind.Invalid))
 	}
 	member, err := s.DB.UserByEmail(r.Context(), email)
 	if err != nil {
-		return err
+		return inField("email", err)
 	}
 	if err := s.DB.SetProjectMember(r.Context(), p.ID, member.ID, in.Role); err != nil {
 		return err
@@ -268,6 +275,12 @@ func (s *Server) credentials(w http.ResponseWriter, r *http.Request, u *db.User)
 	dp, err := s.DB.DataPlaneByID(r.Context(), p.DataPlaneID)
 	if err != nil {
 		return err
+	}
+	if err := s.projectDataPlaneAllowed(r.Context(), u, dp); err != nil {
+		return err
+	}
+	if dp.Kind == "aws" {
+		return s.awsCredentials(w, r, u, p, dp, in.Role)
 	}
 	var st s3CompatSettings
 	var sealed map[string]string
@@ -361,11 +374,12 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, u *db.User) 
 // query (actor, action, object prefix, outcome, since, until, after,
 // limit), as JSON or, with format=jsonl, as JSON lines for export.
 func (s *Server) auditLog(w http.ResponseWriter, r *http.Request, u *db.User) error {
-	if _, err := s.orgAdmin(r.Context(), u); err != nil {
+	org, err := s.orgAdmin(r.Context(), u)
+	if err != nil {
 		return err
 	}
 	q := r.URL.Query()
-	f := db.AuditFilter{Actor: q.Get("actor"), Action: q.Get("action"), ObjectPrefix: q.Get("object"), Outcome: q.Get("outcome")}
+	f := db.AuditFilter{OrgID: org.ID, Actor: q.Get("actor"), Action: q.Get("action"), ObjectPrefix: q.Get("object"), Outcome: q.Get("outcome")}
 	if f.Outcome != "" && f.Outcome != "ok" && f.Outcome != "error" {
 		return fmt.Errorf("outcome %q: use ok or error: %w", truncate(f.Outcome, 16), errkind.Invalid)
 	}

@@ -6,7 +6,6 @@ package hub
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -15,11 +14,16 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/berth-dev/berth/access"
 	"github.com/berth-dev/berth/errkind"
 	"github.com/berth-dev/berth/hub/db"
 	"github.com/berth-dev/berth/hub/secrets"
+	"github.com/berth-dev/berth/hub/web"
 )
 
 // Server serves the hub's API.
@@ -28,13 +32,50 @@ type Server struct {
 	Log *slog.Logger
 	// Secrets seals and opens the secrets the database keeps.
 	Secrets *secrets.Box
-	// SetupCode, when set, lets the first user be created through
-	// POST /api/v1/setup; it is accepted only while there are no users.
+	// SetupCode, when set, lets the first user be created through the
+	// page GET /setup?code=... (which signs the browser in) or POST
+	// /api/v1/setup (which answers an API token); it is accepted only while
+	// there are no users.
 	SetupCode string
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 	// TokenTTL is the lifetime of new API tokens (90 days when zero).
 	TokenTTL time.Duration
+
+	// PublicURL is the address people reach the hub at, such as
+	// https://berth.example.com: the base of OIDC redirect and approval
+	// links. An https PublicURL makes cookies Secure (TLS ending at a
+	// proxy). Empty: links are built from the request's Host.
+	PublicURL string
+	// OIDC, when set, enables sign-in with an OpenID Connect provider.
+	OIDC *OIDCConfig
+	// SessionTTL is a browser session's absolute lifetime (7 days when
+	// zero); SessionIdle ends it earlier when unused (8 hours when zero).
+	SessionTTL, SessionIdle time.Duration
+	// LoginRequestTTL is how long a berth login approval stays open (10
+	// minutes when zero); LoginPollInterval is how often the CLI asks
+	// (2 seconds when zero).
+	LoginRequestTTL, LoginPollInterval time.Duration
+
+	// FailedAuthLimit is how many failed sign-ins (setup codes, OIDC
+	// callbacks, tokens, poll secrets) an address may make per minute, with
+	// as many at once, before it is answered 429 (10 when zero).
+	FailedAuthLimit int
+
+	authOnce sync.Once
+	auth     *authState
+
+	// AWS holds the credentials of AWSPrincipal, the ARN the hub runs as
+	// in AWS, which AWS data planes trust (see dataplanes.go).
+	AWS          aws.Config
+	AWSPrincipal string
+	// TemplateURL is where this berth's bootstrap template is published on
+	// S3, for CloudFormation quick-create links.
+	TemplateURL string
+
+	// Access decides just-in-time access requests; nil when the hub was
+	// started without a catalog and Identity Center (hub/access.go).
+	Access *access.Engine
 }
 
 func (s *Server) now() time.Time {
@@ -74,31 +115,60 @@ func routes() []route {
 		{"GET", "/readyz", "Readiness: the database answers at this berth's schema version", true, (*Server).readyz},
 		{"GET", "/api/v1/openapi.json", "This document", true, (*Server).openapi},
 		{"POST", "/api/v1/setup", "First start: create the first user with the one-time setup code; returns an API token", true, (*Server).setup},
+		{"POST", "/api/v1/login-requests", "berth login: open a request for a browser's approval; returns its approval link, user code and poll secret (limited per address)", true, (*Server).createLoginRequest},
+		{"POST", "/api/v1/login-requests/{id}/token", "berth login: poll with the poll secret; pending, or the new API token once approved (shown once)", true, (*Server).loginRequestToken},
 		{"GET", "/api/v1/me", "The signed-in user", false, (*Server).me},
 		{"POST", "/api/v1/tokens", "Create an API token for the signed-in user; the token is shown once", false, (*Server).createToken},
 		{"DELETE", "/api/v1/tokens/{id}", "Revoke one of the signed-in user's tokens", false, (*Server).revokeToken},
 		{"POST", "/api/v1/users", "Add a user to the organisation and return its first API token, shown once (organisation admins)", false, (*Server).createUser},
-		{"POST", "/api/v1/dataplanes", "Register an S3-compatible data plane (organisation admins); its identities are checked, then sealed", false, (*Server).createDataPlane},
+		{"POST", "/api/v1/dataplanes", "Register a data plane (organisation admins): kind s3compat (its identities are checked, then sealed) or aws (the hub makes a sealed external ID)", false, (*Server).createAnyDataPlane},
+		{"GET", "/api/v1/dataplanes", "The organisation's data planes, without secrets", false, (*Server).listDataPlanes},
+		{"GET", "/api/v1/dataplanes/{dataplane}/bootstrap", "How to bootstrap an AWS data plane's account: template, aws cloudformation deploy command, quick-create link (organisation admins)", false, (*Server).bootstrapInstructions},
+		{"POST", "/api/v1/dataplanes/{dataplane}/jobs", "Queue a background job on an AWS data plane: check, plan, status or drift (organisation admins)", false, (*Server).createJob},
+		{"GET", "/api/v1/dataplanes/{dataplane}/jobs", "A data plane's latest jobs, newest first (organisation admins)", false, (*Server).listJobs},
+		{"GET", "/api/v1/jobs/{id}", "A job's status, events, result and failure reason (organisation admins)", false, (*Server).getJob},
+		{"POST", "/api/v1/jobs/{id}/approve", "Approve a plan job: queues the deploy job that applies exactly its change sets (organisation admins)", false, (*Server).approveJob},
+		{"GET", "/api/v1/org/settings", "The organisation's settings (organisation admins)", false, (*Server).orgSettings},
+		{"PUT", "/api/v1/org/settings", "Change the organisation's settings: enforce_own_dataplanes (organisation admins)", false, (*Server).putOrgSettings},
 		{"POST", "/api/v1/projects", "Create a project on a data plane (organisation admins)", false, (*Server).createProject},
 		{"PUT", "/api/v1/projects/{project}/members/{email}", "Give a user a role in a project: admin, writer or reader (project admins)", false, (*Server).setMember},
-		{"GET", "/api/v1/projects/{project}/versions", "A project's versions, oldest first, with the regions that hold each (project members)", false, (*Server).versions},
+		{"GET", "/api/v1/projects/{project}/versions", "A project's versions, oldest first, with the regions that hold each; limit, cursor and order=newest page them, with the latest pointers (project members)", false, (*Server).versions},
 		{"GET", "/api/v1/projects/{project}/versions/{version}", "A version's manifest, metadata, signature status and regions; latest and latest-prerelease allowed (project members)", false, (*Server).versionInfo},
+		{"GET", "/api/v1/projects/{project}/versions/{version}/download", "A presigned download link of the version's file (?file=NAME), valid 15 minutes, signed with a reader session of the project (project members)", false, (*Server).downloadLink},
 		{"GET", "/api/v1/audit", "Audit log entries, filtered by actor, action, object, outcome, since, until; format=jsonl exports (organisation admins)", false, (*Server).auditLog},
 		{"POST", "/api/v1/projects/{project}/credentials", "Short-lived credentials for one project and role (read or write), narrowed to its prefix", false, (*Server).credentials},
+		{"GET", "/api/v1/organisation", "The signed-in user's organisation and role in it", false, (*Server).organisation},
+		{"GET", "/api/v1/projects", "The projects the signed-in user may see, with its role in each", false, (*Server).listProjects},
+		{"GET", "/api/v1/projects/{project}", "A project's settings and members (project members)", false, (*Server).projectInfo},
+		{"GET", "/api/v1/tokens", "The signed-in user's API tokens with last use and expiry (never the tokens)", false, (*Server).listTokens},
+
+		{"POST", "/api/v1/access/requests", "Ask for an escalation: account, permission_set, duration, reason; approvers are notified", false, (*Server).createAccessRequest},
+		{"GET", "/api/v1/access/requests", "Access requests: mine=1 the caller's, pending=1 those the caller may decide; both by default", false, (*Server).listAccessRequests},
+		{"POST", "/api/v1/access/requests/{id}/approve", "Approve a pending request (its escalation's approvers) and create the assignment", false, decideAccess("approve")},
+		{"POST", "/api/v1/access/requests/{id}/deny", "Deny a pending request (approvers, or the requester to withdraw it)", false, decideAccess("deny")},
+		{"POST", "/api/v1/access/requests/{id}/revoke", "End a request early (its requester or approvers); the assignment goes when no other request covers it", false, decideAccess("revoke")},
+		{"GET", "/api/v1/access/whoami", "The caller's Identity Store user, groups, eligible escalations and active grants with time left", false, (*Server).accessWhoAmI},
 	}
 }
 
-// Handler returns the hub's HTTP handler.
+// Handler returns the hub's HTTP handler: the API of routes(), answering
+// JSON, and the HTML pages of pages(). A route that is not public needs a
+// bearer token or a session cookie; a cookie-authenticated unsafe request
+// also needs the session's CSRF token (see authorize).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	m := &metrics{requests: map[metricKey]*metricValue{}}
 	rts := append(routes(), route{"GET", "/metrics", "Prometheus metrics", true, nil})
-	for _, rt := range rts {
+	register := func(rt route, page bool) {
 		handle := rt.handle
 		if handle == nil {
 			handle = func(s *Server, w http.ResponseWriter, r *http.Request, u *db.User) error {
 				return s.metricsHandler(m)(w, r, u)
 			}
+		}
+		fail := s.writeError
+		if page {
+			fail = s.writePageError
 		}
 		pattern := rt.method + " " + rt.path
 		mux.HandleFunc(pattern, func(w0 http.ResponseWriter, r *http.Request) {
@@ -107,26 +177,28 @@ func (s *Server) Handler() http.Handler {
 			defer func() { m.observe(pattern, w.code, time.Since(start)) }()
 			var u *db.User
 			if !rt.public {
-				token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-				if !ok {
-					s.writeError(w, r, errUnauthenticated)
-					return
-				}
 				var err error
-				if u, err = s.authenticate(r.Context(), strings.TrimSpace(token)); err != nil {
-					s.writeError(w, r, err)
+				if u, r, err = s.authorize(w, r); err != nil {
+					fail(w, r, err)
 					return
 				}
 			}
 			if err := handle(s, w, r, u); err != nil {
-				s.writeError(w, r, err)
+				fail(w, r, err)
 			}
 		})
+	}
+	for _, rt := range rts {
+		register(rt, false)
+	}
+	for _, rt := range pages() {
+		register(rt, true)
 	}
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fmt.Errorf("no API operation %s %s: %w", r.Method, r.URL.Path, errkind.NotFound))
 	})
-	return s.withRequestID(mux)
+	mux.Handle("/", web.New(mux, s, web.Paths{SignIn: "/signin", SignOut: "/auth/logout"})) // the web UI, a client of mux
+	return s.withRequestID(withSecurityHeaders(mux))
 }
 
 type ctxKey int
@@ -209,8 +281,8 @@ func (s *Server) setup(w http.ResponseWriter, r *http.Request, _ *db.User) error
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	if s.SetupCode == "" || subtle.ConstantTimeCompare([]byte(in.Code), []byte(s.SetupCode)) != 1 {
-		return fmt.Errorf("setup: wrong or expired setup code; use the link berth server printed at start: %w", errkind.PermissionDenied)
+	if err := s.checkSetupCode(r, in.Code); err != nil {
+		return err
 	}
 	if err := validEmail(in.Email); err != nil {
 		return err
@@ -259,7 +331,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, u *db.User)
 		return err
 	}
 	if in.Name == "" || len(in.Name) > 100 {
-		return fmt.Errorf("name: give the token a name of 1 to 100 characters, such as \"ci\": %w", errkind.Invalid)
+		return inField("name", fmt.Errorf("name: give the token a name of 1 to 100 characters, such as \"ci\": %w", errkind.Invalid))
 	}
 	t, err := s.issueToken(r.Context(), u.ID, in.Name)
 	if err != nil {
@@ -309,13 +381,16 @@ func OpenAPI() map[string]any {
 		"openapi":  "3.1.0",
 		"info":     map[string]any{"title": "berth hub", "version": "1"},
 		"paths":    paths,
-		"security": []any{map[string]any{"token": []any{}}},
+		"security": []any{map[string]any{"token": []any{}}, map[string]any{"session": []any{}}},
 		"components": map[string]any{
-			"securitySchemes": map[string]any{"token": map[string]any{"type": "http", "scheme": "bearer", "description": "an API token, berth_..."}},
+			"securitySchemes": map[string]any{
+				"token":   map[string]any{"type": "http", "scheme": "bearer", "description": "an API token, berth_..."},
+				"session": map[string]any{"type": "apiKey", "in": "cookie", "name": SessionCookie, "description": "a browser session; unsafe methods also need its CSRF token in the X-CSRF-Token header"}},
 			"schemas": map[string]any{"Error": map[string]any{"type": "object", "properties": map[string]any{"error": map[string]any{
 				"type": "object", "properties": map[string]any{
-					"code":    map[string]any{"type": "string", "enum": []string{"invalid", "unauthenticated", "forbidden", "not_found", "conflict", "unavailable"}},
-					"message": map[string]any{"type": "string"}}}}}},
+					"code":    map[string]any{"type": "string", "enum": []string{"invalid", "unauthenticated", "forbidden", "not_found", "conflict", "too_many", "unavailable"}},
+					"message": map[string]any{"type": "string"},
+					"field":   map[string]any{"type": "string", "description": "the request field the error is about, when known"}}}}}},
 		},
 	}
 }

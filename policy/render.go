@@ -378,7 +378,7 @@ func DataPlaneStackName(qualifier string) string {
 // bootstrapNames are the names the data plane stack uses, all derived from
 // the qualifier, which is what the bootstrap roles are scoped to.
 type bootstrapNames struct {
-	stackARN, bucketARN, policyARN, keyARN, bucketParamARN, versionParamARN string
+	stackARN, bucketARN, policyARN, keyARN, bucketParamARN, versionParamARN, hubRoleARN string
 }
 
 func (p Params) bootstrapNames() bootstrapNames {
@@ -391,6 +391,7 @@ func (p Params) bootstrapNames() bootstrapNames {
 		stackARN:        fmt.Sprintf("arn:%s:cloudformation:%s:%s:stack/%s*/*", part, reg, acct, DataPlaneStackName(q)),
 		bucketARN:       fmt.Sprintf("arn:%s:s3:::%s-*", part, q),
 		policyARN:       fmt.Sprintf("arn:%s:iam::%s:policy/%s-*", part, acct, q),
+		hubRoleARN:      fmt.Sprintf("arn:%s:iam::%s:role/%s", part, acct, HubRoleName(q, "*", "*")),
 		keyARN:          fmt.Sprintf("arn:%s:kms:%s:%s:key/*", part, reg, acct),
 		bucketParamARN:  p.parameterARN(BucketParameterName(pp)),
 		versionParamARN: p.parameterARN(BootstrapVersionParameterName(q)),
@@ -423,6 +424,10 @@ func tagged(s Statement, q string) Statement {
 //	ssm:GetParameter                                 /berth-bootstrap/Q/version   refuse an older bootstrap
 //	iam:Create/Delete/GetPolicy, Create/Delete/Get/ListPolicyVersion(s),
 //	  TagPolicy, UntagPolicy                         policy/Q-*    the three artifact managed policies
+//	iam:Create/Delete/Get/UpdateRole, UpdateRoleDescription, UpdateAssumeRolePolicy,
+//	  Tag/UntagRole, GetRolePolicy, List(Attached)RolePolicies   role/Q-hub-*   the artifact roles a hub assumes
+//	iam:Attach/DetachRolePolicy                      role/Q-hub-*, only policies policy/Q-*
+//	  (so the roles can hold nothing but berth's own artifact policies)
 func provisionerPolicy(p Params) *Document {
 	n, q := p.bootstrapNames(), p.qualifier()
 	d := doc(
@@ -442,6 +447,10 @@ func provisionerPolicy(p Params) *Document {
 		allow("ReadBootstrapVersion", []string{"ssm:GetParameter"}, n.versionParamARN),
 		allow("DataPlanePolicies", []string{"iam:CreatePolicy", "iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:DeletePolicyVersion",
 			"iam:GetPolicy", "iam:GetPolicyVersion", "iam:ListPolicyVersions", "iam:TagPolicy", "iam:UntagPolicy"}, n.policyARN),
+		allow("DataPlaneHubRoles", []string{"iam:CreateRole", "iam:DeleteRole", "iam:GetRole", "iam:GetRolePolicy",
+			"iam:ListAttachedRolePolicies", "iam:ListRolePolicies", "iam:TagRole", "iam:UntagRole", "iam:UpdateAssumeRolePolicy",
+			"iam:UpdateRole", "iam:UpdateRoleDescription"}, n.hubRoleARN),
+		attachOwnPolicies(allow("DataPlaneHubRolePolicies", []string{"iam:AttachRolePolicy", "iam:DetachRolePolicy"}, n.hubRoleARN), n.policyARN),
 	)
 	if p.KMSKeyARN == "" {
 		create := allow("CreateDataPlaneKeys", []string{"kms:CreateKey"}, "*")
@@ -459,6 +468,25 @@ func provisionerPolicy(p Params) *Document {
 			untag)
 	}
 	return d
+}
+
+// attachOwnPolicies limits a statement to berth's own managed policies.
+func attachOwnPolicies(s Statement, policyARN string) Statement {
+	s.Condition = Condition{"ArnLike": {"iam:PolicyARN": {policyARN}}}
+	return s
+}
+
+// HubRoleName is the name of a data plane's artifact role that a hub
+// assumes: role is reader or writer. IAM is global and the data plane
+// stack is regional, so the name carries the region.
+func HubRoleName(qualifier, role, region string) string {
+	if qualifier == "" {
+		qualifier = DefaultQualifier
+	}
+	if role == "*" && region == "*" {
+		return qualifier + "-hub-*"
+	}
+	return qualifier + "-hub-" + role + "-" + region
 }
 
 // opsBucketReads is what AWS::S3::Bucket's read handler calls: drift
@@ -480,6 +508,7 @@ var opsBucketReads = []string{"s3:GetAccelerateConfiguration", "s3:GetAnalyticsC
 //	s3:Get* of every bucket property, ListBucket     Q-*   drift detection runs the bucket's read handler
 //	ssm:GetParameter(s), ListTagsForResource         PARAMPREFIX/bucket, bootstrap version
 //	iam:GetPolicy, GetPolicyVersion, ListEntitiesForPolicy   policy/Q-*
+//	iam:GetRole, GetRolePolicy, List(Attached)RolePolicies   role/Q-hub-*
 //	kms:DescribeKey, GetKeyPolicy, GetKeyRotationStatus, ListResourceTags   keys tagged berth:qualifier=Q
 //
 // The read handlers' actions are listed in cfn/testdata/handlers.json;
@@ -494,6 +523,8 @@ func opsPolicy(p Params) *Document {
 		allow("InspectDataPlaneBuckets", opsBucketReads, n.bucketARN),
 		allow("ReadParameters", []string{"ssm:GetParameter", "ssm:GetParameters", "ssm:ListTagsForResource"}, n.bucketParamARN, n.versionParamARN),
 		allow("InspectDataPlanePolicies", []string{"iam:GetPolicy", "iam:GetPolicyVersion", "iam:ListEntitiesForPolicy"}, n.policyARN),
+		allow("InspectDataPlaneHubRoles", []string{"iam:GetRole", "iam:GetRolePolicy", "iam:ListAttachedRolePolicies",
+			"iam:ListRolePolicies"}, n.hubRoleARN),
 		tagged(allow("InspectDataPlaneKeys", []string{"kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus",
 			"kms:ListResourceTags"}, n.keyARN), q),
 	)

@@ -59,3 +59,19 @@ fi
 
 # The independent IAM evaluator the policy simulator is compared with (npm).
 bash scripts/iamdata/install-simulate.sh
+
+# Chromium for the web UI's browser tests (chromedp drives it headless).
+if [ ! -x /usr/bin/chromium ]; then
+	echo "installing Chromium (Debian package chromium)"
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
+# axe-core, the accessibility engine the browser tests run inside Chromium
+# on every page (they read axe.min.js from here). Pinned, from npm.
+AXE_VERSION=4.14.1
+if [ "$(cat "$TOOLS/axe-core.version" 2>/dev/null)" != "$AXE_VERSION" ] || [ ! -f "$TOOLS/axe-core/node_modules/axe-core/axe.min.js" ]; then
+	echo "installing axe-core $AXE_VERSION (npm)"
+	rm -rf "$TOOLS/axe-core" && mkdir -p "$TOOLS/axe-core"
+	npm install --silent --no-audit --no-fund --prefix "$TOOLS/axe-core" "axe-core@$AXE_VERSION" >/dev/null
+	echo "$AXE_VERSION" >"$TOOLS/axe-core.version"
+fi

@@ -24,6 +24,7 @@ type AuditEntry struct {
 	Outcome   string    `json:"outcome"`
 	SourceIP  string    `json:"source_ip"`
 	Detail    string    `json:"detail,omitempty"`
+	OrgID     int64     `json:"-"` // the actor's organisation; 0 for none
 	PrevHash  string    `json:"-"`
 	Hash      string    `json:"-"`
 }
@@ -35,7 +36,11 @@ var ErrAuditTampered = errkind.New("audit log tampered with", errkind.Conflict)
 // entryHash chains a row to the one before it. The row is hashed as JSON
 // of its fields in a fixed order, so no two different rows hash alike.
 func entryHash(prev string, e *AuditEntry) string {
-	b, _ := json.Marshal([]any{e.ID, e.Time.UnixMilli(), e.Actor, e.RequestID, e.Action, e.Object, e.Outcome, e.SourceIP, e.Detail})
+	fields := []any{e.ID, e.Time.UnixMilli(), e.Actor, e.RequestID, e.Action, e.Object, e.Outcome, e.SourceIP, e.Detail}
+	if e.OrgID != 0 { // rows from before organisations were recorded hash as they did
+		fields = append(fields, e.OrgID)
+	}
+	b, _ := json.Marshal(fields)
 	sum := sha256.Sum256(append([]byte(prev+"\n"), b...))
 	return hex.EncodeToString(sum[:])
 }
@@ -67,8 +72,9 @@ func (d *DB) AppendAudit(ctx context.Context, e *AuditEntry) error {
 	}
 	e.Time = time.UnixMilli(e.Time.UnixMilli())
 	e.PrevHash, e.Hash = prev, entryHash(prev, e)
-	_, err = tx.ExecContext(ctx, d.Rebind(`INSERT INTO audit_log (id, time, actor, request_id, action, object, outcome, source_ip, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		e.ID, e.Time.UnixMilli(), e.Actor, e.RequestID, e.Action, e.Object, e.Outcome, e.SourceIP, e.Detail, e.PrevHash, e.Hash)
+	org := sql.NullInt64{Int64: e.OrgID, Valid: e.OrgID != 0}
+	_, err = tx.ExecContext(ctx, d.Rebind(`INSERT INTO audit_log (id, time, actor, request_id, action, object, outcome, source_ip, detail, org_id, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		e.ID, e.Time.UnixMilli(), e.Actor, e.RequestID, e.Action, e.Object, e.Outcome, e.SourceIP, e.Detail, org, e.PrevHash, e.Hash)
 	if err != nil {
 		return fmt.Errorf("append audit entry: %w", err)
 	}
@@ -110,7 +116,9 @@ func (d *DB) VerifyAudit(ctx context.Context) (int, error) {
 
 // AuditFilter selects audit entries; empty fields match everything.
 type AuditFilter struct {
-	AfterID       int64
+	AfterID int64
+	OrgID   int64 // entries of this organisation only
+
 	Actor, Action string
 	ObjectPrefix  string
 	Outcome       string // "ok" or "error"
@@ -120,9 +128,12 @@ type AuditFilter struct {
 
 // SearchAudit returns the entries matching f, oldest first.
 func (d *DB) SearchAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
-	q := `SELECT id, time, actor, request_id, action, object, outcome, source_ip, detail, prev_hash, hash FROM audit_log WHERE id > ?`
+	q := `SELECT id, time, actor, request_id, action, object, outcome, source_ip, detail, org_id, prev_hash, hash FROM audit_log WHERE id > ?`
 	args := []any{f.AfterID}
 	add := func(cond string, v any) { q += " AND " + cond; args = append(args, v) }
+	if f.OrgID != 0 {
+		add("org_id = ?", f.OrgID)
+	}
 	if f.Actor != "" {
 		add("actor = ?", f.Actor)
 	}
@@ -159,9 +170,11 @@ func (d *DB) SearchAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, erro
 	for rows.Next() {
 		var e AuditEntry
 		var t int64
-		if err := rows.Scan(&e.ID, &t, &e.Actor, &e.RequestID, &e.Action, &e.Object, &e.Outcome, &e.SourceIP, &e.Detail, &e.PrevHash, &e.Hash); err != nil {
+		var org sql.NullInt64
+		if err := rows.Scan(&e.ID, &t, &e.Actor, &e.RequestID, &e.Action, &e.Object, &e.Outcome, &e.SourceIP, &e.Detail, &org, &e.PrevHash, &e.Hash); err != nil {
 			return nil, fmt.Errorf("search audit log: %w", err)
 		}
+		e.OrgID = org.Int64
 		e.Time = time.UnixMilli(t)
 		out = append(out, e)
 	}

@@ -37,6 +37,7 @@ var apiKinds = map[string]error{
 	"forbidden":       errkind.PermissionDenied,
 	"not_found":       errkind.NotFound,
 	"conflict":        errkind.Conflict,
+	"too_many":        errkind.TooMany,
 	"unavailable":     errkind.Unavailable,
 }
 
@@ -53,7 +54,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if err != nil {
 		return fmt.Errorf("hub %s: %w: %w", c.URL, err, errkind.Invalid)
 	}
-	req.Header.Set("Authorization", "Bearer "+c.Token)
+	if c.Token != "" { // the login requests of berth login go without
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
 	req.Header.Set("Content-Type", "application/json")
 	hc := c.HTTP
 	if hc == nil {
@@ -79,7 +82,8 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		if !ok {
 			kind = errkind.Unavailable
 		}
-		return fmt.Errorf("hub %s: %s: %w", c.URL, e.Error.Message, kind)
+		// The hub's message may end with the kind's words already.
+		return fmt.Errorf("hub %s: %s: %w", c.URL, strings.TrimSuffix(e.Error.Message, ": "+errkind.Of(kind).Error()), kind)
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/berth-dev/berth/cache"
 	"github.com/berth-dev/berth/config"
 	"github.com/berth-dev/berth/errkind"
+	"github.com/berth-dev/berth/hub/hubclient"
 	"github.com/berth-dev/berth/org"
 	"github.com/berth-dev/berth/store"
 )
@@ -56,7 +57,7 @@ func ExitCode(err error) int {
 		return ExitNo
 	case errors.Is(err, store.ErrPermissionDenied):
 		return ExitDenied
-	case errors.Is(err, store.ErrUnavailable):
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, errkind.TooMany):
 		return ExitUnavailable
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, artifact.ErrUntrusted), errors.Is(err, artifact.ErrCorrupt),
 		errors.Is(err, cache.ErrCorrupt), errors.Is(err, cache.ErrUnsafe):
@@ -78,6 +79,10 @@ func hint(err error) string {
 		return "versions are immutable: stage the changed file as a new version"
 	case errors.Is(err, os.ErrExist):
 		return "pass --force to replace it"
+	case errors.Is(err, hubclient.ErrLoginRefused):
+		return "" // the hub's message says what to do
+	case errors.Is(err, hubclient.ErrUnauthenticated):
+		return "log in again: berth login --url URL"
 	case errors.Is(err, store.ErrPermissionDenied):
 		return "check the credentials (AWS_PROFILE, --profile, AWS_ACCESS_KEY_ID) and the policy attached to them"
 	case errors.Is(err, store.ErrUnavailable):

@@ -8,6 +8,7 @@ import (
 
 	"github.com/berth-dev/berth/artifact"
 	"github.com/berth-dev/berth/cache"
+	"github.com/berth-dev/berth/errkind"
 	"github.com/berth-dev/berth/store"
 )
 
@@ -36,6 +37,7 @@ func TestExitCode(t *testing.T) {
 		{"cache corrupt everywhere", errors.Join(fmt.Errorf("a: %w", cache.ErrCorrupt), fmt.Errorf("b: %w", cache.ErrCorrupt)), ExitNo},
 		{"cache corrupt and down", errors.Join(fmt.Errorf("a: %w", cache.ErrCorrupt), down), ExitUnavailable},
 		{"cache miss", fmt.Errorf("restore k: %w", cache.ErrMiss), ExitNo},
+		{"hub holds the address back", fmt.Errorf("hub h: too many attempts: %w", errkind.TooMany), ExitUnavailable},
 		{"unknown", errors.New("boom"), ExitUnavailable},
 	}
 	for _, tt := range tests {

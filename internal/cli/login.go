@@ -8,7 +8,9 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -100,14 +102,20 @@ func newLoginCommand(g *Globals) *cobra.Command {
 	var hubURL, token string
 	cmd := &cobra.Command{
 		Use:   "login --url URL [--token TOKEN|-]",
-		Short: "Log in to a berth hub with an API token",
-		Long: `login checks an API token with the hub and saves it in
-$XDG_CONFIG_HOME/berth/hubs.yaml (mode 0600). The hub you logged in to last is the
-default. The token comes from --token, from BERTH_HUB_TOKEN, or from stdin with
---token - (keeps it out of your shell history and the process list).
+		Short: "Log in to a berth hub: approve in a browser, or give an API token",
+		Long: `login saves an API token for a hub in $XDG_CONFIG_HOME/berth/hubs.yaml
+(mode 0600). The hub you logged in to last is the default.
 
-Create a token in the hub (POST /api/v1/tokens, or the first-start setup).`,
-		Example: `  berth login --url https://berth.example.com --token - < token.txt
+Without a token, login asks the hub for a login request, prints its link and
+code and opens the browser (the BROWSER command, else xdg-open or open). Check
+that the page shows the same code, sign in and approve; login then receives a
+new token named "berth login on HOST". Denied or expired requests exit 4.
+
+For CI, give the token with --token, BERTH_HUB_TOKEN, or on stdin with --token -
+(which keeps it out of your shell history and the process list). Create one in
+the hub (POST /api/v1/tokens, or the first-start setup).`,
+		Example: `  berth login --url https://berth.example.com
+  berth login --url https://berth.example.com --token - < token.txt
   BERTH_HUB_TOKEN=berth_... berth login --url https://berth.example.com`,
 		Args: args(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -125,8 +133,13 @@ Create a token in the hub (POST /api/v1/tokens, or the first-start setup).`,
 				}
 				token = strings.TrimSpace(line)
 			}
+			if token == "" {
+				if token, err = g.browserLogin(cmd.Context(), u); err != nil {
+					return err
+				}
+			}
 			if !strings.HasPrefix(token, "berth_") {
-				return usageErr(errors.New("give an API token starting with berth_ (--token, --token - or BERTH_HUB_TOKEN); the browser sign-in is not there yet"))
+				return usageErr(errors.New("give an API token starting with berth_ (--token, --token - or BERTH_HUB_TOKEN), or no token to approve the login in a browser"))
 			}
 			return g.login(cmd.Context(), u, token)
 		},
@@ -134,6 +147,49 @@ Create a token in the hub (POST /api/v1/tokens, or the first-start setup).`,
 	cmd.Flags().StringVar(&hubURL, "url", "", "the hub's address, such as https://berth.example.com")
 	cmd.Flags().StringVar(&token, "token", "", "API token (berth_...), or - to read it from stdin")
 	return cmd
+}
+
+// browserLogin asks the hub for a login request, shows where to approve
+// it, and waits for the token.
+func (g *Globals) browserLogin(ctx context.Context, hubURL string) (string, error) {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "an unnamed host"
+	}
+	hc := &hubclient.Client{URL: hubURL}
+	req, err := hc.StartLogin(ctx, host, fmt.Sprintf("berth (%s/%s)", runtime.GOOS, runtime.GOARCH))
+	if err != nil {
+		return "", err
+	}
+	// On stderr: stdout stays for the result (--output json).
+	fmt.Fprintf(g.Stderr, "To log in, open this page, check that it shows the code %s, and approve:\n  %s\n", req.UserCode, req.ApproveURL)
+	if err := g.openBrowser(req.ApproveURL); err != nil {
+		g.log.Debug("open browser", "err", err)
+	}
+	g.info("berth: waiting for approval (the request expires at %s)", req.Expires.Local().Format("15:04:05"))
+	login, err := hc.WaitLogin(ctx, req)
+	if err != nil {
+		return "", err
+	}
+	return login.Token, nil
+}
+
+// openBrowser starts the BROWSER command, else the desktop's opener, on
+// url, without waiting for it; failing is fine, the link is printed.
+func (g *Globals) openBrowser(url string) error {
+	name := g.Env("BROWSER")
+	if name == "" {
+		name = map[string]string{"darwin": "open", "windows": "explorer"}[runtime.GOOS]
+	}
+	if name == "" {
+		name = "xdg-open"
+	}
+	cmd := exec.Command(name, url)
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	go cmd.Wait() // reap it
+	return nil
 }
 
 func (g *Globals) login(ctx context.Context, hubURL, token string) error {

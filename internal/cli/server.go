@@ -2,34 +2,48 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/cfn"
 	"github.com/berth-dev/berth/config"
 	"github.com/berth-dev/berth/errkind"
 	"github.com/berth-dev/berth/hub"
 	"github.com/berth-dev/berth/hub/db"
 	"github.com/berth-dev/berth/hub/secrets"
+	"github.com/berth-dev/berth/internal/awsx"
 )
 
 type serverOpts struct {
-	listen   string
-	database string
-	dataDir  string
+	listen    string
+	database  string
+	dataDir   string
+	publicURL string
+	tlsCert   string
+	tlsKey    string
+
+	oidcIssuer, oidcClientID, oidcSecretFile string
+
+	awsPrincipal, templateURL string
+	access                    accessServerOpts
 }
 
 func newServerCommand(g *Globals) *cobra.Command {
 	var o serverOpts
 	cmd := &cobra.Command{
-		Use:   "server [--listen ADDR] [--database sqlite:PATH|postgres://...] [--data-dir DIR]",
+		Use:   "server [--listen ADDR] [--database sqlite:PATH|postgres://...] [--data-dir DIR] [--public-url URL] [--tls-cert FILE --tls-key FILE]",
 		Short: "Run the hub: the API for projects, tokens and short-lived credentials",
 		Long: `server runs berth's hub, the control plane that teams share: users and API
 tokens, S3-compatible data planes, projects with members and roles, short-lived
@@ -43,14 +57,33 @@ flags; --database postgres://USER@HOST/DB lets several replicas share one
 PostgreSQL. Migrations are applied at start; a database migrated by a newer
 berth is refused.
 
-On first start (no users yet) server prints a one-time setup link; open it, or
-POST /api/v1/setup with its code, to create the first user and its API token.
+On first start (no users yet) server prints a one-time setup link; open it to
+create the first user and sign in (or POST /api/v1/setup with its code for an
+API token).
 
-GET /healthz, /readyz and /metrics (Prometheus) answer without authentication; everything under
-/api/v1 needs "Authorization: Bearer berth_..." (the OpenAPI document at
-/api/v1/openapi.json is public). Ctrl-C or SIGTERM stops it gracefully.`,
+AWS data planes trust the principal named by --aws-principal, whose credentials
+the hub takes from the usual AWS chain (--profile, AWS_* variables, an instance
+or task role). Every replica runs a background worker for data plane jobs
+(check, plan, deploy after approval, status, drift); replicas sharing one
+PostgreSQL run each job once.
+
+GET /healthz, /readyz and /metrics (Prometheus) answer without authentication;
+everything under /api/v1 needs "Authorization: Bearer berth_..." or a browser
+session (the OpenAPI document at
+/api/v1/openapi.json is public). Ctrl-C or SIGTERM stops it gracefully.
+
+Sign-in: --oidc-issuer and --oidc-client-id let people sign in with an OpenID
+Connect provider (client secret in BERTH_OIDC_CLIENT_SECRET or
+--oidc-client-secret-file; redirect URL PUBLIC_URL/auth/oidc/callback). A
+first sign-in is linked to the user an admin added with the same e-mail, when
+the provider has verified it; nobody else gets in.
+
+TLS: --tls-cert and --tls-key serve HTTPS directly. Behind a reverse proxy that
+ends TLS, pass --public-url https://... so cookies are Secure and links right.`,
 		Example: `  berth server
-  berth server --listen 0.0.0.0:8420 --database postgres://berth@db.internal/berth`,
+  berth server --listen 0.0.0.0:8420 --database postgres://berth@db.internal/berth
+  BERTH_OIDC_CLIENT_SECRET=... berth server --public-url https://berth.example.com \
+    --oidc-issuer https://example.okta.com --oidc-client-id 0oa1b2c3`,
 		Args: args(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return g.runServer(cmd.Context(), o)
@@ -61,6 +94,16 @@ GET /healthz, /readyz and /metrics (Prometheus) answer without authentication; e
 	fl.StringVar(&o.listen, "listen", "127.0.0.1:8420", "address to listen on")
 	fl.StringVar(&o.database, "database", "", "sqlite:PATH or postgres://... (default: sqlite in --data-dir)")
 	fl.StringVar(&o.dataDir, "data-dir", "", "directory of the hub's own files (default $XDG_DATA_HOME/berth/.hub)")
+	f := cmd.Flags()
+	f.StringVar(&o.publicURL, "public-url", "", "the address people reach the hub at, such as https://berth.example.com (links, OIDC redirect; https makes cookies Secure)")
+	f.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain) file; needs --tls-key")
+	f.StringVar(&o.tlsKey, "tls-key", "", "the PEM private key of --tls-cert")
+	f.StringVar(&o.oidcIssuer, "oidc-issuer", "", "sign people in with this OpenID Connect provider, such as https://example.okta.com")
+	f.StringVar(&o.oidcClientID, "oidc-client-id", "", "the hub's client ID at the OIDC provider")
+	f.StringVar(&o.oidcSecretFile, "oidc-client-secret-file", "", "file holding the OIDC client secret (default: env BERTH_OIDC_CLIENT_SECRET)")
+	f.StringVar(&o.awsPrincipal, "aws-principal", "", "ARN of the IAM role or user the hub's AWS credentials belong to, which AWS data planes trust")
+	f.StringVar(&o.templateURL, "template-url", "", "https URL of this berth's bootstrap template on S3, for CloudFormation quick-create links")
+	addAccessServerFlags(f, &o.access)
 	return cmd
 }
 
@@ -229,6 +272,28 @@ func (g *Globals) openHubDB(ctx context.Context, o serverOpts) (*db.DB, string, 
 }
 
 func (g *Globals) runServer(ctx context.Context, o serverOpts) error {
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return usageErr(errors.New("--tls-cert and --tls-key go together: give both, or neither and put a TLS proxy in front"))
+	}
+	if o.publicURL != "" {
+		u, err := url.Parse(o.publicURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" {
+			return usageErr(fmt.Errorf("--public-url %q: want the hub's address, such as https://berth.example.com", truncateValue(o.publicURL)))
+		}
+	}
+	oidcConfig, err := g.oidcConfig(o)
+	if err != nil {
+		return err
+	}
+	var tlsConfig *tls.Config
+	if o.tlsCert != "" {
+		// Loaded before anything else, so a wrong file stops the start.
+		cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
+		if err != nil {
+			return usageErr(fmt.Errorf("--tls-cert/--tls-key: %w", err))
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	d, dir, err := g.openHubDB(ctx, o)
 	if err != nil {
 		return err
@@ -247,7 +312,30 @@ func (g *Globals) runServer(ctx context.Context, o serverOpts) error {
 	if err != nil {
 		return err
 	}
-	s := &hub.Server{DB: d, Log: g.log, Secrets: box}
+	if o.templateURL != "" {
+		if err := hub.CheckTemplateURL(o.templateURL); err != nil {
+			return err
+		}
+	}
+	s := &hub.Server{DB: d, Log: g.log, Secrets: box, PublicURL: o.publicURL, OIDC: oidcConfig, AWSPrincipal: o.awsPrincipal, TemplateURL: o.templateURL}
+	if s.Access, err = g.accessEngine(ctx, o.access); err != nil {
+		return err
+	}
+	if o.awsPrincipal != "" {
+		if err := cfn.CheckHubPrincipal(o.awsPrincipal); err != nil {
+			return usageErr(fmt.Errorf("--aws-principal: %w", err))
+		}
+		if s.AWS, err = awsx.Load(ctx, awsx.Options{Profile: g.Profile}); err != nil {
+			return err
+		}
+		if warning, err := hub.CheckAWSPrincipal(ctx, s.AWS, o.awsPrincipal); err != nil || warning != "" {
+			g.log.Warn("AWS principal", "warning", warning, "err", err)
+		}
+	}
+	wctx, stopWorker := context.WithCancel(ctx)
+	workerDone := make(chan struct{})
+	go func() { defer close(workerDone); (&hub.Worker{Server: s, ID: hub.NewWorkerID()}).Run(wctx) }()
+	defer func() { stopWorker(); <-workerDone }()
 	users, err := d.CountUsers(ctx)
 	if err != nil {
 		return err
@@ -256,18 +344,33 @@ func (g *Globals) runServer(ctx context.Context, o serverOpts) error {
 	if err != nil {
 		return usageErr(fmt.Errorf("--listen %s: %w", o.listen, err))
 	}
+	scheme := "http"
+	if tlsConfig != nil {
+		l, scheme = tls.NewListener(l, tlsConfig), "https"
+	}
 	if users == 0 {
 		if s.SetupCode, err = hub.NewSetupCode(); err != nil {
 			return err
 		}
 		// On the terminal only, never in the log: the code creates an admin.
-		fmt.Fprintf(g.Stderr, "berth: first start: create the first user with\n  curl -X POST http://%s/api/v1/setup -d '{\"code\":\"%s\",\"email\":\"you@example.com\"}'\n",
-			l.Addr(), s.SetupCode)
+		base := strings.TrimSuffix(o.publicURL, "/")
+		if base == "" {
+			base = scheme + "://" + l.Addr().String()
+		}
+		fmt.Fprintf(g.Stderr, "berth: first start: create the first user at\n  %s/setup?code=%s\nor with\n  curl -X POST %s/api/v1/setup -d '{\"code\":\"%s\",\"email\":\"you@example.com\"}'\n",
+			base, s.SetupCode, base, s.SetupCode)
 	}
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	g.info("berth: hub listening on http://%s (database %s)", l.Addr(), d.Dialect)
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)} // TLS handshake failures and the like
+	g.info("berth: hub listening on %s://%s (database %s)", scheme, l.Addr(), d.Dialect)
+	if oidcConfig != nil {
+		g.info("berth: sign-in with %s; register the redirect URL %s/auth/oidc/callback there", oidcConfig.Issuer, orDefault(o.publicURL, scheme+"://"+l.Addr().String()))
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
+	accessCtx, stopAccess := context.WithCancel(ctx)
+	defer startAccessWorker(accessCtx, s)()
+	defer stopAccess()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
@@ -280,4 +383,46 @@ func (g *Globals) runServer(ctx context.Context, o serverOpts) error {
 	}
 	g.info("berth: hub stopped")
 	return nil
+}
+
+// oidcConfig reads the OIDC flags; the client secret comes from a file or
+// the environment, never from a flag that the process list shows.
+func (g *Globals) oidcConfig(o serverOpts) (*hub.OIDCConfig, error) {
+	if o.oidcIssuer == "" && o.oidcClientID == "" {
+		if o.oidcSecretFile != "" {
+			return nil, usageErr(errors.New("--oidc-client-secret-file needs --oidc-issuer and --oidc-client-id"))
+		}
+		return nil, nil
+	}
+	if o.oidcIssuer == "" || o.oidcClientID == "" {
+		return nil, usageErr(errors.New("--oidc-issuer and --oidc-client-id go together"))
+	}
+	u, err := url.Parse(o.oidcIssuer)
+	if err != nil || u.Host == "" || u.User != nil || !(u.Scheme == "https" || u.Scheme == "http" && isLoopback(u.Hostname())) {
+		return nil, usageErr(fmt.Errorf("--oidc-issuer %q: want the provider's https address, such as https://example.okta.com", truncateValue(o.oidcIssuer)))
+	}
+	secret := g.Env("BERTH_OIDC_CLIENT_SECRET")
+	if o.oidcSecretFile != "" {
+		data, err := os.ReadFile(o.oidcSecretFile)
+		if err != nil {
+			return nil, usageErr(fmt.Errorf("--oidc-client-secret-file: %w", err))
+		}
+		secret = strings.TrimSpace(string(data))
+	}
+	return &hub.OIDCConfig{Issuer: o.oidcIssuer, ClientID: o.oidcClientID, ClientSecret: secret}, nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
