@@ -46,6 +46,8 @@ type Params struct {
 	Prefix          string // artifact key prefix inside the bucket
 	ParameterPrefix string // SSM prefix; "/QUALIFIER" when empty
 	KMSKeyARN       string // data plane: use this key instead of creating one
+	// CacheExpirationDays: data plane: cache entries expire after this many days (0: DefaultCacheExpirationDays).
+	CacheExpirationDays int
 
 	// Bootstrap only.
 	Administrator       bool   // provisioner gets AdministratorAccess (with a warning)
@@ -293,6 +295,9 @@ func DataPlane(p Params) (*Result, error) {
 			PolicyDocument:    doc,
 		}
 		t.Outputs[strings.TrimSuffix(k.logical, "Policy")+"PolicyArn"] = cloudformation.Output{Value: cloudformation.Ref(k.logical)}
+	}
+	if err := addCache(t, p, kmsID, keyARN, qualifierTag); err != nil {
+		return nil, fmt.Errorf("render data plane template: %w", err)
 	}
 	t.Outputs["BucketName"] = cloudformation.Output{Value: cloudformation.Ref("ArtifactBucket")}
 	t.Outputs["BucketArn"] = cloudformation.Output{Value: cloudformation.GetAtt("ArtifactBucket", "Arn")}

@@ -220,7 +220,7 @@ func checkRoles(t *testing.T, handlers handlerTable, props propertyTable, p Para
 	keyPolicy := policy.MustParse(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + account + `:root"},"Action":"kms:*","Resource":"*"}]}`)
 
 	// request is the call a handler makes for action on the resource of typ.
-	request := func(typ, action, role string) (policy.Request, policy.Policies) {
+	request := func(logical, typ, action, role string) (policy.Request, policy.Policies) {
 		req := policy.Request{Action: action, Principal: "arn:aws:sts::" + account + ":assumed-role/" + qualifier + "-" + role + "/berth-ci",
 			Context: map[string][]string{}}
 		pol := policy.Policies{Identity: []*policy.Document{roles[role]}}
@@ -228,6 +228,9 @@ func checkRoles(t *testing.T, handlers handlerTable, props propertyTable, p Para
 		switch typ {
 		case "AWS::S3::Bucket", "AWS::S3::BucketPolicy":
 			req.Resource = "arn:aws:s3:::" + qualifier + "-" + account + "-" + region
+			if strings.HasPrefix(logical, "Cache") {
+				req.Resource = "arn:aws:s3:::" + qualifier + "-cache-" + account + "-" + region
+			}
 		case "AWS::SSM::Parameter":
 			req.Resource = "arn:aws:ssm:" + region + ":" + account + ":parameter" + paramPrefix + "/bucket"
 		case "AWS::IAM::ManagedPolicy":
@@ -252,7 +255,7 @@ func checkRoles(t *testing.T, handlers handlerTable, props propertyTable, p Para
 		return req, pol
 	}
 	iam := iamdata.MustLoad()
-	check := func(role, what, typ, action string) {
+	check := func(role, what, logical, typ, action string) {
 		// Some schemas list API operations, not IAM actions: S3 authorizes
 		// DeleteBucketEncryption as s3:PutEncryptionConfiguration.
 		if as, ok := props.AuthorizedAs[action]; ok {
@@ -263,7 +266,7 @@ func checkRoles(t *testing.T, handlers handlerTable, props propertyTable, p Para
 			t.Errorf("%s: %s is no IAM action: add it to authorizedAs in properties.json", what, action)
 			return
 		}
-		req, pol := request(typ, action, role)
+		req, pol := request(logical, typ, action, role)
 		d, err := policy.Evaluate(req, pol)
 		if err != nil {
 			t.Errorf("%s: %s: %v", role, what, err)
@@ -296,14 +299,14 @@ func checkRoles(t *testing.T, handlers handlerTable, props propertyTable, p Para
 			for _, a := range h[hn] {
 				a = normAction(a)
 				if why, ok := need[a]; ok {
-					check("provisioner", hn+" "+logical+" ("+why+")", r.Type, a)
+					check("provisioner", hn+" "+logical+" ("+why+")", logical, r.Type, a)
 					checked["provisioner "+a] = true
 				}
 			}
 		}
 		for _, a := range h["read"] {
 			a = normAction(a)
-			check("ops", "read "+logical, r.Type, a)
+			check("ops", "read "+logical, logical, r.Type, a)
 			checked["ops "+a] = true
 		}
 	}

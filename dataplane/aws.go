@@ -200,6 +200,8 @@ func (a *AWS) CheckBootstrapVersion(ctx context.Context, region string) (warning
 type DeployInput struct {
 	Prefix string // artifact key prefix the policies grant
 	KMSKey string // existing key ARN; empty: the stack creates one per region
+	// CacheExpirationDays: cache entries expire after this many days (0: the template's default).
+	CacheExpirationDays int
 }
 
 // RegionDeploy is one region's part of a deploy.
@@ -227,7 +229,7 @@ func (a *AWS) PlanDeploy(ctx context.Context, in DeployInput) (*AWSDeploy, error
 		if err != nil {
 			return nil, err
 		}
-		body, _, err := cfn.RenderKind("dataplane", cfn.Params{Qualifier: a.Target.Qualifier, Prefix: prefix, KMSKeyARN: key}, cfn.JSON)
+		body, _, err := cfn.RenderKind("dataplane", cfn.Params{Qualifier: a.Target.Qualifier, Prefix: prefix, KMSKeyARN: key, CacheExpirationDays: in.CacheExpirationDays}, cfn.JSON)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", err, errkind.Invalid)
 		}
@@ -297,6 +299,7 @@ type Bucket struct {
 	Region string
 	Name   string
 	KeyARN string
+	Cache  string // the cache bucket; empty for a stack from before cache buckets
 }
 
 // Buckets reads the deployed buckets from the stacks' outputs, in region
@@ -311,7 +314,7 @@ func (p *AWSDeploy) Buckets() ([]Bucket, error) {
 		if name == "" {
 			return nil, fmt.Errorf("deploy stack %s in %s: the stack has no BucketName output; is it berth's data plane stack?", r.stack.Name, r.Region)
 		}
-		out = append(out, Bucket{Region: r.Region, Name: name, KeyARN: r.Result.Outputs["KeyArn"]})
+		out = append(out, Bucket{Region: r.Region, Name: name, KeyARN: r.Result.Outputs["KeyArn"], Cache: r.Result.Outputs["CacheBucketName"]})
 	}
 	return out, nil
 }

@@ -22,7 +22,8 @@ const (
 )
 
 // Kinds lists every kind in the order the CLI documents them.
-var Kinds = []Kind{KindArtifactRead, KindArtifactWrite, KindConfigure, KindBackend, KindProvisioner, KindOps}
+var Kinds = []Kind{KindArtifactRead, KindArtifactWrite, KindConfigure, KindBackend, KindProvisioner, KindOps,
+	KindCacheRead, KindCacheWrite}
 
 // Role is a rendered IAM role: what AWS::IAM::Role needs.
 type Role struct {
@@ -62,6 +63,8 @@ var ErrUnknownKind = errors.New("unknown policy kind")
 //	artifact-write  ssm:PutParameter                PARAMPREFIX/*/latest                   move the SSM latest pointer
 //	artifact-write  kms:GenerateDataKey             the key, via S3 only                   write SSE-KMS objects (with kms:Decrypt for multipart)
 //	configure       ssm:GetParameter, PutParameter  PARAMPREFIX/bucket                     read and set the bucket-name configuration parameter
+//	cache-read      see cachePolicy
+//	cache-write     see cachePolicy
 //	backend         see backendPolicy
 //	provisioner     see provisionerPolicy
 //	ops             see opsPolicy
@@ -95,6 +98,8 @@ func render(kind Kind, p Params) (*Result, error) {
 		r.Policy, err = artifactPolicy(p, true)
 	case KindConfigure:
 		r.Policy, err = configurePolicy(p)
+	case KindCacheRead, KindCacheWrite:
+		r.Policy, err = cachePolicy(p, kind == KindCacheWrite)
 	case KindBackend:
 		r.Policy, err = backendPolicy(p)
 	case KindProvisioner, KindOps:
@@ -422,7 +427,7 @@ func tagged(s Statement, q string) Statement {
 //	  RemoveTagsFromResource, ListTagsForResource    PARAMPREFIX/bucket   the bucket-name parameter
 //	ssm:GetParameter                                 /berth-bootstrap/Q/version   refuse an older bootstrap
 //	iam:Create/Delete/GetPolicy, Create/Delete/Get/ListPolicyVersion(s),
-//	  TagPolicy, UntagPolicy                         policy/Q-*    the three artifact managed policies
+//	  TagPolicy, UntagPolicy                         policy/Q-*    the artifact and cache managed policies
 func provisionerPolicy(p Params) *Document {
 	n, q := p.bootstrapNames(), p.qualifier()
 	d := doc(

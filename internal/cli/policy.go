@@ -56,6 +56,8 @@ func newPolicyRenderCommand(g *Globals) *cobra.Command {
   artifact-write  stage artifacts (CI): reads, plus writes of data, manifests and pointers;
                   no DeleteObject
   configure       read and change the bucket-name parameter
+  cache-read      berth cache restore: read entries and archives in the cache bucket (--bucket)
+  cache-write     berth cache save: cache-read, plus create-only puts of entries and archives
   backend         a bucket-scoped tool backend (S3, logs, secrets, tag-conditioned EC2,
                   IAM names derived from the bucket)
   provisioner     the bootstrap role that deploys berth's data plane stack (a role
@@ -374,6 +376,7 @@ Names derive from --qualifier, with IAM and S3 length checks.`,
 	fl.StringVar(&p.Prefix, "prefix", "", "artifact key prefix in the bucket")
 	fl.StringVar(&p.ParameterPrefix, "parameter-prefix", "", "SSM parameter prefix (default /QUALIFIER)")
 	fl.StringVar(&p.KMSKeyARN, "kms-key", "", "dataplane: use this KMS key instead of creating one")
+	fl.IntVar(&p.CacheExpirationDays, "cache-days", 0, "dataplane: cache entries expire after this many days (default 14)")
 	fl.BoolVar(&p.Administrator, "administrator", false, "bootstrap: give the provisioner AdministratorAccess (not recommended)")
 	fl.StringVar(&p.PermissionsBoundary, "permissions-boundary", "", "bootstrap: permissions boundary ARN for both roles")
 	fl.StringVar(&format, "format", "yaml", "yaml or json")
