@@ -48,3 +48,5 @@ func toJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
