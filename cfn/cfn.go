@@ -30,7 +30,9 @@ import (
 //	2  the provisioner may apply every property the data plane template
 //	   sets (OwnershipControls), ops may read what drift detection reads,
 //	   and sts:TagSession has its own trust statement
-const BootstrapVersion = 2
+//	3  the provisioner may deploy the network stack (EC2, tag-scoped) and
+//	   assume peering accepter roles; ops may read the network
+const BootstrapVersion = 3
 
 // Format is the output format of a template.
 type Format string

@@ -49,14 +49,13 @@ type EndpointService struct {
 
 // NetworkStackName is the network stack's name; it starts with the data
 // plane stack's name, which the provisioner's stack permissions cover.
-func NetworkStackName(qualifier string) string { return policy.DataPlaneStackName(qualifier) + "-network" }
+func NetworkStackName(qualifier string) string {
+	return policy.DataPlaneStackName(qualifier) + "-network"
+}
 
 // PeeringAccepterRoleName is the accepter role's name in a peer account.
 func PeeringAccepterRoleName(qualifier string) string {
-	if qualifier == "" {
-		qualifier = policy.DefaultQualifier
-	}
-	return qualifier + "-peering-accepter"
+	return policy.PeeringAccepterRoleName(qualifier)
 }
 
 var (

@@ -448,6 +448,7 @@ func provisionerPolicy(p Params) *Document {
 		allow("DataPlanePolicies", []string{"iam:CreatePolicy", "iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:DeletePolicyVersion",
 			"iam:GetPolicy", "iam:GetPolicyVersion", "iam:ListPolicyVersions", "iam:TagPolicy", "iam:UntagPolicy"}, n.policyARN),
 	)
+	d.Statement = append(d.Statement, networkStatements(p)...) // see network.go
 	if p.KMSKeyARN == "" {
 		create := allow("CreateDataPlaneKeys", []string{"kms:CreateKey"}, "*")
 		create.Condition = Condition{"StringEquals": {"aws:RequestTag/" + QualifierTagKey: {q}}}
@@ -491,7 +492,7 @@ var opsBucketReads = []string{"s3:GetAccelerateConfiguration", "s3:GetAnalyticsC
 // cfn's TestHandlerPermissions checks both roles against it.
 func opsPolicy(p Params) *Document {
 	n, q := p.bootstrapNames(), p.qualifier()
-	return doc(
+	d := doc(
 		allow("InspectDataPlaneStacks", []string{"cloudformation:DescribeStackEvents", "cloudformation:DescribeStackResourceDrifts",
 			"cloudformation:DescribeStackResources", "cloudformation:DescribeStacks", "cloudformation:DetectStackDrift",
 			"cloudformation:GetTemplate", "cloudformation:ListStackResources"}, n.stackARN),
@@ -502,4 +503,6 @@ func opsPolicy(p Params) *Document {
 		tagged(allow("InspectDataPlaneKeys", []string{"kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus",
 			"kms:ListResourceTags"}, n.keyARN), q),
 	)
+	d.Statement = append(d.Statement, opsNetworkStatements(p)...) // see network.go
+	return d
 }

@@ -65,7 +65,7 @@ func wantIn(t *testing.T, name, text string, subs ...string) {
 var bootstrapOutputs = map[string]string{
 	"ProvisionerRoleArn": "arn:aws:iam::123456789012:role/berth-provisioner",
 	"OpsRoleArn":         "arn:aws:iam::123456789012:role/berth-ops",
-	"BootstrapVersion":   "2",
+	"BootstrapVersion":   "3",
 }
 
 var bootstrapArgs = []string{"bootstrap", "deploy", "--trust-principal", vendor, "--external-id", "ext-7d1f"}
@@ -90,7 +90,7 @@ func TestBootstrapFirstDeploy(t *testing.T) {
 		"provisioner role   arn:aws:iam::123456789012:role/berth-provisioner",
 		"ops role           arn:aws:iam::123456789012:role/berth-ops",
 		"external ID        ext-7d1f",
-		"bootstrap version  2",
+		"bootstrap version  3",
 		"berth dataplane deploy --account 123456789012 --external-id ext-7d1f --regions eu-west-1")
 	wantIn(t, "stderr", stderr, "berth-bootstrap", "CREATE_COMPLETE")
 	if got := st.Parameters; got.Get("Parameters.member.1.ParameterKey") != "ExternalId" || got.Get("Parameters.member.1.ParameterValue") != "ext-7d1f" ||
@@ -114,7 +114,7 @@ func TestBootstrapNoChanges(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	wantIn(t, "stdout", stdout, "stack berth-bootstrap in eu-west-1: no changes", "no changes: the bootstrap is up to date", "bootstrap version  2")
+	wantIn(t, "stdout", stdout, "stack berth-bootstrap in eu-west-1: no changes", "no changes: the bootstrap is up to date", "bootstrap version  3")
 	if len(s.Called("cloudformation", "ExecuteChangeSet")) != 0 {
 		t.Error("executed a change set without changes")
 	}
@@ -161,7 +161,7 @@ func TestBootstrapUpdate(t *testing.T) {
 	}
 	if out.Plan.Type != "UPDATE" || len(out.Plan.Changes) != 1 || out.Plan.Changes[0].LogicalID != "ProvisionerRole" ||
 		out.Result.Status != "UPDATE_COMPLETE" || out.Provisioner["provisioner_role_arn"] != bootstrapOutputs["ProvisionerRoleArn"] ||
-		out.Provisioner["external_id"] != "ext-7d1f" || out.Provisioner["bootstrap_version"] != "2" || out.Provisioner["account"] != account {
+		out.Provisioner["external_id"] != "ext-7d1f" || out.Provisioner["bootstrap_version"] != "3" || out.Provisioner["account"] != account {
 		t.Errorf("json = %+v", out)
 	}
 	wantIn(t, "template", compact(t, st.Template), `"PermissionsBoundary":"arn:aws:iam::123456789012:policy/boundary"`)
@@ -199,7 +199,7 @@ func TestBootstrapDowngrade(t *testing.T) {
 	if code != ExitConflict {
 		t.Fatalf("exit %d, want %d", code, ExitConflict)
 	}
-	wantIn(t, "stderr", stderr, "has bootstrap version 9 and this berth deploys version 2; refusing to downgrade", "hint: pass --force")
+	wantIn(t, "stderr", stderr, "has bootstrap version 9 and this berth deploys version 3; refusing to downgrade", "hint: pass --force")
 	if len(s.Called("cloudformation", "CreateChangeSet")) != 0 {
 		t.Error("planned a downgrade without --force")
 	}
@@ -208,7 +208,7 @@ func TestBootstrapDowngrade(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("--force: exit %d", code)
 	}
-	wantIn(t, "stderr", stderr, "warning: replacing bootstrap version 9 with the older version 2 (--force)",
+	wantIn(t, "stderr", stderr, "warning: replacing bootstrap version 9 with the older version 3 (--force)",
 		"warning: the provisioner role gets AdministratorAccess")
 	wantIn(t, "template", compact(t, st.Template), `"ManagedPolicyArns":[{"Fn::Sub":"arn:${AWS::Partition}:iam::aws:policy/AdministratorAccess"}]`)
 }
@@ -227,7 +227,7 @@ func TestBootstrapStatus(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	wantIn(t, "stdout", stdout, "stack berth-bootstrap in eu-west-1 (account 123456789012): UPDATE_COMPLETE", "bootstrap version: 2 (current)",
+	wantIn(t, "stdout", stdout, "stack berth-bootstrap in eu-west-1 (account 123456789012): UPDATE_COMPLETE", "bootstrap version: 3 (current)",
 		"ProvisionerRoleArn  arn:aws:iam::123456789012:role/berth-provisioner")
 }
 
@@ -289,7 +289,7 @@ func TestDataplaneDeployOlderBootstrap(t *testing.T) {
 	if code != ExitUsage {
 		t.Fatalf("exit %d, want %d", code, ExitUsage)
 	}
-	wantIn(t, "stderr", stderr, "the bootstrap in account 111122223333 is version 0 and this berth needs 2", "berth bootstrap deploy")
+	wantIn(t, "stderr", stderr, "the bootstrap in account 111122223333 is version 0 and this berth needs 3", "berth bootstrap deploy")
 	if len(s.Called("cloudformation", "CreateChangeSet")) != 0 {
 		t.Error("a change set was created for an older bootstrap")
 	}
@@ -298,7 +298,7 @@ func TestDataplaneDeployOlderBootstrap(t *testing.T) {
 func TestDataplaneDeployTwoRegions(t *testing.T) {
 	s := newFake(t)
 	s.Handle("sts", "AssumeRole", awsfake.AssumeRole())
-	bootstrapVersion(s, "2")
+	bootstrapVersion(s, "3")
 	eu, us := dataPlane(s, "eu-west-1"), dataPlane(s, "us-east-1")
 	cfgPath := filepath.Join(t.TempDir(), "berth.yaml")
 
