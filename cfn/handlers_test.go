@@ -253,7 +253,7 @@ func checkRoles(t *testing.T, handlers handlerTable, props propertyTable, p Para
 
 	// request is the call a handler makes for action on the resource of typ.
 	iamTable := iamdata.MustLoad()
-	request := func(logical, typ, action, role string) (policy.Request, policy.Policies) {
+	request := func(logical, typ, action, role, handler string) (policy.Request, policy.Policies) {
 		req := policy.Request{Action: action, Principal: "arn:aws:sts::" + account + ":assumed-role/" + qualifier + "-" + role + "/berth-ci",
 			Context: map[string][]string{}}
 		pol := policy.Policies{Identity: []*policy.Document{roles[role]}}
@@ -288,7 +288,7 @@ func checkRoles(t *testing.T, handlers handlerTable, props propertyTable, p Para
 			if !strings.HasPrefix(typ, "AWS::EC2::") {
 				t.Fatalf("no resource ARN for %s", typ)
 			}
-			ec2Request(&req, iamTable, action, qualifier)
+			ec2Request(&req, iamTable, typ, action, handler, qualifier)
 			if action == "sts:AssumeRole" {
 				// PeerRoleArn: the accepter role in the peer account, whose
 				// trust (the peering-accepter template) decides too.
@@ -300,7 +300,7 @@ func checkRoles(t *testing.T, handlers handlerTable, props propertyTable, p Para
 		return req, pol
 	}
 	iam := iamdata.MustLoad()
-	check := func(role, what, logical, typ, action string) {
+	check := func(role, what, handler, logical, typ, action string) {
 		// Some schemas list API operations, not IAM actions: S3 authorizes
 		// DeleteBucketEncryption as s3:PutEncryptionConfiguration.
 		if as, ok := props.AuthorizedAs[action]; ok {
@@ -311,7 +311,7 @@ func checkRoles(t *testing.T, handlers handlerTable, props propertyTable, p Para
 			t.Errorf("%s: %s is no IAM action: add it to authorizedAs in properties.json", what, action)
 			return
 		}
-		req, pol := request(logical, typ, action, role)
+		req, pol := request(logical, typ, action, role, handler)
 		d, err := policy.Evaluate(req, pol)
 		if err != nil {
 			t.Errorf("%s: %s: %v", role, what, err)
@@ -361,7 +361,7 @@ func checkRoles(t *testing.T, handlers handlerTable, props propertyTable, p Para
 			for _, a := range h[hn] {
 				a = normAction(a)
 				if why, ok := need[a]; ok {
-					check("provisioner", hn+" "+logical+" ("+why+")", logical, r.Type, a)
+					check("provisioner", hn+" "+logical+" ("+why+")", hn, logical, r.Type, a)
 					checked["provisioner "+a] = true
 				}
 			}
@@ -371,7 +371,7 @@ func checkRoles(t *testing.T, handlers handlerTable, props propertyTable, p Para
 				continue
 			}
 			a = normAction(a)
-			check("ops", "read "+logical, logical, r.Type, a)
+			check("ops", "read "+logical, "read", logical, r.Type, a)
 			checked["ops "+a] = true
 		}
 	}
@@ -382,7 +382,7 @@ func checkRoles(t *testing.T, handlers handlerTable, props propertyTable, p Para
 // creates, with the template's tags as request tags; anything else on an
 // existing network resource carrying the qualifier tag. Tagging during a
 // create carries ec2:CreateAction.
-func ec2Request(req *policy.Request, iam *iamdata.Table, action, qualifier string) {
+func ec2Request(req *policy.Request, iam *iamdata.Table, typ, action, handler, qualifier string) {
 	a, ok := iam.Action(action)
 	if !ok || a.WildcardOnly() {
 		req.Resource = "*"
@@ -404,24 +404,38 @@ func ec2Request(req *policy.Request, iam *iamdata.Table, action, qualifier strin
 		requestTags()
 		return
 	}
-	// The first required resource type of the action (iamdata marks them "*").
-	typ := ""
-	for _, rt := range a.ResourceTypes {
-		if strings.HasSuffix(rt, "*") {
-			typ = strings.TrimSuffix(rt, "*")
-			break
+	// The EC2 resource type of each network resource type.
+	ec2Type := map[string]string{"AWS::EC2::VPC": "vpc", "AWS::EC2::Subnet": "subnet", "AWS::EC2::RouteTable": "route-table",
+		"AWS::EC2::SecurityGroup": "security-group", "AWS::EC2::VPCEndpoint": "vpc-endpoint",
+		"AWS::EC2::VPCPeeringConnection": "vpc-peering-connection", "AWS::EC2::VPCEndpointService": "vpc-endpoint-service"}
+	switch {
+	case action == "ec2:CreateTags" && handler == "create":
+		// Tags a create handler sets are part of the create call.
+		for create, res := range creates {
+			if res == ec2Type[typ] {
+				req.Resource = arn(res)
+				req.Context["ec2:CreateAction"] = []string{strings.TrimPrefix(create, "ec2:")}
+				requestTags()
+				return
+			}
+		}
+		panic("no create action for " + typ)
+	case action == "ec2:CreateTags" || action == "ec2:DeleteTags":
+		req.Resource = arn(ec2Type[typ])
+	default:
+		// The first required resource type of the action (iamdata marks them "*").
+		for _, rt := range a.ResourceTypes {
+			if strings.HasSuffix(rt, "*") {
+				req.Resource = arn(strings.TrimSuffix(rt, "*"))
+				break
+			}
 		}
 	}
-	switch action {
-	case "ec2:CreateTags", "ec2:DeleteTags":
-		typ = "subnet" // any of the tagged types; subnets are tagged on create and updated
-	}
-	req.Resource = arn(typ)
 	req.Context["aws:ResourceTag/"+policy.QualifierTagKey] = []string{qualifier}
-	if action == "ec2:CreateTags" {
+	switch action {
+	case "ec2:CreateTags":
 		requestTags()
-	}
-	if action == "ec2:DeleteTags" {
+	case "ec2:DeleteTags":
 		req.Context["aws:TagKeys"] = []string{"team"} // a tag the template no longer sets
 	}
 }
@@ -447,4 +461,55 @@ func accepterTrust(t *testing.T, qualifier, dataPlaneAccount string) *policy.Doc
 		t.Fatal(err)
 	}
 	return d
+}
+
+// TestProvisionerEC2Exact: every EC2 (and sts, cloudwatch) action the
+// bootstrap roles grant is one a handler of the network template's
+// resource types calls, and ops gets none that writes: nothing broader than
+// the schemas ask for. The linter passes the roles (TestTemplates), and
+// TestHandlerPermissions has the simulator allow what is needed.
+func TestProvisionerEC2Exact(t *testing.T) {
+	var handlers handlerTable
+	var props propertyTable
+	readJSON(t, "handlers.json", &handlers)
+	readJSON(t, "properties.json", &props)
+	listed := map[string]bool{}
+	for typ, h := range handlers.Types {
+		if !strings.HasPrefix(typ, "AWS::EC2::") {
+			continue
+		}
+		for _, acts := range h.Handlers {
+			for _, a := range acts {
+				a = normAction(a)
+				if as, ok := props.AuthorizedAs[a]; ok {
+					a = as
+				}
+				listed[a] = true
+			}
+		}
+	}
+	subst := strings.NewReplacer("${AWS::Partition}", "aws", "${AWS::AccountId}", "123456789012", "${AWS::Region}", "eu-west-1",
+		"${TrustPrincipal}", "arn:aws:iam::210987654321:role/vendor", "${ExternalId}", "ext-1")
+	boot := renderResources(t, "bootstrap", Params{})
+	n := 0
+	for _, role := range []string{"ProvisionerRole", "OpsRole"} {
+		for _, s := range rolePolicy(t, boot, role, subst).Statement {
+			for _, a := range s.Action {
+				svc, name, _ := strings.Cut(a, ":")
+				if svc != "ec2" && svc != "cloudwatch" && a != "sts:AssumeRole" {
+					continue
+				}
+				n++
+				if !listed[a] {
+					t.Errorf("%s grants %s, which no EC2 handler calls", role, a)
+				}
+				if role == "OpsRole" && !strings.HasPrefix(name, "Describe") && !strings.HasPrefix(name, "List") {
+					t.Errorf("ops grants %s, which is no read", a)
+				}
+			}
+		}
+	}
+	if n < 40 {
+		t.Errorf("only %d EC2 actions found", n)
+	}
 }

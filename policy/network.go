@@ -1,6 +1,9 @@
 package policy
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // networkCreates maps each EC2 create action of the network stack to the
 // resource type it creates.
@@ -57,7 +60,7 @@ func networkStatements(p Params) []Statement {
 		s := allow("Create"+sidName(c.resource), []string{c.action}, arn(c.resource))
 		s.Condition = Condition{"StringEquals": {"aws:RequestTag/" + QualifierTagKey: {q}}}
 		out = append(out, s)
-		createActions = append(createActions, c.action)
+		createActions = append(createActions, strings.TrimPrefix(c.action, "ec2:")) // ec2:CreateAction holds the API name
 		createdARNs = append(createdARNs, arn(c.resource))
 	}
 	parents := allow("CreateInQualifiedNetwork", []string{"ec2:CreateRouteTable", "ec2:CreateSecurityGroup", "ec2:CreateSubnet",

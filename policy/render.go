@@ -428,6 +428,7 @@ func tagged(s Statement, q string) Statement {
 //	ssm:GetParameter                                 /berth-bootstrap/Q/version   refuse an older bootstrap
 //	iam:Create/Delete/GetPolicy, Create/Delete/Get/ListPolicyVersion(s),
 //	  TagPolicy, UntagPolicy                         policy/Q-*    the artifact and cache managed policies
+//	EC2 for the network stack, sts:AssumeRole of peering accepters: see networkStatements
 func provisionerPolicy(p Params) *Document {
 	n, q := p.bootstrapNames(), p.qualifier()
 	d := doc(
