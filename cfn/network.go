@@ -176,7 +176,9 @@ func SubnetCIDRs(vpc netip.Prefix, n int) ([]netip.Prefix, error) {
 
 // resource is a resource whose goformation type lacks a property the
 // registry schema has (Tags on VPC endpoints and endpoint services, which
-// the provisioner's tag-scoped permissions need).
+// the provisioner's tag-scoped permissions need). Its intrinsics must be
+// goformation's encoded strings (cloudformation.Ref, Sub): goformation
+// evaluates raw intrinsic maps when it renders.
 type resource struct {
 	Type       string
 	Properties map[string]any
@@ -219,19 +221,17 @@ func Network(p NetworkParams) (*Result, error) {
 		EnableDnsHostnames: cloudformation.Bool(true), Tags: tagged("dataplane")}
 	t.Resources["RouteTable"] = &ec2.RouteTable{VpcId: cloudformation.Ref("VPC"), Tags: tagged("private")}
 	var subnetRefs []string
-	var subnetIDs []any // for the hand-built resources
 	for i, c := range subnets {
 		name := fmt.Sprintf("Subnet%d", i+1)
 		t.Resources[name] = &ec2.Subnet{VpcId: cloudformation.Ref("VPC"), CidrBlock: str(c.String()),
 			AvailabilityZone: cloudformation.SelectPtr(i, cloudformation.GetAZs("")), Tags: tagged(fmt.Sprintf("private-%d", i+1))}
 		t.Resources[name+"RouteTable"] = &ec2.SubnetRouteTableAssociation{SubnetId: cloudformation.Ref(name), RouteTableId: cloudformation.Ref("RouteTable")}
 		subnetRefs = append(subnetRefs, cloudformation.Ref(name))
-		subnetIDs = append(subnetIDs, map[string]any{"Ref": name})
 	}
 	t.Resources["S3Endpoint"] = &resource{Type: "AWS::EC2::VPCEndpoint", Properties: map[string]any{
-		"VpcEndpointType": "Gateway", "VpcId": map[string]any{"Ref": "VPC"},
-		"ServiceName":   map[string]any{"Fn::Sub": "com.amazonaws.${AWS::Region}.s3"},
-		"RouteTableIds": []any{map[string]any{"Ref": "RouteTable"}}, "Tags": tagList("s3"),
+		"VpcEndpointType": "Gateway", "VpcId": cloudformation.Ref("VPC"),
+		"ServiceName":   cloudformation.Sub("com.amazonaws.${AWS::Region}.s3"),
+		"RouteTableIds": []string{cloudformation.Ref("RouteTable")}, "Tags": tagList("s3"),
 	}}
 	for _, peer := range p.Peers {
 		pc := &ec2.VPCPeeringConnection{VpcId: cloudformation.Ref("VPC"), PeerVpcId: peer.VPCID, PeerOwnerId: str(peer.Account),
@@ -259,9 +259,9 @@ func Network(p NetworkParams) (*Result, error) {
 		}
 		for i, s := range p.InterfaceEndpoints {
 			t.Resources[fmt.Sprintf("InterfaceEndpoint%d", i+1)] = &resource{Type: "AWS::EC2::VPCEndpoint", Properties: map[string]any{
-				"VpcEndpointType": "Interface", "VpcId": map[string]any{"Ref": "VPC"}, "ServiceName": s,
-				"PrivateDnsEnabled": true, "SubnetIds": subnetIDs,
-				"SecurityGroupIds": []any{map[string]any{"Ref": "EndpointSecurityGroup"}}, "Tags": tagList(fmt.Sprintf("endpoint-%d", i+1)),
+				"VpcEndpointType": "Interface", "VpcId": cloudformation.Ref("VPC"), "ServiceName": s,
+				"PrivateDnsEnabled": true, "SubnetIds": subnetRefs,
+				"SecurityGroupIds": []string{cloudformation.Ref("EndpointSecurityGroup")}, "Tags": tagList(fmt.Sprintf("endpoint-%d", i+1)),
 			}}
 			t.Outputs[fmt.Sprintf("InterfaceEndpoint%dId", i+1)] = cloudformation.Output{Value: cloudformation.Ref(fmt.Sprintf("InterfaceEndpoint%d", i+1))}
 		}

@@ -56,6 +56,11 @@ func TestNetworkTemplates(t *testing.T) {
 			}
 			js, _ := RenderNetworkKind(c.kind, c.np, c.ap, JSON)
 			checkReferences(t, name, js)
+			// goformation evaluates raw intrinsic maps as it renders (a
+			// Ref to a resource becomes null, ${AWS::Region} us-east-1).
+			if strings.Contains(string(js), "null") || (c.kind == "network" && !strings.Contains(string(js), "com.amazonaws.${AWS::Region}.s3")) {
+				t.Errorf("%s: an intrinsic was evaluated at render time:\n%s", name, js)
+			}
 			fs, err := policy.Lint(name, out)
 			if err != nil {
 				t.Fatal(err)

@@ -183,6 +183,15 @@ func ParsePeer(s string) (cfn.Peer, error) {
 	return p.params(), nil
 }
 
+// CheckOneRegion refuses a network plan for several regions: each region's
+// VPC needs its own range.
+func (t *AWSTarget) CheckOneRegion() error {
+	if len(t.Regions) != 1 {
+		return fmt.Errorf("a network is one VPC in one region: give one region in --regions and run again for each region with its own --cidr: %w", errkind.Invalid)
+	}
+	return nil
+}
+
 // NetworkStackName is the network stack's name in the target's region.
 func (t *AWSTarget) NetworkStackName() string { return cfn.NetworkStackName(t.Qualifier) }
 
@@ -190,8 +199,8 @@ func (t *AWSTarget) NetworkStackName() string { return cfn.NetworkStackName(t.Qu
 // network template and creates a change set for the network stack in the
 // target's one region; nothing changes until Apply.
 func (a *AWS) PlanNetwork(ctx context.Context, p cfn.NetworkParams, other []NamedCIDR) (*AWSDeploy, error) {
-	if len(a.Target.Regions) != 1 {
-		return nil, fmt.Errorf("a network is one VPC in one region: give one region in --regions and run again for each region with its own --cidr: %w", errkind.Invalid)
+	if err := a.Target.CheckOneRegion(); err != nil {
+		return nil, err
 	}
 	p.Qualifier = a.Target.Qualifier
 	if err := CheckNetwork(p, other); err != nil {

@@ -37,6 +37,7 @@ buckets (and, on MinIO, writer and reader identities) directly.`,
   berth dataplane deploy --endpoint eu=https://s3.eu.example.com --bucket releases --yes`,
 	}
 	cmd.AddCommand(newDataplaneDeployCommand(g), newDataplaneStatusCommand(g), newDataplaneDriftCommand(g), newDataplaneDestroyCommand(g))
+	cmd.AddCommand(newDataplaneNetworkCommand(g))
 	return cmd
 }
 

@@ -340,8 +340,10 @@ func newTemplateCommand(g *Globals) *cobra.Command {
 	}
 	var p cfn.Params
 	var format, out string
+	var nf networkFlags
+	var af accepterFlags
 	render := &cobra.Command{
-		Use:   "render dataplane|bootstrap [flags] [--format yaml|json] [-o FILE]",
+		Use:   "render dataplane|bootstrap|network|peering-accepter [flags] [--format yaml|json] [-o FILE]",
 		Short: "Print a CloudFormation template",
 		Long: `render prints one of berth's CloudFormation templates:
 
@@ -352,14 +354,23 @@ func newTemplateCommand(g *Globals) *cobra.Command {
   bootstrap  the account bootstrap: provisioner and ops roles trusted by one
              principal with an external ID (stack parameters), an optional
              permissions boundary, and a version parameter and output
+  network    the data plane VPC (--cidr, --azs, or --file): subnets across AZs, an S3
+             gateway endpoint, peering requester side, PrivateLink (see "berth
+             dataplane network")
+  peering-accepter  for the peer's account: a role only the data plane account's
+             provisioner may assume to accept peerings of --vpc, and routes to
+             --dataplane-cidr on each --route-table once PeeringConnectionId is set
 
 Names derive from --qualifier, with IAM and S3 length checks.`,
 		Example:   "  berth template render dataplane --qualifier berth --prefix releases --format yaml\n  berth template render bootstrap --qualifier acme -o bootstrap.json --format json",
-		Args:      args(1, "dataplane or bootstrap"),
-		ValidArgs: []string{"dataplane", "bootstrap"},
+		Args:      args(1, "dataplane, bootstrap, network or peering-accepter"),
+		ValidArgs: []string{"dataplane", "bootstrap", "network", "peering-accepter"},
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if format != "yaml" && format != "json" {
 				return usageErr(fmt.Errorf("--format %q: use yaml or json", format))
+			}
+			if a[0] == "network" || a[0] == "peering-accepter" {
+				return g.renderNetworkTemplate(a[0], p.Qualifier, &nf, &af, cfn.Format(format), out)
 			}
 			data, warnings, err := cfn.RenderKind(a[0], p, cfn.Format(format))
 			if err != nil {
@@ -381,6 +392,8 @@ Names derive from --qualifier, with IAM and S3 length checks.`,
 	fl.StringVar(&p.PermissionsBoundary, "permissions-boundary", "", "bootstrap: permissions boundary ARN for both roles")
 	fl.StringVar(&format, "format", "yaml", "yaml or json")
 	fl.StringVarP(&out, "output-file", "o", "", "write to FILE instead of stdout")
+	nf.register(fl)
+	af.register(fl)
 	cmd.AddCommand(render)
 	return cmd
 }
