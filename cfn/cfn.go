@@ -203,7 +203,8 @@ func templateParams(p Params, bucketRef, keyARN string) policy.Params {
 // DataPlane is the regional data plane: an artifact bucket (public access
 // blocked, SSE-KMS, versioned, TLS only, incomplete multipart uploads
 // aborted after one day), an SSM parameter holding its name, and the
-// artifact-read, artifact-write and configure managed policies.
+// artifact-read, artifact-write and configure managed policies; and the
+// cache bucket with its policies (addCache).
 func DataPlane(p Params) (*Result, error) {
 	p, err := p.check()
 	if err != nil {

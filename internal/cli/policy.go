@@ -350,7 +350,9 @@ func newTemplateCommand(g *Globals) *cobra.Command {
   dataplane  one region's data plane: a bucket with public access blocked, SSE-KMS
              with a new or given key, versioning, a TLS-only bucket policy, lifecycle
              rules, the bucket-name parameter, the artifact-read, artifact-write and
-             configure managed policies, and outputs
+             configure managed policies, a cache bucket (no versioning, entries
+             expire after --cache-days, default 14) with cache-read and cache-write
+             policies, and outputs
   bootstrap  the account bootstrap: provisioner and ops roles trusted by one
              principal with an external ID (stack parameters), an optional
              permissions boundary, and a version parameter and output
