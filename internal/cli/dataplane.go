@@ -31,7 +31,10 @@ policies, deployed as the CloudFormation stack QUALIFIER-dataplane in each regio
 through the roles of the bootstrap stack (see "berth bootstrap deploy").
 
 On an S3-compatible service without CloudFormation, deploy --endpoint creates the
-buckets (and, on MinIO, writer and reader identities) directly.`,
+buckets (and, on MinIO, writer and reader identities) directly.
+
+"berth dataplane network" deploys the data plane's VPC and its links (S3 gateway
+endpoint, VPC peering, PrivateLink) as the stack QUALIFIER-dataplane-network.`,
 		Example: `  berth dataplane deploy --account 111122223333 --external-id 7d1f --regions eu-west-1,us-east-1
   berth dataplane status --account 111122223333 --external-id 7d1f --regions eu-west-1,us-east-1
   berth dataplane deploy --endpoint eu=https://s3.eu.example.com --bucket releases --yes`,
