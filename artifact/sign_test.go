@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -441,5 +442,44 @@ func TestSignedStageOfExistingVersion(t *testing.T) {
 		if err != nil || dl.Region != r.Name {
 			t.Fatalf("download from %s: %+v, %v", r.Name, dl, err)
 		}
+	}
+}
+
+// With trusted keys, verify counts an intact copy only when it is signed
+// by one: an edited manifest over the right bytes is reported, and repair
+// copies from a trusted region.
+func TestVerifyChecksSignatures(t *testing.T) {
+	ctx := context.Background()
+	pub, priv := newKey(t)
+	c := newClient(t, "eu-west-1", "us-east-1", "ap-southeast-2")
+	if _, err := c.Stage(ctx, "app", "1.0.0", writeFile(t, []byte("release")), artifact.StageOptions{SignKey: priv}); err != nil {
+		t.Fatal(err)
+	}
+	editManifest(t, c.Regions[0], "app", "1.0.0", func(m map[string]any) { m["metadata"] = map[string]any{"commit": "evil"} })
+	if res, err := c.Verify(ctx, "app", "1.0.0", false); err != nil {
+		t.Fatalf("without trusted keys the copies are intact: %v %+v", err, res)
+	}
+	if err := c.Regions[1].Store.Delete(ctx, manifestKey("app", "1.0.0")); err != nil {
+		t.Fatal(err)
+	}
+
+	c.TrustedKeys = []minisign.PublicKey{pub}
+	res, err := c.Verify(ctx, "app", "1.0.0", true)
+	if !errors.Is(err, artifact.ErrVerifyFailed) {
+		t.Fatalf("verify = %v, want ErrVerifyFailed", err)
+	}
+	var got []string
+	for _, r := range res.Regions {
+		got = append(got, fmt.Sprintf("%s:%s:%v", r.Region, r.Status, r.Repaired))
+	}
+	if want := "eu-west-1:untrusted:false us-east-1:ok:true ap-southeast-2:ok:false"; strings.Join(got, " ") != want {
+		t.Fatalf("regions = %s, want %s", strings.Join(got, " "), want)
+	}
+	if !strings.Contains(res.Regions[0].Error, "does not match") {
+		t.Errorf("untrusted region's error = %q", res.Regions[0].Error)
+	}
+	// The repaired copy is the signed one.
+	if md := manifestField(t, c.Regions[1], "app", "1.0.0", "signature"); md == "" {
+		t.Error("us-east-1 was repaired from an unsigned copy")
 	}
 }

@@ -24,6 +24,7 @@ const (
 	VerifyMismatch    = "mismatch"       // manifest differs from the other regions'
 	VerifyUnreachable = "unreachable"    // the region did not answer
 	VerifyRefused     = "access-refused" // the region refused the credentials
+	VerifyUntrusted   = "untrusted"      // intact, but not signed by a trusted key (with trusted keys only)
 )
 
 // VerifyRegion is the state of one region.
@@ -80,6 +81,16 @@ func (c *Client) Verify(ctx context.Context, project, version string, repair boo
 	parallel(len(c.Regions), func(i int) {
 		checks[i] = c.check(ctx, c.Regions[i], project, version)
 	})
+	// With trusted keys, an intact copy counts only when signed by one:
+	// a region whose manifest was replaced by someone without the key is
+	// reported, and never used to repair the others.
+	for _, ch := range checks {
+		if ch.status == VerifyOK {
+			if _, err := c.trust(ch.manifest); err != nil {
+				ch.status, ch.err = VerifyUntrusted, err
+			}
+		}
+	}
 
 	// The reference is the manifest of the first intact copy.
 	var ref *regionCheck

@@ -52,6 +52,9 @@ type Config struct {
 	// TrustedKeys are minisign public keys (RWQ...) or absolute paths of
 	// .pub files; when set, download accepts only versions they signed.
 	TrustedKeys []string `yaml:"trusted_keys,omitempty"`
+	// Quotas are the service quotas the data plane needs in every region
+	// ("berth dataplane quotas").
+	Quotas []Quota `yaml:"quotas,omitempty"`
 }
 
 // Region names one store. Name is what users pass to --region.
@@ -209,6 +212,9 @@ func (c *Config) Validate() error {
 	if _, err := c.SSMPrefix(); err != nil {
 		return err
 	}
+	if err := validateQuotas(c.Quotas); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -297,6 +303,14 @@ func Write(path string, c *Config, overwrite bool) error {
 		if old, err := Load(path); err == nil && len(old.TrustedKeys) > 0 {
 			kept := *c
 			kept.TrustedKeys = old.TrustedKeys
+			c = &kept
+		}
+	}
+	if len(c.Quotas) == 0 {
+		// Nor of the data plane's desired quotas.
+		if old, err := Load(path); err == nil && len(old.Quotas) > 0 {
+			kept := *c
+			kept.Quotas = old.Quotas
 			c = &kept
 		}
 	}

@@ -504,8 +504,12 @@ func newVerifyCommand(g *Globals) *cobra.Command {
 		Short: "Check that every region holds an intact, identical copy; optionally repair",
 		Long: `verify reads every region's copy and checks its size and SHA-256 against the
 manifests, which must agree. With --repair, a region whose copy is missing or
-corrupted gets one from a healthy region. Exit 1 when problems remain.`,
-		Example: "  berth verify myapp 1.4.0\n  berth verify myapp 1.4.0 --repair --output json",
+corrupted gets one from a healthy region. Exit 1 when problems remain.
+
+With trusted keys (--trusted-key, or trusted_keys in the config), an intact
+copy whose manifest is not signed by one of them is "untrusted": reported,
+never used to repair another region.`,
+		Example: "  berth verify myapp 1.4.0\n  berth verify myapp 1.4.0 --repair --output json\n  berth verify myapp 1.4.0 --trusted-key release.key.pub",
 		Args:    args(2, "PROJECT VERSION"),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			c, err := g.client(cmd.Context(), cmd, &f)
@@ -544,5 +548,6 @@ corrupted gets one from a healthy region. Exit 1 when problems remain.`,
 	}
 	f.register(cmd)
 	cmd.Flags().BoolVar(&repair, "repair", false, "copy a healthy region's copy where one is missing or corrupted")
+	f.registerTrustedKeys(cmd, "count a copy as intact only when signed by this key (minisign public key or .pub file), repeatable; replaces trusted_keys from the config")
 	return explainErrors(g, cmd)
 }

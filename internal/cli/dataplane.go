@@ -41,6 +41,7 @@ endpoint, VPC peering, PrivateLink) as the stack QUALIFIER-dataplane-network.`,
 	}
 	cmd.AddCommand(newDataplaneDeployCommand(g), newDataplaneStatusCommand(g), newDataplaneDriftCommand(g), newDataplaneDestroyCommand(g))
 	cmd.AddCommand(newDataplaneNetworkCommand(g))
+	cmd.AddCommand(newDataplaneQuotasCommand(g))
 	return cmd
 }
 

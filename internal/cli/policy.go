@@ -42,11 +42,13 @@ func registerPolicyParams(cmd *cobra.Command, p *policy.Params) {
 
 func newPolicyRenderCommand(g *Globals) *cobra.Command {
 	var p policy.Params
+	var ci policy.CITrustParams
 	var out string
 	kinds := make([]string, 0, len(policy.Kinds))
 	for _, k := range policy.Kinds {
 		kinds = append(kinds, string(k))
 	}
+	kinds = append(kinds, string(policy.KindCITrust))
 	cmd := &cobra.Command{
 		Use:   "render KIND [flags] [-o FILE]",
 		Short: "Print a least-privilege IAM policy: " + strings.Join(kinds, ", "),
@@ -72,6 +74,12 @@ policy/ACTIONS.md in the source lists every action each kind grants and why.`,
 		Args:      args(1, "KIND"),
 		ValidArgs: kinds,
 		RunE: func(cmd *cobra.Command, a []string) error {
+			if policy.Kind(a[0]) == policy.KindCITrust {
+				return g.renderCITrust(cmd, ci, p, out)
+			}
+			if err := refuseCITrustFlags(cmd, a[0]); err != nil {
+				return err
+			}
 			res, err := policy.Render(policy.Kind(a[0]), p)
 			if err != nil {
 				return usageErr(err)
@@ -83,6 +91,9 @@ policy/ACTIONS.md in the source lists every action each kind grants and why.`,
 		},
 	}
 	registerPolicyParams(cmd, &p)
+	registerCITrustFlags(cmd, &ci)
+	cmd.Long += ciTrustHelp
+	cmd.Example += ciTrustExample
 	cmd.Flags().StringVarP(&out, "output-file", "o", "", "write to FILE instead of stdout")
 	return cmd
 }
