@@ -118,7 +118,8 @@ while written < total:
 print(n, file=sys.stderr)
 PY
 FILES=$(find "$WORK/tree" -type f | wc -l)
-say "$FILES files"
+say "$FILES files; flushing them to disk"
+sync # or the first run competes with the tree's writeback
 
 # measure LABEL REP CMD...: wall seconds, peak RSS KiB and CPU seconds of CMD
 # (and its children, for the pipelines) into RAW.
@@ -147,15 +148,24 @@ base_restore() { # base_restore KEY DIR
 export -f base_save base_restore
 export WORK AWS ENDPOINT BUCKET
 
+save_berth() { measure save.berth "$1" "$BERTH" cache save -q --store "$STORE" "bench-$1" tree; }
+save_base() { measure save.base "$1" bash -c "base_save bench-$1"; }
+restore_berth() { measure restore.berth "$1" "$BERTH" cache restore -q --store "$STORE" "bench-$1" --dir "$WORK/out-berth"; }
+restore_base() { measure restore.base "$1" bash -c "base_restore bench-$1 $WORK/out-base"; }
 for rep in $(seq "$REPS"); do
 	say "run $rep of $REPS"
-	# A new key each run: a save of an existing key is a no-op.
-	measure save.berth "$rep" "$BERTH" cache save -q --store "$STORE" "bench-$rep" tree
-	measure save.base "$rep" bash -c "base_save bench-$rep"
+	# A new key each run: a save of an existing key is a no-op. The order
+	# alternates, so neither tool always runs first; sync (untimed) keeps
+	# one tool's writeback out of the other's time.
 	rm -rf "$WORK/out-berth" "$WORK/out-base"
 	sync
-	measure restore.berth "$rep" "$BERTH" cache restore -q --store "$STORE" "bench-$rep" --dir "$WORK/out-berth"
-	measure restore.base "$rep" bash -c "base_restore bench-$rep $WORK/out-base"
+	if ((rep % 2)); then
+		save_berth "$rep"; sync; save_base "$rep"; sync
+		restore_berth "$rep"; sync; restore_base "$rep"
+	else
+		save_base "$rep"; sync; save_berth "$rep"; sync
+		restore_base "$rep"; sync; restore_berth "$rep"
+	fi
 done
 diff -r "$WORK/tree" "$WORK/out-berth/tree" >/dev/null || die "berth's restored tree differs from the original"
 diff -r "$WORK/tree" "$WORK/out-base/tree" >/dev/null || die "the baseline's restored tree differs from the original"
