@@ -228,6 +228,10 @@ func (g *Globals) deployDataPlaneAWS(ctx context.Context, o dataplaneDeployOpts)
 			strings.ReplaceAll(arn, first.Region, "REGION"),
 			strings.ReplaceAll(first.Result.Outputs["ArtifactReadPolicyArn"], first.Region, "REGION"))
 	}
+	if arn := first.Result.Outputs["CacheWritePolicyArn"]; arn != "" {
+		fmt.Fprintf(g.Stdout, "for berth cache: %s (save), %s (restore)\n", strings.ReplaceAll(arn, first.Region, "REGION"),
+			strings.ReplaceAll(first.Result.Outputs["CacheReadPolicyArn"], first.Region, "REGION"))
+	}
 	return nil
 }
 
