@@ -31,7 +31,9 @@ import (
 //	   sets (OwnershipControls), ops may read what drift detection reads,
 //	   and sts:TagSession has its own trust statement
 //	3  the provisioner may create the artifact roles a hub assumes
-//	   (role/Q-hub-*, holding only berth's own policies), ops may read them
+//	   (role/Q-hub-*, holding only berth's own policies), ops may read them;
+//	   it may deploy the network stack (EC2, tag-scoped) and assume peering
+//	   accepter roles; ops may read the network
 const BootstrapVersion = 3
 
 // Format is the output format of a template.
@@ -52,6 +54,8 @@ type Params struct {
 	// the template adds artifact reader and writer roles that principal
 	// assumes with the external ID of the stack parameter HubExternalId.
 	HubPrincipal string
+	// CacheExpirationDays: data plane: cache entries expire after this many days (0: DefaultCacheExpirationDays).
+	CacheExpirationDays int
 
 	// Bootstrap only.
 	Administrator       bool   // provisioner gets AdministratorAccess (with a warning)
@@ -206,7 +210,8 @@ func templateParams(p Params, bucketRef, keyARN string) policy.Params {
 // DataPlane is the regional data plane: an artifact bucket (public access
 // blocked, SSE-KMS, versioned, TLS only, incomplete multipart uploads
 // aborted after one day), an SSM parameter holding its name, and the
-// artifact-read, artifact-write and configure managed policies.
+// artifact-read, artifact-write and configure managed policies; and the
+// cache bucket with its policies (addCache).
 func DataPlane(p Params) (*Result, error) {
 	p, err := p.check()
 	if err != nil {
@@ -305,6 +310,9 @@ func DataPlane(p Params) (*Result, error) {
 		if err := addHubRoles(t, p); err != nil {
 			return nil, fmt.Errorf("render data plane template: %w", err)
 		}
+	}
+	if err := addCache(t, p, kmsID, keyARN, qualifierTag); err != nil {
+		return nil, fmt.Errorf("render data plane template: %w", err)
 	}
 	t.Outputs["BucketName"] = cloudformation.Output{Value: cloudformation.Ref("ArtifactBucket")}
 	t.Outputs["BucketArn"] = cloudformation.Output{Value: cloudformation.GetAtt("ArtifactBucket", "Arn")}

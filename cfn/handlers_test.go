@@ -29,6 +29,8 @@ type propertyTable struct {
 		Always       []string            `json:"always"`
 		Properties   map[string][]string `json:"properties"`
 		Unattributed map[string]string   `json:"unattributed"`
+		// OpsNotGranted are read handler actions ops is not given.
+		OpsNotGranted map[string]string `json:"opsNotGranted"`
 	} `json:"types"`
 }
 
@@ -144,6 +146,15 @@ func TestHandlerPermissions(t *testing.T) {
 		for a := range pt.Unattributed {
 			classified[normAction(a)] = true
 		}
+		read := map[string]bool{}
+		for _, a := range h.Handlers["read"] {
+			read[normAction(a)] = true
+		}
+		for a := range pt.OpsNotGranted {
+			if !read[normAction(a)] {
+				t.Errorf("%s: opsNotGranted names %s, which the read handler does not list", typ, a)
+			}
+		}
 		for a := range classified {
 			if !listed[a] {
 				t.Errorf("%s: properties.json names %s, which no handler of the schema lists", typ, a)
@@ -159,8 +170,27 @@ func TestHandlerPermissions(t *testing.T) {
 	}
 
 	// Every resource type and property the templates set is classified.
+	type rendered struct {
+		name      string
+		resources map[string]templateResource
+	}
+	var all []rendered
 	for _, c := range cases {
-		for logical, r := range renderResources(t, c.kind, c.p) {
+		all = append(all, rendered{c.name, renderResources(t, c.kind, c.p)})
+	}
+	for _, c := range networkCases {
+		b, err := RenderNetworkKind(c.kind, c.np, c.ap, JSON)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tmpl struct{ Resources map[string]templateResource }
+		if err := json.Unmarshal(b, &tmpl); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, rendered{c.name, tmpl.Resources})
+	}
+	for _, c := range all {
+		for logical, r := range c.resources {
 			pt, ok := props.Types[r.Type]
 			if _, inSchemas := handlers.Types[r.Type]; !ok || !inSchemas {
 				t.Errorf("%s: %s is %s, which handlers.json or properties.json lacks (regenerate, see testdata/HANDLERS.md)", c.name, logical, r.Type)
@@ -186,7 +216,9 @@ func TestHandlerPermissions(t *testing.T) {
 	// Guard against a table that silently checks nothing.
 	for _, must := range []string{"provisioner s3:PutBucketOwnershipControls", "ops s3:GetBucketOwnershipControls",
 		"ops ssm:GetParameters", "ops ssm:ListTagsForResource", "ops kms:ListResourceTags", "provisioner kms:CreateKey",
-		"provisioner iam:CreateRole", "provisioner iam:AttachRolePolicy", "ops iam:ListAttachedRolePolicies"} {
+		"provisioner iam:CreateRole", "provisioner iam:AttachRolePolicy", "ops iam:ListAttachedRolePolicies",
+		"provisioner ec2:CreateVpc", "provisioner ec2:CreateSubnet", "provisioner ec2:CreateVpcPeeringConnection", "provisioner sts:AssumeRole",
+		"provisioner ec2:CreateTags", "provisioner ec2:DeleteTags", "provisioner ec2:ModifyVpcEndpointServicePermissions", "ops ec2:DescribeVpcAttribute"} {
 		if !checked[must] {
 			t.Errorf("%s was not checked", must)
 		}
@@ -222,7 +254,8 @@ func checkRoles(t *testing.T, handlers handlerTable, props propertyTable, p Para
 	keyPolicy := policy.MustParse(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + account + `:root"},"Action":"kms:*","Resource":"*"}]}`)
 
 	// request is the call a handler makes for action on the resource of typ.
-	request := func(typ, action, role string) (policy.Request, policy.Policies) {
+	iamTable := iamdata.MustLoad()
+	request := func(logical, typ, action, role, handler string) (policy.Request, policy.Policies) {
 		req := policy.Request{Action: action, Principal: "arn:aws:sts::" + account + ":assumed-role/" + qualifier + "-" + role + "/berth-ci",
 			Context: map[string][]string{}}
 		pol := policy.Policies{Identity: []*policy.Document{roles[role]}}
@@ -230,11 +263,18 @@ func checkRoles(t *testing.T, handlers handlerTable, props propertyTable, p Para
 		switch typ {
 		case "AWS::S3::Bucket", "AWS::S3::BucketPolicy":
 			req.Resource = "arn:aws:s3:::" + qualifier + "-" + account + "-" + region
+			if strings.HasPrefix(logical, "Cache") {
+				req.Resource = "arn:aws:s3:::" + qualifier + "-cache-" + account + "-" + region
+			}
 		case "AWS::SSM::Parameter":
 			req.Resource = "arn:aws:ssm:" + region + ":" + account + ":parameter" + paramPrefix + "/bucket"
 		case "AWS::IAM::ManagedPolicy":
 			req.Resource = "arn:aws:iam::" + account + ":policy/" + qualifier + "-artifact-read-" + region
 		case "AWS::IAM::Role":
+			if action == "sts:AssumeRole" { // PeerRoleArn
+				req.Resource = "arn:aws:iam::444455556666:role/" + PeeringAccepterRoleName(qualifier)
+				break
+			}
 			req.Resource = "arn:aws:iam::" + account + ":role/" + policy.HubRoleName(qualifier, "reader", region)
 			if action == "iam:AttachRolePolicy" || action == "iam:DetachRolePolicy" {
 				req.Context["iam:PolicyARN"] = []string{"arn:aws:iam::" + account + ":policy/" + qualifier + "-artifact-read-" + region}
@@ -254,12 +294,22 @@ func checkRoles(t *testing.T, handlers handlerTable, props propertyTable, p Para
 				req.Context["aws:TagKeys"] = []string{"team"} // a tag the template no longer sets
 			}
 		default:
-			t.Fatalf("no resource ARN for %s", typ)
+			if !strings.HasPrefix(typ, "AWS::EC2::") {
+				t.Fatalf("no resource ARN for %s", typ)
+			}
+			ec2Request(&req, iamTable, typ, action, handler, qualifier)
+			if action == "sts:AssumeRole" {
+				// PeerRoleArn: the accepter role in the peer account, whose
+				// trust (the peering-accepter template) decides too.
+				req.Resource = "arn:aws:iam::444455556666:role/" + PeeringAccepterRoleName(qualifier)
+				req.Context = map[string][]string{"aws:PrincipalArn": {"arn:aws:iam::" + account + ":role/" + qualifier + "-provisioner"}}
+				pol.Trust = accepterTrust(t, qualifier, account)
+			}
 		}
 		return req, pol
 	}
 	iam := iamdata.MustLoad()
-	check := func(role, what, typ, action string) {
+	check := func(role, what, handler, logical, typ, action string) {
 		// Some schemas list API operations, not IAM actions: S3 authorizes
 		// DeleteBucketEncryption as s3:PutEncryptionConfiguration.
 		if as, ok := props.AuthorizedAs[action]; ok {
@@ -270,7 +320,7 @@ func checkRoles(t *testing.T, handlers handlerTable, props propertyTable, p Para
 			t.Errorf("%s: %s is no IAM action: add it to authorizedAs in properties.json", what, action)
 			return
 		}
-		req, pol := request(typ, action, role)
+		req, pol := request(logical, typ, action, role, handler)
 		d, err := policy.Evaluate(req, pol)
 		if err != nil {
 			t.Errorf("%s: %s: %v", role, what, err)
@@ -282,6 +332,23 @@ func checkRoles(t *testing.T, handlers handlerTable, props propertyTable, p Para
 	}
 
 	resources := renderResources(t, "dataplane", p)
+	// The network stack is deployed by the same provisioner.
+	np := networkCases[1].np
+	np.Qualifier = p.Qualifier
+	for i := range np.Peers {
+		np.Peers[i].RoleARN = "arn:aws:iam::444455556666:role/" + PeeringAccepterRoleName(qualifier)
+	}
+	b, err := RenderNetworkKind("network", np, AccepterParams{}, JSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var network struct{ Resources map[string]templateResource }
+	if err := json.Unmarshal(b, &network); err != nil {
+		t.Fatal(err)
+	}
+	for l, r := range network.Resources {
+		resources["Network"+l] = r
+	}
 	var logicals []string
 	for l := range resources {
 		logicals = append(logicals, l)
@@ -303,15 +370,155 @@ func checkRoles(t *testing.T, handlers handlerTable, props propertyTable, p Para
 			for _, a := range h[hn] {
 				a = normAction(a)
 				if why, ok := need[a]; ok {
-					check("provisioner", hn+" "+logical+" ("+why+")", r.Type, a)
+					check("provisioner", hn+" "+logical+" ("+why+")", hn, logical, r.Type, a)
 					checked["provisioner "+a] = true
 				}
 			}
 		}
 		for _, a := range h["read"] {
+			if _, no := pt.OpsNotGranted[a]; no {
+				continue
+			}
 			a = normAction(a)
-			check("ops", "read "+logical, r.Type, a)
+			check("ops", "read "+logical, "read", logical, r.Type, a)
 			checked["ops "+a] = true
 		}
+	}
+}
+
+// ec2Request fills in the resource and context of an EC2 handler call as
+// IAM sees it: wildcard-only actions on "*"; a create on the resource it
+// creates, with the template's tags as request tags; anything else on an
+// existing network resource carrying the qualifier tag. Tagging during a
+// create carries ec2:CreateAction.
+func ec2Request(req *policy.Request, iam *iamdata.Table, typ, action, handler, qualifier string) {
+	a, ok := iam.Action(action)
+	if !ok || a.WildcardOnly() {
+		req.Resource = "*"
+		return
+	}
+	creates := map[string]string{"ec2:CreateVpc": "vpc", "ec2:CreateSubnet": "subnet", "ec2:CreateRouteTable": "route-table",
+		"ec2:CreateSecurityGroup": "security-group", "ec2:CreateVpcEndpoint": "vpc-endpoint",
+		"ec2:CreateVpcPeeringConnection": "vpc-peering-connection", "ec2:CreateVpcEndpointServiceConfiguration": "vpc-endpoint-service"}
+	arn := func(typ string) string {
+		return "arn:aws:ec2:eu-west-1:123456789012:" + typ + "/" + strings.ReplaceAll(typ, "-", "") + "-0123456789abcdef0"
+	}
+	requestTags := func() {
+		req.Context["aws:RequestTag/"+policy.QualifierTagKey] = []string{qualifier}
+		req.Context["aws:RequestTag/Name"] = []string{qualifier + "-x"}
+		req.Context["aws:TagKeys"] = []string{policy.QualifierTagKey, "Name"}
+	}
+	if typ, ok := creates[action]; ok {
+		req.Resource = arn(typ)
+		requestTags()
+		return
+	}
+	// The EC2 resource type of each network resource type.
+	ec2Type := map[string]string{"AWS::EC2::VPC": "vpc", "AWS::EC2::Subnet": "subnet", "AWS::EC2::RouteTable": "route-table",
+		"AWS::EC2::SecurityGroup": "security-group", "AWS::EC2::VPCEndpoint": "vpc-endpoint",
+		"AWS::EC2::VPCPeeringConnection": "vpc-peering-connection", "AWS::EC2::VPCEndpointService": "vpc-endpoint-service"}
+	switch {
+	case action == "ec2:CreateTags" && handler == "create":
+		// Tags a create handler sets are part of the create call.
+		for create, res := range creates {
+			if res == ec2Type[typ] {
+				req.Resource = arn(res)
+				req.Context["ec2:CreateAction"] = []string{strings.TrimPrefix(create, "ec2:")}
+				requestTags()
+				return
+			}
+		}
+		panic("no create action for " + typ)
+	case action == "ec2:CreateTags" || action == "ec2:DeleteTags":
+		req.Resource = arn(ec2Type[typ])
+	default:
+		// The first required resource type of the action (iamdata marks them "*").
+		for _, rt := range a.ResourceTypes {
+			if strings.HasSuffix(rt, "*") {
+				req.Resource = arn(strings.TrimSuffix(rt, "*"))
+				break
+			}
+		}
+	}
+	req.Context["aws:ResourceTag/"+policy.QualifierTagKey] = []string{qualifier}
+	switch action {
+	case "ec2:CreateTags":
+		requestTags()
+	case "ec2:DeleteTags":
+		req.Context["aws:TagKeys"] = []string{"team"} // a tag the template no longer sets
+	}
+}
+
+// accepterTrust is the trust policy of the peering-accepter template for
+// the data plane account, substituted as IAM would hold it.
+func accepterTrust(t *testing.T, qualifier, dataPlaneAccount string) *policy.Document {
+	t.Helper()
+	b, err := RenderNetworkKind("peering-accepter", NetworkParams{}, AccepterParams{Qualifier: qualifier, DataPlaneAccount: dataPlaneAccount,
+		VPCID: "vpc-0a1b2c3d", DataPlaneCIDR: "10.40.0.0/16"}, JSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tmpl struct{ Resources map[string]templateResource }
+	if err := json.Unmarshal(b, &tmpl); err != nil {
+		t.Fatal(err)
+	}
+	r := strings.NewReplacer("${AWS::Partition}", "aws", "${AWS::AccountId}", "444455556666", "${AWS::Region}", "eu-west-1")
+	doc := resolveSub(tmpl.Resources["AccepterRole"].Properties["AssumeRolePolicyDocument"], r)
+	js, _ := json.Marshal(doc)
+	d, err := policy.Parse(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestProvisionerEC2Exact: every EC2 (and sts, cloudwatch) action the
+// bootstrap roles grant is one a handler of the network template's
+// resource types calls, and ops gets none that writes: nothing broader than
+// the schemas ask for. The linter passes the roles (TestTemplates), and
+// TestHandlerPermissions has the simulator allow what is needed.
+func TestProvisionerEC2Exact(t *testing.T) {
+	var handlers handlerTable
+	var props propertyTable
+	readJSON(t, "handlers.json", &handlers)
+	readJSON(t, "properties.json", &props)
+	listed := map[string]bool{}
+	for typ, h := range handlers.Types {
+		if !strings.HasPrefix(typ, "AWS::EC2::") {
+			continue
+		}
+		for _, acts := range h.Handlers {
+			for _, a := range acts {
+				a = normAction(a)
+				if as, ok := props.AuthorizedAs[a]; ok {
+					a = as
+				}
+				listed[a] = true
+			}
+		}
+	}
+	subst := strings.NewReplacer("${AWS::Partition}", "aws", "${AWS::AccountId}", "123456789012", "${AWS::Region}", "eu-west-1",
+		"${TrustPrincipal}", "arn:aws:iam::210987654321:role/vendor", "${ExternalId}", "ext-1")
+	boot := renderResources(t, "bootstrap", Params{})
+	n := 0
+	for _, role := range []string{"ProvisionerRole", "OpsRole"} {
+		for _, s := range rolePolicy(t, boot, role, subst).Statement {
+			for _, a := range s.Action {
+				svc, name, _ := strings.Cut(a, ":")
+				if svc != "ec2" && svc != "cloudwatch" && a != "sts:AssumeRole" {
+					continue
+				}
+				n++
+				if !listed[a] {
+					t.Errorf("%s grants %s, which no EC2 handler calls", role, a)
+				}
+				if role == "OpsRole" && !strings.HasPrefix(name, "Describe") && !strings.HasPrefix(name, "List") {
+					t.Errorf("ops grants %s, which is no read", a)
+				}
+			}
+		}
+	}
+	if n < 40 {
+		t.Errorf("only %d EC2 actions found", n)
 	}
 }

@@ -203,6 +203,8 @@ type DeployInput struct {
 	// HubPrincipal and HubExternalID, both or neither: the stack adds the
 	// artifact roles a berth hub assumes (cfn.Params.HubPrincipal).
 	HubPrincipal, HubExternalID string
+	// CacheExpirationDays: cache entries expire after this many days (0: the template's default).
+	CacheExpirationDays int
 }
 
 // RegionDeploy is one region's part of a deploy.
@@ -230,7 +232,7 @@ func (a *AWS) PlanDeploy(ctx context.Context, in DeployInput) (*AWSDeploy, error
 		if err != nil {
 			return nil, err
 		}
-		body, _, err := cfn.RenderKind("dataplane", cfn.Params{Qualifier: a.Target.Qualifier, Prefix: prefix, KMSKeyARN: key, HubPrincipal: in.HubPrincipal}, cfn.JSON)
+		body, _, err := cfn.RenderKind("dataplane", cfn.Params{Qualifier: a.Target.Qualifier, Prefix: prefix, KMSKeyARN: key, HubPrincipal: in.HubPrincipal, CacheExpirationDays: in.CacheExpirationDays}, cfn.JSON)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", err, errkind.Invalid)
 		}
@@ -304,6 +306,7 @@ type Bucket struct {
 	Region string
 	Name   string
 	KeyARN string
+	Cache  string // the cache bucket; empty for a stack from before cache buckets
 }
 
 // Buckets reads the deployed buckets from the stacks' outputs, in region
@@ -318,7 +321,7 @@ func (p *AWSDeploy) Buckets() ([]Bucket, error) {
 		if name == "" {
 			return nil, fmt.Errorf("deploy stack %s in %s: the stack has no BucketName output; is it berth's data plane stack?", r.stack.Name, r.Region)
 		}
-		out = append(out, Bucket{Region: r.Region, Name: name, KeyARN: r.Result.Outputs["KeyArn"]})
+		out = append(out, Bucket{Region: r.Region, Name: name, KeyARN: r.Result.Outputs["KeyArn"], Cache: r.Result.Outputs["CacheBucketName"]})
 	}
 	return out, nil
 }

@@ -60,6 +60,14 @@ type S3CompatInput struct {
 	Identities bool
 	Qualifier  string // names of identities and policies; default "berth"
 
+	// CacheBucket, when set, is created in every region for `berth cache`:
+	// no versioning, entries expiring after CacheExpirationDays (default
+	// 14) and incomplete uploads aborted after a day where the service
+	// supports lifecycle rules; identities also get cache-write (writer)
+	// and cache-read (reader) on it.
+	CacheBucket         string
+	CacheExpirationDays int
+
 	// RotateCredentials gives identities that exist already a new secret
 	// (the old one stops working): for a secret that was never shown or
 	// was lost.
@@ -156,13 +164,24 @@ func (in *S3CompatInput) identities() []struct {
 	kind               policy.Kind
 } {
 	q := in.qualifier()
-	return []struct {
+	ids := []struct {
 		role, user, policy string
 		kind               policy.Kind
 	}{
 		{"writer", q + "-writer", q + "-artifact-write", policy.KindArtifactWrite},
 		{"reader", q + "-reader", q + "-artifact-read", policy.KindArtifactRead},
 	}
+	if in.CacheBucket != "" {
+		// The same users, with a second policy each (see cacheIdentity).
+		ids = append(ids, []struct {
+			role, user, policy string
+			kind               policy.Kind
+		}{
+			{"writer", q + "-writer", q + "-cache-write", policy.KindCacheWrite},
+			{"reader", q + "-reader", q + "-cache-read", policy.KindCacheRead},
+		}...)
+	}
+	return ids
 }
 
 // PlanS3Compat inspects every endpoint and lists what is missing. It
@@ -180,9 +199,18 @@ func PlanS3Compat(ctx context.Context, in S3CompatInput) (*S3CompatPlan, error) 
 	if in.Identities && in.KeepCredentials == nil {
 		return nil, fmt.Errorf("identities need KeepCredentials, or their secrets could be lost: %w", ErrInvalid)
 	}
+	if err := in.checkCache(); err != nil {
+		return nil, err
+	}
 	p := &S3CompatPlan{Bucket: in.Bucket, in: in}
 	for _, t := range in.Targets {
 		if err := p.planBucket(ctx, t); err != nil {
+			return nil, fmt.Errorf("inspect %s (%s): %w", t.Name, t.URL, err)
+		}
+		if in.CacheBucket == "" {
+			continue
+		}
+		if err := p.planCacheBucket(ctx, t); err != nil {
 			return nil, fmt.Errorf("inspect %s (%s): %w", t.Name, t.URL, err)
 		}
 	}
@@ -300,7 +328,11 @@ func (p *S3CompatPlan) planIdentities(ctx context.Context) error {
 		}
 	}
 	for _, id := range in.identities() {
-		doc, err := policy.Render(id.kind, policy.Params{Bucket: in.Bucket, Prefix: in.Prefix, Partition: "aws"})
+		bucket := in.Bucket
+		if cacheIdentity(id.kind) {
+			bucket = in.CacheBucket
+		}
+		doc, err := policy.Render(id.kind, policy.Params{Bucket: bucket, Prefix: in.Prefix, Partition: "aws"})
 		if err != nil {
 			return fmt.Errorf("render %s policy: %w", id.kind, err)
 		}
@@ -328,7 +360,9 @@ func (p *S3CompatPlan) planIdentities(ctx context.Context) error {
 				id.user, strings.Join(existsIn, ","), strings.Join(missingIn, ","), ErrInvalid)
 		}
 		var creds *Credentials
-		if len(missingIn) > 0 || (len(existsIn) > 0 && in.RotateCredentials) {
+		// A cache entry's user is the artifact entry's, created (and given
+		// its secret) there; the cache entry only adds a policy.
+		if !cacheIdentity(id.kind) && (len(missingIn) > 0 || (len(existsIn) > 0 && in.RotateCredentials)) {
 			creds = &Credentials{Role: id.role, AccessKeyID: id.user, SecretAccessKey: randomSecret()}
 			p.Users = append(p.Users, id.role+"="+id.user)
 		}

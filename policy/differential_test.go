@@ -196,6 +196,29 @@ func tableCases(t *testing.T) []diffCase {
 	add(KindArtifactWrite, write, ImplicitDeny, "overwrite bucket parameter", "ssm:PutParameter", param("/berth/bucket"), nil)
 	add(KindArtifactWrite, write, ImplicitDeny, "delete bucket", "s3:DeleteBucket", bucket, nil)
 
+	// The cache kinds with the same parameters: Bucket is the cache bucket.
+	cr := id(KindCacheRead)
+	add(KindCacheRead, cr, Allowed, "read entry", "s3:GetObject", obj("releases/keys/go-abc.json"), nil)
+	add(KindCacheRead, cr, Allowed, "read archive", "s3:GetObject", obj("releases/data/go-abc/0a1b.tar.zst"), nil)
+	add(KindCacheRead, cr, Allowed, "list restore prefix", "s3:ListBucket", bucket, ctx("s3:prefix", "releases/keys/go-"))
+	add(KindCacheRead, cr, Allowed, "decrypt via s3", "kms:Decrypt", key, viaS3)
+	add(KindCacheRead, cr, ImplicitDeny, "save archive", "s3:PutObject", obj("releases/data/go-abc/0a1b.tar.zst"), nil)
+	add(KindCacheRead, cr, ImplicitDeny, "read artifacts", "s3:GetObject", obj("releases/app/1.0.0/manifest.json"), nil)
+	add(KindCacheRead, cr, ImplicitDeny, "list whole bucket", "s3:ListBucket", bucket, nil)
+	add(KindCacheRead, cr, ImplicitDeny, "list artifacts", "s3:ListBucket", bucket, ctx("s3:prefix", "releases/app/"))
+	add(KindCacheRead, cr, ImplicitDeny, "data key", "kms:GenerateDataKey", key, viaS3)
+	cw := id(KindCacheWrite)
+	add(KindCacheWrite, cw, Allowed, "save archive", "s3:PutObject", obj("releases/data/go-abc/0a1b.tar.zst"), nil)
+	add(KindCacheWrite, cw, Allowed, "abort archive upload", "s3:AbortMultipartUpload", obj("releases/data/go-abc/0a1b.tar.zst"), nil)
+	add(KindCacheWrite, cw, Allowed, "commit entry", "s3:PutObject", obj("releases/keys/go-abc.json"), nil)
+	add(KindCacheWrite, cw, Allowed, "check entry", "s3:GetObject", obj("releases/keys/go-abc.json"), nil)
+	add(KindCacheWrite, cw, Allowed, "data key", "kms:GenerateDataKey", key, viaS3)
+	add(KindCacheWrite, cw, ImplicitDeny, "delete lost archive", "s3:DeleteObject", obj("releases/data/go-abc/0a1b.tar.zst"), nil)
+	add(KindCacheWrite, cw, ImplicitDeny, "put other name under keys", "s3:PutObject", obj("releases/keys/notes.txt"), nil)
+	add(KindCacheWrite, cw, ImplicitDeny, "put outside the layout", "s3:PutObject", obj("releases/app/1.0.0/manifest.json"), nil)
+	add(KindCacheWrite, cw, ImplicitDeny, "other bucket", "s3:PutObject", "arn:aws:s3:::other-bucket/releases/data/x", nil)
+	add(KindCacheWrite, cw, ImplicitDeny, "data key outside s3", "kms:GenerateDataKey", key, nil)
+
 	conf := id(KindConfigure)
 	add(KindConfigure, conf, Allowed, "set bucket parameter", "ssm:PutParameter", param("/berth/bucket"), nil)
 	add(KindConfigure, conf, Allowed, "get bucket parameter", "ssm:GetParameter", param("/berth/bucket"), nil)
@@ -230,12 +253,47 @@ func tableCases(t *testing.T) []diffCase {
 	add(KindProvisioner, pp, Allowed, "bucket parameter", "ssm:PutParameter", "arn:aws:ssm:eu-west-1:123456789012:parameter/berth/bucket", nil)
 	add(KindProvisioner, pp, ImplicitDeny, "latest parameter", "ssm:PutParameter", "arn:aws:ssm:eu-west-1:123456789012:parameter/berth/app/latest", nil)
 
+	// The network stack's EC2 permissions: scoped by the qualifier tag.
+	ec2 := func(res string) string { return "arn:aws:ec2:eu-west-1:123456789012:" + res }
+	reqTag := func(q string) map[string][]string {
+		return ctx("aws:RequestTag/berth:qualifier", q, "aws:TagKeys", "berth:qualifier", "aws:TagKeys", "Name")
+	}
+	resTag := func(q string) map[string][]string { return ctx("aws:ResourceTag/berth:qualifier", q) }
+	add(KindProvisioner, pp, Allowed, "create tagged vpc", "ec2:CreateVpc", ec2("vpc/vpc-0123456789abcdef0"), reqTag("berth"))
+	add(KindProvisioner, pp, ImplicitDeny, "create untagged vpc", "ec2:CreateVpc", ec2("vpc/vpc-0123456789abcdef0"), nil)
+	add(KindProvisioner, pp, ImplicitDeny, "create vpc of another qualifier", "ec2:CreateVpc", ec2("vpc/vpc-0123456789abcdef0"), reqTag("prod"))
+	add(KindProvisioner, pp, Allowed, "create subnet (the subnet)", "ec2:CreateSubnet", ec2("subnet/subnet-0123456789abcdef0"), reqTag("berth"))
+	add(KindProvisioner, pp, Allowed, "create subnet in a tagged vpc", "ec2:CreateSubnet", ec2("vpc/vpc-0123456789abcdef0"), resTag("berth"))
+	add(KindProvisioner, pp, ImplicitDeny, "create subnet in another vpc", "ec2:CreateSubnet", ec2("vpc/vpc-0fedcba987654321f"), reqTag("berth"))
+	add(KindProvisioner, pp, ImplicitDeny, "create endpoint in another subnet", "ec2:CreateVpcEndpoint", ec2("subnet/subnet-0fedcba987654321f"), reqTag("berth"))
+	add(KindProvisioner, pp, Allowed, "add a route to a tagged table", "ec2:CreateRoute", ec2("route-table/rtb-0123456789abcdef0"), resTag("berth"))
+	add(KindProvisioner, pp, ImplicitDeny, "add a route to another table", "ec2:CreateRoute", ec2("route-table/rtb-0fedcba987654321f"), nil)
+	add(KindProvisioner, pp, Allowed, "delete a tagged vpc", "ec2:DeleteVpc", ec2("vpc/vpc-0123456789abcdef0"), resTag("berth"))
+	add(KindProvisioner, pp, ImplicitDeny, "delete another vpc", "ec2:DeleteVpc", ec2("vpc/vpc-0fedcba987654321f"), resTag("prod"))
+	add(KindProvisioner, pp, Allowed, "tag on create", "ec2:CreateTags", ec2("subnet/subnet-0123456789abcdef0"), ctx("ec2:CreateAction", "CreateSubnet"))
+	add(KindProvisioner, pp, ImplicitDeny, "tag another resource", "ec2:CreateTags", ec2("subnet/subnet-0fedcba987654321f"), ctx("aws:RequestTag/berth:qualifier", "berth"))
+	add(KindProvisioner, pp, ImplicitDeny, "retag to another qualifier", "ec2:CreateTags", ec2("subnet/subnet-0123456789abcdef0"),
+		ctx("aws:ResourceTag/berth:qualifier", "berth", "aws:RequestTag/berth:qualifier", "prod", "aws:TagKeys", "berth:qualifier"))
+	add(KindProvisioner, pp, ImplicitDeny, "remove the qualifier tag", "ec2:DeleteTags", ec2("vpc/vpc-0123456789abcdef0"),
+		ctx("aws:ResourceTag/berth:qualifier", "berth", "aws:TagKeys", "berth:qualifier"))
+	add(KindProvisioner, pp, Allowed, "remove another tag", "ec2:DeleteTags", ec2("vpc/vpc-0123456789abcdef0"),
+		ctx("aws:ResourceTag/berth:qualifier", "berth", "aws:TagKeys", "team"))
+	add(KindProvisioner, pp, ImplicitDeny, "run instances", "ec2:RunInstances", ec2("instance/i-0123456789abcdef0"), reqTag("berth"))
+	add(KindProvisioner, pp, ImplicitDeny, "accept a peering", "ec2:AcceptVpcPeeringConnection", ec2("vpc-peering-connection/pcx-0123456789abcdef0"), resTag("berth"))
+	add(KindProvisioner, pp, Allowed, "describe vpcs", "ec2:DescribeVpcs", "*", nil)
+	add(KindProvisioner, pp, Allowed, "assume a peering accepter", "sts:AssumeRole", "arn:aws:iam::444455556666:role/berth-peering-accepter", nil)
+	add(KindProvisioner, pp, ImplicitDeny, "assume another role", "sts:AssumeRole", "arn:aws:iam::444455556666:role/admin", nil)
+
 	ops := render(KindOps).Role
 	op := Policies{Identity: []*Document{ops.Policy}}
 	add(KindOps, op, Allowed, "describe stack", "cloudformation:DescribeStacks", stack, nil)
 	add(KindOps, op, ImplicitDeny, "change stack", "cloudformation:ExecuteChangeSet", stack, nil)
 	add(KindOps, op, Allowed, "read bucket policy", "s3:GetBucketPolicy", "arn:aws:s3:::berth-123456789012-eu-west-1", nil)
 	add(KindOps, op, ImplicitDeny, "write bucket policy", "s3:PutBucketPolicy", "arn:aws:s3:::berth-123456789012-eu-west-1", nil)
+	add(KindOps, op, Allowed, "describe vpcs", "ec2:DescribeVpcs", "*", nil)
+	add(KindOps, op, Allowed, "read a tagged vpc's attributes", "ec2:DescribeVpcAttribute", ec2("vpc/vpc-0123456789abcdef0"), resTag("berth"))
+	add(KindOps, op, ImplicitDeny, "create vpc", "ec2:CreateVpc", ec2("vpc/vpc-0123456789abcdef0"), reqTag("berth"))
+	add(KindOps, op, ImplicitDeny, "modify a tagged vpc", "ec2:ModifyVpcAttribute", ec2("vpc/vpc-0123456789abcdef0"), resTag("berth"))
 
 	// Policy variables are literal in a 2008-10-17 policy.
 	v2008 := Policies{Identity: []*Document{MustParse(`{"Version":"2008-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::acme-artifacts/${aws:username}/*"}]}`)}}

@@ -22,7 +22,8 @@ const (
 )
 
 // Kinds lists every kind in the order the CLI documents them.
-var Kinds = []Kind{KindArtifactRead, KindArtifactWrite, KindConfigure, KindBackend, KindProvisioner, KindOps}
+var Kinds = []Kind{KindArtifactRead, KindArtifactWrite, KindConfigure, KindBackend, KindProvisioner, KindOps,
+	KindCacheRead, KindCacheWrite}
 
 // Role is a rendered IAM role: what AWS::IAM::Role needs.
 type Role struct {
@@ -62,6 +63,8 @@ var ErrUnknownKind = errors.New("unknown policy kind")
 //	artifact-write  ssm:PutParameter                PARAMPREFIX/*/latest                   move the SSM latest pointer
 //	artifact-write  kms:GenerateDataKey             the key, via S3 only                   write SSE-KMS objects (with kms:Decrypt for multipart)
 //	configure       ssm:GetParameter, PutParameter  PARAMPREFIX/bucket                     read and set the bucket-name configuration parameter
+//	cache-read      see cachePolicy
+//	cache-write     see cachePolicy
 //	backend         see backendPolicy
 //	provisioner     see provisionerPolicy
 //	ops             see opsPolicy
@@ -95,6 +98,8 @@ func render(kind Kind, p Params) (*Result, error) {
 		r.Policy, err = artifactPolicy(p, true)
 	case KindConfigure:
 		r.Policy, err = configurePolicy(p)
+	case KindCacheRead, KindCacheWrite:
+		r.Policy, err = cachePolicy(p, kind == KindCacheWrite)
 	case KindBackend:
 		r.Policy, err = backendPolicy(p)
 	case KindProvisioner, KindOps:
@@ -423,11 +428,12 @@ func tagged(s Statement, q string) Statement {
 //	  RemoveTagsFromResource, ListTagsForResource    PARAMPREFIX/bucket   the bucket-name parameter
 //	ssm:GetParameter                                 /berth-bootstrap/Q/version   refuse an older bootstrap
 //	iam:Create/Delete/GetPolicy, Create/Delete/Get/ListPolicyVersion(s),
-//	  TagPolicy, UntagPolicy                         policy/Q-*    the three artifact managed policies
+//	  TagPolicy, UntagPolicy                         policy/Q-*    the artifact and cache managed policies
 //	iam:Create/Delete/Get/UpdateRole, UpdateRoleDescription, UpdateAssumeRolePolicy,
 //	  Tag/UntagRole, GetRolePolicy, List(Attached)RolePolicies   role/Q-hub-*   the artifact roles a hub assumes
 //	iam:Attach/DetachRolePolicy                      role/Q-hub-*, only policies policy/Q-*
 //	  (so the roles can hold nothing but berth's own artifact policies)
+//	EC2 for the network stack, sts:AssumeRole of peering accepters: see networkStatements
 func provisionerPolicy(p Params) *Document {
 	n, q := p.bootstrapNames(), p.qualifier()
 	d := doc(
@@ -452,6 +458,7 @@ func provisionerPolicy(p Params) *Document {
 			"iam:UpdateRole", "iam:UpdateRoleDescription"}, n.hubRoleARN),
 		attachOwnPolicies(allow("DataPlaneHubRolePolicies", []string{"iam:AttachRolePolicy", "iam:DetachRolePolicy"}, n.hubRoleARN), n.policyARN),
 	)
+	d.Statement = append(d.Statement, networkStatements(p)...) // see network.go
 	if p.KMSKeyARN == "" {
 		create := allow("CreateDataPlaneKeys", []string{"kms:CreateKey"}, "*")
 		create.Condition = Condition{"StringEquals": {"aws:RequestTag/" + QualifierTagKey: {q}}}
@@ -515,7 +522,7 @@ var opsBucketReads = []string{"s3:GetAccelerateConfiguration", "s3:GetAnalyticsC
 // cfn's TestHandlerPermissions checks both roles against it.
 func opsPolicy(p Params) *Document {
 	n, q := p.bootstrapNames(), p.qualifier()
-	return doc(
+	d := doc(
 		allow("InspectDataPlaneStacks", []string{"cloudformation:DescribeStackEvents", "cloudformation:DescribeStackResourceDrifts",
 			"cloudformation:DescribeStackResources", "cloudformation:DescribeStacks", "cloudformation:DetectStackDrift",
 			"cloudformation:GetTemplate", "cloudformation:ListStackResources"}, n.stackARN),
@@ -528,4 +535,6 @@ func opsPolicy(p Params) *Document {
 		tagged(allow("InspectDataPlaneKeys", []string{"kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus",
 			"kms:ListResourceTags"}, n.keyARN), q),
 	)
+	d.Statement = append(d.Statement, opsNetworkStatements(p)...) // see network.go
+	return d
 }

@@ -31,12 +31,16 @@ policies, deployed as the CloudFormation stack QUALIFIER-dataplane in each regio
 through the roles of the bootstrap stack (see "berth bootstrap deploy").
 
 On an S3-compatible service without CloudFormation, deploy --endpoint creates the
-buckets (and, on MinIO, writer and reader identities) directly.`,
+buckets (and, on MinIO, writer and reader identities) directly.
+
+"berth dataplane network" deploys the data plane's VPC and its links (S3 gateway
+endpoint, VPC peering, PrivateLink) as the stack QUALIFIER-dataplane-network.`,
 		Example: `  berth dataplane deploy --account 111122223333 --external-id 7d1f --regions eu-west-1,us-east-1
   berth dataplane status --account 111122223333 --external-id 7d1f --regions eu-west-1,us-east-1
   berth dataplane deploy --endpoint eu=https://s3.eu.example.com --bucket releases --yes`,
 	}
 	cmd.AddCommand(newDataplaneDeployCommand(g), newDataplaneStatusCommand(g), newDataplaneDriftCommand(g), newDataplaneDestroyCommand(g))
+	cmd.AddCommand(newDataplaneNetworkCommand(g))
 	cmd.AddCommand(newDataplaneQuotasCommand(g))
 	return cmd
 }
@@ -49,6 +53,8 @@ type dataplaneDeployOpts struct {
 	rotate       bool
 	credsDir     string
 	yes          bool
+	cacheBucket  string // --endpoint: the cache bucket
+	cacheDays    int
 
 	// AWS (CloudFormation) deploys.
 	target          awsTarget
@@ -102,8 +108,8 @@ at the prompt.`,
 				return g.deployS3Compat(cmd.Context(), o)
 			case !aws:
 				return usageErr(errors.New("give --account, --external-id and --regions to deploy to AWS, or --endpoint NAME=URL for each region of an S3-compatible service"))
-			case cmd.Flags().Changed("bucket") || o.noIdentities || o.rotate || o.credsDir != "":
-				return usageErr(errors.New("--bucket, --no-identities, --rotate-credentials and --credentials-dir are for --endpoint; on AWS the stack names the bucket QUALIFIER-ACCOUNT-REGION"))
+			case cmd.Flags().Changed("bucket") || o.noIdentities || o.rotate || o.credsDir != "" || o.cacheBucket != "":
+				return usageErr(errors.New("--bucket, --cache-bucket, --no-identities, --rotate-credentials and --credentials-dir are for --endpoint; on AWS the stack names the buckets QUALIFIER-ACCOUNT-REGION and QUALIFIER-cache-ACCOUNT-REGION"))
 			}
 			return g.deployDataPlaneAWS(cmd.Context(), o)
 		},
@@ -119,6 +125,8 @@ at the prompt.`,
 	fl.StringVar(&o.kmsKey, "kms-key", "", "AWS: encrypt the buckets with this KMS key instead of one created per region")
 	fl.StringVar(&o.bootstrapRegion, "bootstrap-region", "", "AWS: region of the bootstrap stack, whose version is checked (default: the first of --regions)")
 	fl.BoolVar(&o.yes, "yes", false, "apply without asking")
+	fl.StringVar(&o.cacheBucket, "cache-bucket", "", "--endpoint: also create this cache bucket in every region (for berth cache; no versioning, entries expire)")
+	fl.IntVar(&o.cacheDays, "cache-days", 0, "days after which cache entries expire (default 14)")
 	return cmd
 }
 
@@ -148,7 +156,8 @@ func (g *Globals) deployS3Compat(ctx context.Context, o dataplaneDeployOpts) err
 			}
 		}
 		targets = append(targets, t)
-		regions = append(regions, config.Region{Name: ep.Name, Store: fmt.Sprintf("s3://%s?region=%s&endpoint=%s", o.bucket, ep.Name, ep.URL)})
+		regions = append(regions, config.Region{Name: ep.Name, Store: fmt.Sprintf("s3://%s?region=%s&endpoint=%s", o.bucket, ep.Name, ep.URL),
+			Cache: cacheURL(o.cacheBucket, ep.Name+"&endpoint="+ep.URL)})
 	}
 	credsDir := o.credsDir
 	if credsDir == "" {
@@ -166,7 +175,8 @@ func (g *Globals) deployS3Compat(ctx context.Context, o dataplaneDeployOpts) err
 		return nil
 	}
 	in := dataplane.S3CompatInput{Targets: targets, Bucket: o.bucket, Prefix: strings.Trim(o.prefix, "/"), Identities: !o.noIdentities,
-		Qualifier: o.target.qualifier, RotateCredentials: o.rotate, KeepCredentials: keep}
+		Qualifier: o.target.qualifier, RotateCredentials: o.rotate, KeepCredentials: keep,
+		CacheBucket: o.cacheBucket, CacheExpirationDays: o.cacheDays}
 	plan, err := dataplane.PlanS3Compat(ctx, in)
 	if err != nil {
 		if errors.Is(err, dataplane.ErrInvalid) {
@@ -213,6 +223,15 @@ func (g *Globals) deployS3Compat(ctx context.Context, o dataplaneDeployOpts) err
 		fmt.Fprintf(g.Stdout, "also saved in %s (0600); delete the files once the secrets are stored elsewhere\n", strings.Join(files, ", "))
 	}
 	return nil
+}
+
+// cacheURL is a region's cache store: "" (the artifact store's _cache/)
+// without a cache bucket.
+func cacheURL(bucket, query string) string {
+	if bucket == "" {
+		return ""
+	}
+	return fmt.Sprintf("s3://%s?region=%s", bucket, query)
 }
 
 // defaultCredentialsDir is $XDG_CONFIG_HOME/berth/credentials: in the

@@ -148,7 +148,7 @@ func (g *Globals) deployDataPlaneAWS(ctx context.Context, o dataplaneDeployOpts)
 	if warning != "" {
 		g.info("berth: warning: %s", warning)
 	}
-	plan, err := a.PlanDeploy(ctx, dataplane.DeployInput{Prefix: o.prefix, KMSKey: o.kmsKey})
+	plan, err := a.PlanDeploy(ctx, dataplane.DeployInput{Prefix: o.prefix, KMSKey: o.kmsKey, CacheExpirationDays: o.cacheDays})
 	if err != nil {
 		return err
 	}
@@ -195,7 +195,7 @@ func (g *Globals) deployDataPlaneAWS(ctx context.Context, o dataplaneDeployOpts)
 	// without listing.
 	c := &config.Config{Prefix: strings.Trim(o.prefix, "/"), Pointers: "ssm:/" + target.Qualifier}
 	for _, b := range buckets {
-		c.Regions = append(c.Regions, config.Region{Name: b.Region, Store: fmt.Sprintf("s3://%s?region=%s", b.Name, b.Region)})
+		c.Regions = append(c.Regions, config.Region{Name: b.Region, Store: fmt.Sprintf("s3://%s?region=%s", b.Name, b.Region), Cache: cacheURL(b.Cache, b.Region)})
 	}
 	cfgPath := g.ConfigPath
 	if cfgPath == "" {
@@ -227,6 +227,10 @@ func (g *Globals) deployDataPlaneAWS(ctx context.Context, o dataplaneDeployOpts)
 		fmt.Fprintf(g.Stdout, "\nattach per region: %s for CI (stage), %s for deploy jobs (download)\n",
 			strings.ReplaceAll(arn, first.Region, "REGION"),
 			strings.ReplaceAll(first.Result.Outputs["ArtifactReadPolicyArn"], first.Region, "REGION"))
+	}
+	if arn := first.Result.Outputs["CacheWritePolicyArn"]; arn != "" {
+		fmt.Fprintf(g.Stdout, "for berth cache: %s (save), %s (restore)\n", strings.ReplaceAll(arn, first.Region, "REGION"),
+			strings.ReplaceAll(first.Result.Outputs["CacheReadPolicyArn"], first.Region, "REGION"))
 	}
 	return nil
 }

@@ -58,6 +58,8 @@ func newPolicyRenderCommand(g *Globals) *cobra.Command {
   artifact-write  stage artifacts (CI): reads, plus writes of data, manifests and pointers;
                   no DeleteObject
   configure       read and change the bucket-name parameter
+  cache-read      berth cache restore: read entries and archives in the cache bucket (--bucket)
+  cache-write     berth cache save: cache-read, plus create-only puts of entries and archives
   backend         a bucket-scoped tool backend (S3, logs, secrets, tag-conditioned EC2,
                   IAM names derived from the bucket)
   provisioner     the bootstrap role that deploys berth's data plane stack (a role
@@ -349,26 +351,39 @@ func newTemplateCommand(g *Globals) *cobra.Command {
 	}
 	var p cfn.Params
 	var format, out string
+	var nf networkFlags
+	var af accepterFlags
 	render := &cobra.Command{
-		Use:   "render dataplane|bootstrap [flags] [--format yaml|json] [-o FILE]",
+		Use:   "render dataplane|bootstrap|network|peering-accepter [flags] [--format yaml|json] [-o FILE]",
 		Short: "Print a CloudFormation template",
 		Long: `render prints one of berth's CloudFormation templates:
 
   dataplane  one region's data plane: a bucket with public access blocked, SSE-KMS
              with a new or given key, versioning, a TLS-only bucket policy, lifecycle
              rules, the bucket-name parameter, the artifact-read, artifact-write and
-             configure managed policies, and outputs
+             configure managed policies, a cache bucket (no versioning, entries
+             expire after --cache-days, default 14) with cache-read and cache-write
+             policies, and outputs
   bootstrap  the account bootstrap: provisioner and ops roles trusted by one
              principal with an external ID (stack parameters), an optional
              permissions boundary, and a version parameter and output
+  network    the data plane VPC (--cidr, --azs, or --file): subnets across AZs, an S3
+             gateway endpoint, peering requester side, PrivateLink (see "berth
+             dataplane network")
+  peering-accepter  for the peer's account: a role only the data plane account's
+             provisioner may assume to accept peerings of --vpc, and routes to
+             --dataplane-cidr on each --route-table once PeeringConnectionId is set
 
 Names derive from --qualifier, with IAM and S3 length checks.`,
 		Example:   "  berth template render dataplane --qualifier berth --prefix releases --format yaml\n  berth template render bootstrap --qualifier acme -o bootstrap.json --format json",
-		Args:      args(1, "dataplane or bootstrap"),
-		ValidArgs: []string{"dataplane", "bootstrap"},
+		Args:      args(1, "dataplane, bootstrap, network or peering-accepter"),
+		ValidArgs: []string{"dataplane", "bootstrap", "network", "peering-accepter"},
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if format != "yaml" && format != "json" {
 				return usageErr(fmt.Errorf("--format %q: use yaml or json", format))
+			}
+			if a[0] == "network" || a[0] == "peering-accepter" {
+				return g.renderNetworkTemplate(a[0], p.Qualifier, &nf, &af, cfn.Format(format), out)
 			}
 			data, warnings, err := cfn.RenderKind(a[0], p, cfn.Format(format))
 			if err != nil {
@@ -385,10 +400,13 @@ Names derive from --qualifier, with IAM and S3 length checks.`,
 	fl.StringVar(&p.Prefix, "prefix", "", "artifact key prefix in the bucket")
 	fl.StringVar(&p.ParameterPrefix, "parameter-prefix", "", "SSM parameter prefix (default /QUALIFIER)")
 	fl.StringVar(&p.KMSKeyARN, "kms-key", "", "dataplane: use this KMS key instead of creating one")
+	fl.IntVar(&p.CacheExpirationDays, "cache-days", 0, "dataplane: cache entries expire after this many days (default 14)")
 	fl.BoolVar(&p.Administrator, "administrator", false, "bootstrap: give the provisioner AdministratorAccess (not recommended)")
 	fl.StringVar(&p.PermissionsBoundary, "permissions-boundary", "", "bootstrap: permissions boundary ARN for both roles")
 	fl.StringVar(&format, "format", "yaml", "yaml or json")
 	fl.StringVarP(&out, "output-file", "o", "", "write to FILE instead of stdout")
+	nf.register(fl)
+	af.register(fl)
 	cmd.AddCommand(render)
 	return cmd
 }

@@ -15,6 +15,10 @@ const path = require('path');
 const types = [
   'AWS::IAM::ManagedPolicy', 'AWS::IAM::Role', 'AWS::KMS::Key',
   'AWS::S3::Bucket', 'AWS::S3::BucketPolicy', 'AWS::SSM::Parameter',
+  // The network templates (cfn/network.go).
+  'AWS::EC2::Route', 'AWS::EC2::RouteTable', 'AWS::EC2::SecurityGroup', 'AWS::EC2::Subnet',
+  'AWS::EC2::SubnetRouteTableAssociation', 'AWS::EC2::VPC', 'AWS::EC2::VPCEndpoint',
+  'AWS::EC2::VPCEndpointService', 'AWS::EC2::VPCEndpointServicePermissions', 'AWS::EC2::VPCPeeringConnection',
 ];
 const dir = process.argv[2];
 const source = process.argv[3] || dir;
