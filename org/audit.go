@@ -53,6 +53,9 @@ func (ap *Runner) Audit(ctx context.Context, cat *Catalog, o AuditOptions) ([]Fi
 	if o.Role == "" {
 		o.Role = defaultAuditRole
 	}
+	if o.Now.IsZero() {
+		o.Now = time.Now()
+	}
 	accounts, err := c.listAccounts(ctx, p)
 	if err != nil {
 		return nil, err
