@@ -20,7 +20,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/berth-dev/berth/errkind"
-	"github.com/berth-dev/berth/internal/awserr"
 )
 
 // ReopenWindow is how long a closed account can be reopened.
@@ -568,5 +567,3 @@ func reason(err error) otypes.ConstraintViolationExceptionReason {
 	}
 	return ""
 }
-
-var _ = awserr.Classify

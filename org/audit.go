@@ -15,14 +15,14 @@ import (
 
 // Finding kinds of an audit.
 const (
-	FindingIAMUser        = "iam-user"         // an IAM user in a production account
-	FindingStaleKey       = "stale-access-key" // an access key unused for StaleKeyAge
-	FindingNoBudget       = "no-budget"
-	FindingBudgetAbove    = "budget-above-catalog"
-	FindingNotInCatalog   = "not-in-catalog"
-	FindingAuditFailed    = "not-audited" // the account could not be read
-	StaleKeyAge           = 90 * 24 * time.Hour
-	defaultAuditRole      = DefaultAccessRole
+	FindingIAMUser      = "iam-user"         // an IAM user in a production account
+	FindingStaleKey     = "stale-access-key" // an access key unused for StaleKeyAge
+	FindingNoBudget     = "no-budget"
+	FindingBudgetAbove  = "budget-above-catalog"
+	FindingNotInCatalog = "not-in-catalog"
+	FindingAuditFailed  = "not-audited" // the account could not be read
+	StaleKeyAge         = 90 * 24 * time.Hour
+	defaultAuditRole    = DefaultAccessRole
 )
 
 // Finding is one problem an audit found.
@@ -210,4 +210,3 @@ func FormatFindings(w io.Writer, fs []Finding) error {
 	}
 	return tw.Flush()
 }
-

@@ -77,7 +77,7 @@ type Plan struct {
 	// Notify is the budget alert address template the plan used.
 	Notify string   `json:"notify"`
 	Steps  []Step   `json:"steps"`
-	Notes       []string `json:"notes,omitempty"`
+	Notes  []string `json:"notes,omitempty"`
 }
 
 // PlanOptions tune a plan.

@@ -20,7 +20,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssoadmin"
 
 	"github.com/berth-dev/berth/errkind"
-	"github.com/berth-dev/berth/internal/awserr"
 )
 
 // World is what AWS holds for a catalog, as plan reads it. Its fingerprint
@@ -387,8 +386,13 @@ func (c *Clients) readIdentityCenter(ctx context.Context, w *World, cat *Catalog
 		if !ok || a.Close {
 			continue
 		}
+		listed := map[string]bool{}
 		for _, s := range cat.standing(a) {
 			ps := w.PermissionSets[s.PermissionSet]
+			if listed[ps] {
+				continue
+			}
+			listed[ps] = true
 			var token *string
 			for {
 				var out *ssoadmin.ListAccountAssignmentsOutput
@@ -421,5 +425,3 @@ func sortedSet(m map[string]bool) []string {
 	sort.Strings(out)
 	return out
 }
-
-var _ = awserr.Classify

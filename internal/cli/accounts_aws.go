@@ -296,4 +296,3 @@ finding (not-audited).`,
 	cmd.Flags().StringVar(&role, "role", org.DefaultAccessRole, "the role to assume in each production account (read-only for the session)")
 	return explainErrors(g, cmd)
 }
-

@@ -167,3 +167,37 @@ func TestAccountsAudit(t *testing.T) {
 		t.Fatalf("exit %d:\n%s", code, stdout)
 	}
 }
+
+// TestExampleWorkflowCommands: every berth command line in the example CI
+// workflow names a command and flags that exist.
+func TestExampleWorkflowCommands(t *testing.T) {
+	data, err := os.ReadFile("../../examples/accounts-workflow.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		line = strings.TrimPrefix(strings.TrimPrefix(line, "- "), "run: ")
+		if !strings.HasPrefix(line, "berth ") {
+			continue
+		}
+		if i := strings.IndexAny(line, ">|"); i >= 0 {
+			line = line[:i]
+		}
+		argv := strings.Fields(line)[1:]
+		root := NewRootCommand(&Globals{Env: os.Getenv})
+		cmd, rest, err := root.Find(argv)
+		if err != nil || cmd == root {
+			t.Errorf("%s: no such command: %v", line, err)
+			continue
+		}
+		if err := cmd.ParseFlags(rest); err != nil {
+			t.Errorf("%s: %v", line, err)
+		}
+		n++
+	}
+	if n < 4 {
+		t.Fatalf("found %d berth commands in the workflow", n)
+	}
+}
