@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -255,6 +256,21 @@ func TestApplyScenarios(t *testing.T) {
 				}
 				if h.sleeps[0] != time.Second || h.sleeps[1] != 2*time.Second {
 					t.Errorf("retry waits %v, want 1s then 2s", h.sleeps[:2])
+				}
+			},
+		},
+		{
+			name:    "throttled until the retries run out",
+			setup:   func(o *awsfake.Org) { o.Faults = map[string][]string{"CreateAccount": slices.Repeat([]string{"TooManyRequestsException"}, 50)} },
+			wantErr: errkind.Unavailable,
+			errHas:  "step 2 of 10 (create-account payments-dev): create account payments-dev: gave up waiting after 3m11s (last error: ",
+			check: func(t *testing.T, h *harness, res *org.Result) {
+				var total time.Duration
+				for _, d := range h.sleeps {
+					total += d
+				}
+				if total < 3*time.Minute || total > 4*time.Minute {
+					t.Errorf("waited %s in all (%v), want about 3 minutes", total, h.sleeps)
 				}
 			},
 		},

@@ -110,6 +110,13 @@ func NewClients(cfg aws.Config, account, ssoRegion string) *Clients {
 		STS:      stsClient,
 		Account:  account,
 		IAMIn: func(ctx context.Context, accountID, role string) (IAM, error) {
+			if accountID == account {
+				// The management account has no OrganizationAccountAccessRole:
+				// the caller is already there.
+				c := cfg.Copy()
+				c.Region = "us-east-1"
+				return iam.NewFromConfig(c), nil
+			}
 			arn := roleARN(accountID, role)
 			provider := stscreds.NewAssumeRoleProvider(stsClient, arn, func(o *stscreds.AssumeRoleOptions) {
 				o.RoleSessionName = "berth-accounts-audit"
