@@ -108,3 +108,49 @@ func TestAuditUnreachableAccount(t *testing.T) {
 		t.Fatalf("no not-audited finding for payments-prod: %+v", fs)
 	}
 }
+
+// TestAuditManagementAccount: the management account has no access role
+// to assume; audit reads its IAM with the caller's own credentials.
+func TestAuditManagementAccount(t *testing.T) {
+	h := newHarness(t, world())
+	text := strings.Replace(string(h.text), "access_classes:", `  - name: acme-management
+    email: aws+management@acme.example
+    ou: Root
+    owner: platform
+    class: management
+access_classes:`, 1)
+	cat, err := org.Parse("accounts.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.org.Budgets["berth-acme-management"] = &awsfake.OrgBudget{Amount: "100.0", Linked: []string{management}}
+	h.srv.Handle("iam", "ListUsers", func(r *awsfake.Request) awsfake.Response {
+		if r.AccessKeyID == awsfake.AssumedKeyID {
+			return awsfake.Query("iam", "ListUsers", `<Users/><IsTruncated>false</IsTruncated>`)
+		}
+		if r.AccessKeyID != awsfake.AccessKeyID {
+			t.Errorf("ListUsers signed with %s", r.AccessKeyID)
+		}
+		return awsfake.Query("iam", "ListUsers", `<Users><member><Path>/</Path><UserName>root-admin</UserName><UserId>AIDAROOT</UserId><Arn>arn:aws:iam::111111111111:user/root-admin</Arn><CreateDate>2025-01-01T00:00:00Z</CreateDate></member></Users><IsTruncated>false</IsTruncated>`)
+	})
+	h.srv.Handle("iam", "ListAccessKeys", func(r *awsfake.Request) awsfake.Response {
+		return awsfake.Query("iam", "ListAccessKeys", `<AccessKeyMetadata/><IsTruncated>false</IsTruncated>`)
+	})
+	fs, err := h.runner.Audit(context.Background(), cat, org.AuditOptions{Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range fs {
+		got = append(got, f.Kind+" "+f.Account+" "+f.Subject)
+	}
+	want := "iam-user acme-management root-admin"
+	if strings.Join(got, "\n") != want {
+		t.Fatalf("findings:\n%s\nwant:\n%s", strings.Join(got, "\n"), want)
+	}
+	for _, c := range h.srv.Called("sts", "AssumeRole") {
+		if strings.Contains(c.Form.Get("RoleArn"), management) {
+			t.Errorf("assumed a role in the management account: %s", c.Form.Get("RoleArn"))
+		}
+	}
+}
