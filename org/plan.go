@@ -274,6 +274,15 @@ func (p *Plan) Check(cat *Catalog) error {
 	for _, a := range cat.Accounts {
 		byName[a.Name] = a
 	}
+	ous := map[string]bool{}
+	var walk func(prefix string, list []OU)
+	walk = func(prefix string, list []OU) {
+		for _, o := range list {
+			ous[prefix+o.Name] = true
+			walk(prefix+o.Name+"/", o.Children)
+		}
+	}
+	walk("", cat.OUs)
 	var errs []error
 	for i, s := range p.Steps {
 		bad := func(format string, args ...any) {
@@ -287,8 +296,8 @@ func (p *Plan) Check(cat *Catalog) error {
 			bad("account_id %q is not 12 digits", s.AccountID)
 		}
 		if s.Action == ActionCreateOU {
-			if s.OU == "" {
-				bad("no ou")
+			if !ous[s.OU] {
+				bad("OU %q is not in the plan's catalog", s.OU)
 			}
 			continue
 		}

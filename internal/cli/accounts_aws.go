@@ -215,10 +215,13 @@ type applyReport struct {
 }
 
 func (g *Globals) reportApply(res *org.Result, err error) error {
-	if res == nil {
+	if res == nil && !g.json() {
 		return err
 	}
 	if g.json() {
+		if res == nil {
+			res = &org.Result{Steps: []org.StepResult{}}
+		}
 		rep := applyReport{Result: res, OK: err == nil}
 		if err != nil {
 			rep.Error = g.brief(err)

@@ -112,6 +112,14 @@ func TestAccountsApplyExitCodes(t *testing.T) {
 		if code != ExitConflict || !strings.Contains(stderr, "AWS changed since the plan") || !strings.Contains(stderr, "run berth accounts plan again") {
 			t.Fatalf("exit %d: %s", code, stderr)
 		}
+		code, stdout, _ := berth(t, "--output", "json", "accounts", "apply", planFile, "--yes")
+		var rep struct {
+			OK    bool   `json:"ok"`
+			Error string `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(stdout), &rep); err != nil || code != ExitConflict || rep.OK || !strings.Contains(rep.Error, "AWS changed since the plan") {
+			t.Fatalf("exit %d, %v: %s", code, err, stdout)
+		}
 	})
 	t.Run("e-mail already in use", func(t *testing.T) {
 		_, o := orgFake(t)
