@@ -260,8 +260,10 @@ func TestApplyScenarios(t *testing.T) {
 			},
 		},
 		{
-			name:    "throttled until the retries run out",
-			setup:   func(o *awsfake.Org) { o.Faults = map[string][]string{"CreateAccount": slices.Repeat([]string{"TooManyRequestsException"}, 50)} },
+			name: "throttled until the retries run out",
+			setup: func(o *awsfake.Org) {
+				o.Faults = map[string][]string{"CreateAccount": slices.Repeat([]string{"TooManyRequestsException"}, 50)}
+			},
 			wantErr: errkind.Unavailable,
 			errHas:  "step 2 of 10 (create-account payments-dev): create account payments-dev: gave up waiting after 3m11s (last error: ",
 			check: func(t *testing.T, h *harness, res *org.Result) {

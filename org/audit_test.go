@@ -14,7 +14,9 @@ import (
 // the catalog's, and IAM users in payments-prod (team-prod).
 func auditWorld(t *testing.T, h *harness) {
 	h.org.Accounts = append(h.org.Accounts, &awsfake.OrgAccount{ID: "444444444444", Name: "shadow-it", Email: "shadow@acme.example", State: "ACTIVE", Parent: "r-root"})
-	h.org.Budgets["berth-payments-prod"].Amount = "3000.0"
+	// Budgets made outside berth count too, in either filter form.
+	delete(h.org.Budgets, "berth-payments-prod")
+	h.org.Budgets["payments-prod-ec2"] = &awsfake.OrgBudget{Amount: "3000.0", Linked: []string{"222222222222"}, Expression: true}
 	signed := func(r *awsfake.Request) {
 		if r.AccessKeyID != awsfake.AssumedKeyID {
 			t.Errorf("iam %s signed with %s, not the assumed role's key", r.Action, r.AccessKeyID)
@@ -66,7 +68,7 @@ func TestAudit(t *testing.T) {
 	}
 	want := []string{
 		"not-in-catalog acme-management ",
-		"budget-above-catalog payments-prod berth-payments-prod",
+		"budget-above-catalog payments-prod payments-prod-ec2",
 		"iam-user payments-prod deploy",
 		"stale-access-key payments-prod deploy/AKIASTALE",
 		"iam-user payments-prod ci",

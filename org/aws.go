@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssoadmin"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
+	"github.com/berth-dev/berth/errkind"
 	"github.com/berth-dev/berth/internal/awserr"
 )
 
@@ -218,7 +219,7 @@ func (p pacer) retry(ctx context.Context, f func() error) error {
 		return true, err
 	})
 	if errors.Is(err, errGaveUp) {
-		return fmt.Errorf("%w (last error: %w)", err, awserr.Classify(last))
+		return fmt.Errorf("%w (last error: %w): %w", err, last, errkind.Unavailable)
 	}
 	return awserr.Classify(err)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/budgets"
+	btypes "github.com/aws/aws-sdk-go-v2/service/budgets/types"
 	"github.com/aws/aws-sdk-go-v2/service/identitystore"
 	"github.com/aws/aws-sdk-go-v2/service/identitystore/document"
 	istypes "github.com/aws/aws-sdk-go-v2/service/identitystore/types"
@@ -281,7 +282,7 @@ func (c *Clients) readBudgets(ctx context.Context, w *World, p pacer) error {
 			return fmt.Errorf("list budgets of account %s: %w", c.Account, err)
 		}
 		for _, b := range out.Budgets {
-			rb := RemoteBudget{Linked: b.CostFilters["LinkedAccount"]}
+			rb := RemoteBudget{Linked: append(b.CostFilters["LinkedAccount"], linkedIn(b.FilterExpression)...)}
 			if b.BudgetLimit != nil {
 				rb.Amount, _ = strconv.ParseFloat(aws.ToString(b.BudgetLimit.Amount), 64)
 				rb.Unit = aws.ToString(b.BudgetLimit.Unit)
@@ -292,6 +293,25 @@ func (c *Clients) readBudgets(ctx context.Context, w *World, p pacer) error {
 			return nil
 		}
 	}
+}
+
+// linkedIn returns the linked accounts a budget's filter expression
+// selects; Not branches select others, so they do not count.
+func linkedIn(e *btypes.Expression) []string {
+	if e == nil {
+		return nil
+	}
+	var out []string
+	if d := e.Dimensions; d != nil && d.Key == btypes.DimensionLinkedAccount {
+		out = append(out, d.Values...)
+	}
+	for i := range e.And {
+		out = append(out, linkedIn(&e.And[i])...)
+	}
+	for i := range e.Or {
+		out = append(out, linkedIn(&e.Or[i])...)
+	}
+	return out
 }
 
 // standing returns the standing access of an account, {owner} replaced.

@@ -66,8 +66,11 @@ type CreateRequest struct {
 
 // OrgBudget is a budget of the management account.
 type OrgBudget struct {
-	Amount        string // "500.0"
-	Linked        []string
+	Amount string // "500.0"
+	Linked []string
+	// Expression puts Linked in a FilterExpression, the newer form,
+	// instead of CostFilters.
+	Expression    bool
 	Notifications []map[string]any // as CreateBudget sent them
 }
 
@@ -388,7 +391,13 @@ func (b *OrgBudget) json(name string) map[string]any {
 		"TimeUnit": "MONTHLY", "BudgetType": "COST",
 		"CalculatedSpend": map[string]any{"ActualSpend": map[string]any{"Amount": "12.5", "Unit": "USD"}},
 		"TimePeriod":      map[string]any{"Start": epochSeconds, "End": 3706214400}}
-	if len(b.Linked) > 0 {
+	switch {
+	case len(b.Linked) > 0 && b.Expression:
+		m["FilterExpression"] = map[string]any{"And": []any{
+			map[string]any{"Dimensions": map[string]any{"Key": "LINKED_ACCOUNT", "Values": b.Linked}},
+			map[string]any{"Dimensions": map[string]any{"Key": "SERVICE", "Values": []string{"Amazon Elastic Compute Cloud - Compute"}}},
+		}}
+	case len(b.Linked) > 0:
 		m["CostFilters"] = map[string]any{"LinkedAccount": b.Linked}
 	}
 	return m
