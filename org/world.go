@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -112,6 +113,9 @@ func (c *Clients) readTree(ctx context.Context, w *World, p pacer) error {
 		roots, err = c.Org.ListRoots(ctx, &organizations.ListRootsInput{})
 		return err
 	}); err != nil {
+		if errors.Is(err, errkind.PermissionDenied) || isCode(err, "AWSOrganizationsNotInUseException") {
+			return fmt.Errorf("list organisation roots: %w; berth accounts runs with credentials of the organisation's management account (or a delegated administrator)", err)
+		}
 		return fmt.Errorf("list organisation roots: %w", err)
 	}
 	if len(roots.Roots) == 0 {
@@ -347,7 +351,7 @@ func (c *Clients) readIdentityCenter(ctx context.Context, w *World, cat *Catalog
 		return fmt.Errorf("find the IAM Identity Center instance: %w", err)
 	}
 	if len(inst.Instances) == 0 {
-		return fmt.Errorf("find the IAM Identity Center instance: %w", errkind.New("none in this region: pass --sso-region with Identity Center's home region, or enable Identity Center", errkind.NotFound))
+		return fmt.Errorf("find the IAM Identity Center instance: %w", errkind.New("none in this region: pass --sso-region with Identity Center's home region, or enable Identity Center", errkind.Invalid))
 	}
 	w.Instance = aws.ToString(inst.Instances[0].InstanceArn)
 	w.IdentityStore = aws.ToString(inst.Instances[0].IdentityStoreId)

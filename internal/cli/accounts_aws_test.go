@@ -141,6 +141,16 @@ func TestAccountsApplyExitCodes(t *testing.T) {
 			t.Fatalf("exit %d: %s", code, stderr)
 		}
 	})
+	t.Run("not the management account", func(t *testing.T) {
+		s, _ := orgFake(t)
+		s.Handle("organizations", "ListRoots", func(*awsfake.Request) awsfake.Response {
+			return awsfake.JSONError(400, "AccessDeniedException", "You don't have permissions to access this resource.")
+		})
+		code, _, stderr := berth(t, "accounts", "plan", "--catalog", orgCatalog)
+		if code != ExitDenied || !strings.Contains(stderr, "management account") {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+	})
 	t.Run("edited plan", func(t *testing.T) {
 		orgFake(t)
 		planFile := filepath.Join(t.TempDir(), "accounts.plan")
