@@ -189,10 +189,13 @@ func (a *OrgAccount) json() map[string]any {
 
 // status is the retired Status field's value for a State.
 func status(state string) string {
-	if state == "ACTIVE" || state == "SUSPENDED" || state == "PENDING_CLOSURE" {
+	switch state {
+	case "SUSPENDED", "PENDING_CLOSURE":
 		return state
+	case "CLOSED":
+		return "SUSPENDED"
 	}
-	return "SUSPENDED"
+	return "ACTIVE"
 }
 
 func (o *Org) listAccounts(*Request) Response {
