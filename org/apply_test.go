@@ -493,3 +493,37 @@ func TestPlanFileRoundTrip(t *testing.T) {
 		t.Fatalf("plan changed on the way through its file:\n%s\n%s", a, b)
 	}
 }
+
+// TestPlanNotes: what plan cannot or will not change is said, not hidden.
+func TestPlanNotes(t *testing.T) {
+	o := world()
+	o.Requests = map[string]*awsfake.CreateRequest{"car-9": {ID: "car-9", Name: "payments-dev", Email: "aws+payments-dev@acme.example", State: "IN_PROGRESS"}}
+	o.Accounts[1].Name = "Payments Production"
+	o.Accounts[2].State = "SUSPENDED"
+	h := newHarness(t, o)
+	text := strings.Replace(string(h.text), "    close: true\n", "", 1)
+	cat, err := org.Parse("accounts.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := h.runner.Plan(context.Background(), "accounts.yaml", []byte(text), cat, org.PlanOptions{Notify: "finops+{owner}@acme.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`payments-dev is being created (request car-9): apply waits for it instead of creating it again`,
+		`payments-prod (222222222222) is named "Payments Production" in AWS; berth matches accounts by e-mail and does not rename them`,
+		`legacy-dev (333333333333) is SUSPENDED in AWS: mark it close: true in the catalog, or reopen it through AWS Support`,
+	}
+	if strings.Join(p.Notes, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("notes:\n%s\nwant:\n%s", strings.Join(p.Notes, "\n"), strings.Join(want, "\n"))
+	}
+	for _, s := range p.Steps {
+		if s.Account == "legacy-dev" {
+			t.Errorf("plan changes a suspended account: %+v", s)
+		}
+		if s.Action == org.ActionCreateBudget && s.Notify != "finops+payments@acme.example" {
+			t.Errorf("budget alerts to %s", s.Notify)
+		}
+	}
+}

@@ -139,7 +139,7 @@ func NewPlan(catalog string, text []byte, cat *Catalog, w *World, o PlanOptions)
 			}
 			continue
 		}
-		if exists && r.State != "ACTIVE" && r.State != "PENDING_ACTIVATION" {
+		if exists && !live(r.State) {
 			p.Notes = append(p.Notes, fmt.Sprintf("%s (%s) is %s in AWS: mark it close: true in the catalog, or reopen it through AWS Support", a.Name, r.ID, r.State))
 			continue
 		}

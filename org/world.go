@@ -76,6 +76,15 @@ func (w *World) Account(email string) (RemoteAccount, bool) {
 	return RemoteAccount{}, false
 }
 
+// managed reports whether plan keeps a in shape: not to be closed, and
+// not closed or suspended already.
+func (w *World) managed(a Account) bool {
+	r, ok := w.Account(a.Email)
+	return !a.Close && (!ok || live(r.State))
+}
+
+func live(state string) bool { return state == "ACTIVE" || state == "PENDING_ACTIVATION" }
+
 // Fingerprint is a digest of everything plan read.
 func (w *World) Fingerprint() string {
 	b, err := json.Marshal(w) // maps marshal with sorted keys
@@ -333,11 +342,10 @@ func assignmentKey(account, ps, group string) string { return account + " " + ps
 func (c *Clients) readIdentityCenter(ctx context.Context, w *World, cat *Catalog, p pacer) error {
 	groups, sets := map[string]bool{}, map[string]bool{}
 	for _, a := range cat.Accounts {
-		if a.Close {
-			continue
-		}
-		for _, s := range cat.standing(a) {
-			groups[s.Group], sets[s.PermissionSet] = true, true
+		if w.managed(a) {
+			for _, s := range cat.standing(a) {
+				groups[s.Group], sets[s.PermissionSet] = true, true
+			}
 		}
 	}
 	if len(groups) == 0 {
@@ -407,7 +415,7 @@ func (c *Clients) readIdentityCenter(ctx context.Context, w *World, cat *Catalog
 	}
 	for _, a := range cat.Accounts {
 		r, ok := w.Account(a.Email)
-		if !ok || a.Close {
+		if !ok || !w.managed(a) {
 			continue
 		}
 		listed := map[string]bool{}
