@@ -33,7 +33,7 @@ type Runner struct {
 	Clients *Clients
 	// Progress receives one line per step and state change; nil for none.
 	Progress io.Writer
-	// Sleep waits between polls and retries; nil means Sleep. Now is the
+	// Sleep waits between polls and retries; nil means a real wait. Now is the
 	// clock for reopening dates; nil means time.Now.
 	Sleep func(context.Context, time.Duration) error
 	Now   func() time.Time
@@ -70,7 +70,7 @@ type Result struct {
 func (ap *Runner) pacer(first, max, limit time.Duration) pacer {
 	sleep := ap.Sleep
 	if sleep == nil {
-		sleep = Sleep
+		sleep = sleepCtx
 	}
 	return pacer{sleep: sleep, first: first, max: max, limit: limit}
 }
@@ -120,7 +120,7 @@ func (ap *Runner) Apply(ctx context.Context, p *Plan, cat *Catalog) (*Result, er
 	for _, s := range fresh.Steps {
 		res.Steps = append(res.Steps, StepResult{Step: s, Status: StatusNotStarted})
 	}
-	run := &run{ap: ap, w: w, ids: map[string]string{}, ous: w.OUs}
+	run := &applyRun{ap: ap, w: w, ids: map[string]string{}, ous: w.OUs}
 	for _, a := range cat.Accounts {
 		if r, ok := w.Account(a.Email); ok {
 			run.ids[a.Name] = r.ID
@@ -138,12 +138,12 @@ func (ap *Runner) Apply(ctx context.Context, p *Plan, cat *Catalog) (*Result, er
 		if sr.AccountID == "" {
 			sr.AccountID = run.ids[sr.Account]
 		}
-		ap.say("[%d/%d] %s %s: done%s", i+1, len(res.Steps), sr.Action, sr.target(), prefixed(": ", sr.Detail))
+		ap.say("[%d/%d] %s %s: done%s", i+1, len(res.Steps), sr.Action, sr.target(), nonEmptyAfter(": ", sr.Detail))
 	}
 	return res, nil
 }
 
-func prefixed(p, s string) string {
+func nonEmptyAfter(p, s string) string {
 	if s == "" {
 		return ""
 	}
@@ -188,14 +188,14 @@ func coveredBy(f, o Step) bool {
 	return true
 }
 
-type run struct {
+type applyRun struct {
 	ap  *Runner
 	w   *World
 	ids map[string]string // account name -> ID
 	ous map[string]string // OU path -> ID
 }
 
-func (r *run) step(ctx context.Context, sr *StepResult) error {
+func (r *applyRun) step(ctx context.Context, sr *StepResult) error {
 	if sr.Action != ActionCreateOU && sr.Action != ActionCreateAccount && r.ids[sr.Account] == "" {
 		return fmt.Errorf("account %s has no ID: its creation did not finish", sr.Account)
 	}
@@ -220,9 +220,9 @@ func (r *run) step(ctx context.Context, sr *StepResult) error {
 	return fmt.Errorf("unknown action %q", sr.Action)
 }
 
-func (r *run) org() Organizations { return r.ap.Clients.Org }
+func (r *applyRun) org() Organizations { return r.ap.Clients.Org }
 
-func (r *run) createOU(ctx context.Context, sr *StepResult) error {
+func (r *applyRun) createOU(ctx context.Context, sr *StepResult) error {
 	parent, name := RootOU, sr.OU
 	if i := strings.LastIndexByte(sr.OU, '/'); i >= 0 {
 		parent, name = sr.OU[:i], sr.OU[i+1:]
@@ -243,7 +243,7 @@ func (r *run) createOU(ctx context.Context, sr *StepResult) error {
 	return nil
 }
 
-func (r *run) createAccount(ctx context.Context, sr *StepResult) error {
+func (r *applyRun) createAccount(ctx context.Context, sr *StepResult) error {
 	// Matched by e-mail first, then by a creation in flight, so that a
 	// re-run never opens a second account.
 	accounts, err := r.ap.Clients.listAccounts(ctx, r.ap.api())
@@ -320,17 +320,17 @@ func creationFailed(sr *StepResult, reason otypes.CreateAccountFailureReason) er
 	case otypes.CreateAccountFailureReasonInvalidEmail, otypes.CreateAccountFailureReasonInvalidAddress:
 		return errkind.New(fmt.Sprintf("AWS refused the request (%s): check the e-mail %s and the organisation's contact address", reason, sr.Email), errkind.Invalid)
 	}
-	return errkind.New(fmt.Sprintf("AWS failed the creation: %s; run apply again", orNone(string(reason))), errkind.Unavailable)
+	return errkind.New(fmt.Sprintf("AWS failed the creation: %s; run apply again", orNoReason(string(reason))), errkind.Unavailable)
 }
 
-func orNone(s string) string {
+func orNoReason(s string) string {
 	if s == "" {
 		return "no reason given"
 	}
 	return s
 }
 
-func (r *run) role() string {
+func (r *applyRun) role() string {
 	if r.ap.AccessRole != "" {
 		return r.ap.AccessRole
 	}
@@ -339,7 +339,7 @@ func (r *run) role() string {
 
 // waitRole waits until the new account's access role can be assumed: the
 // role exists before IAM in every region knows it.
-func (r *run) waitRole(ctx context.Context, sr *StepResult, id string) error {
+func (r *applyRun) waitRole(ctx context.Context, sr *StepResult, id string) error {
 	arn := roleARN(id, r.role())
 	var last error
 	err := r.ap.pacer(5*time.Second, 30*time.Second, 15*time.Minute).poll(ctx, func() (bool, error) {
@@ -351,7 +351,7 @@ func (r *run) waitRole(ctx context.Context, sr *StepResult, id string) error {
 			return false, ctx.Err()
 		}
 		last = err
-		r.ap.say("  %s: role %s cannot be assumed yet (%s)", sr.Account, r.role(), orNone(errCode(err)))
+		r.ap.say("  %s: role %s cannot be assumed yet (%s)", sr.Account, r.role(), orNoReason(errCode(err)))
 		return false, nil
 	})
 	if errors.Is(err, errGaveUp) {
@@ -364,7 +364,7 @@ func (r *run) waitRole(ctx context.Context, sr *StepResult, id string) error {
 	return nil
 }
 
-func (r *run) move(ctx context.Context, sr *StepResult) error {
+func (r *applyRun) move(ctx context.Context, sr *StepResult) error {
 	from, to := r.ous[sr.From], r.ous[sr.OU]
 	if from == "" || to == "" {
 		return fmt.Errorf("move account %s: OU %s or %s does not exist", sr.Account, sr.From, sr.OU)
@@ -384,7 +384,7 @@ func (r *run) move(ctx context.Context, sr *StepResult) error {
 	return nil
 }
 
-func (r *run) tag(ctx context.Context, sr *StepResult) error {
+func (r *applyRun) tag(ctx context.Context, sr *StepResult) error {
 	id := r.ids[sr.Account]
 	if len(sr.Tags) > 0 {
 		keys := make([]string, 0, len(sr.Tags))
@@ -414,11 +414,11 @@ func (r *run) tag(ctx context.Context, sr *StepResult) error {
 	return nil
 }
 
-func usd(amount int) *btypes.Spend {
+func budgetUSD(amount int) *btypes.Spend {
 	return &btypes.Spend{Amount: aws.String(strconv.Itoa(amount)), Unit: aws.String("USD")}
 }
 
-func (r *run) createBudget(ctx context.Context, sr *StepResult) error {
+func (r *applyRun) createBudget(ctx context.Context, sr *StepResult) error {
 	id := r.ids[sr.Account]
 	var notes []btypes.NotificationWithSubscribers
 	for _, t := range []btypes.NotificationType{btypes.NotificationTypeActual, btypes.NotificationTypeForecasted} {
@@ -431,7 +431,7 @@ func (r *run) createBudget(ctx context.Context, sr *StepResult) error {
 	in := &budgets.CreateBudgetInput{
 		AccountId: aws.String(r.ap.Clients.Account),
 		Budget: &btypes.Budget{BudgetName: aws.String(BudgetName(sr.Account)), BudgetType: btypes.BudgetTypeCost,
-			TimeUnit: btypes.TimeUnitMonthly, BudgetLimit: usd(sr.Amount),
+			TimeUnit: btypes.TimeUnitMonthly, BudgetLimit: budgetUSD(sr.Amount),
 			CostFilters: map[string][]string{"LinkedAccount": {id}}},
 		NotificationsWithSubscribers: notes,
 	}
@@ -448,7 +448,7 @@ func (r *run) createBudget(ctx context.Context, sr *StepResult) error {
 	return nil
 }
 
-func (r *run) updateBudget(ctx context.Context, sr *StepResult) error {
+func (r *applyRun) updateBudget(ctx context.Context, sr *StepResult) error {
 	if sr.Amount > DefaultBudget && (sr.ApprovedBy == "" || sr.ApprovalRef == "") {
 		return fmt.Errorf("update budget %s: %d USD is above %d without an approval: %w", BudgetName(sr.Account), sr.Amount, DefaultBudget, errkind.Invalid)
 	}
@@ -461,7 +461,7 @@ func (r *run) updateBudget(ctx context.Context, sr *StepResult) error {
 		return fmt.Errorf("read budget %s: %w", *name, err)
 	}
 	b := *out.Budget
-	b.BudgetLimit = usd(sr.Amount)
+	b.BudgetLimit = budgetUSD(sr.Amount)
 	// Computed by AWS; an update that sends them back is refused.
 	b.CalculatedSpend, b.LastUpdatedTime, b.HealthStatus = nil, nil, nil
 	if err := r.ap.api().retry(ctx, func() error {
@@ -473,7 +473,7 @@ func (r *run) updateBudget(ctx context.Context, sr *StepResult) error {
 	return nil
 }
 
-func (r *run) assign(ctx context.Context, sr *StepResult) error {
+func (r *applyRun) assign(ctx context.Context, sr *StepResult) error {
 	ps, group := r.w.PermissionSets[sr.PermissionSet], r.w.Groups[sr.Group]
 	if ps == "" || group == "" {
 		return fmt.Errorf("assign %s to %s: Identity Center has no such permission set or group", sr.PermissionSet, sr.Group)
@@ -494,7 +494,7 @@ func (r *run) assign(ctx context.Context, sr *StepResult) error {
 		case stypes.StatusValuesSucceeded:
 			return true, nil
 		case stypes.StatusValuesFailed:
-			return false, errkind.New("Identity Center failed it: "+orNone(aws.ToString(st.FailureReason)), errkind.Unavailable)
+			return false, errkind.New("Identity Center failed it: "+orNoReason(aws.ToString(st.FailureReason)), errkind.Unavailable)
 		}
 		var d *ssoadmin.DescribeAccountAssignmentCreationStatusOutput
 		if err := r.ap.api().retry(ctx, func() (err error) {
@@ -513,18 +513,18 @@ func (r *run) assign(ctx context.Context, sr *StepResult) error {
 	return nil
 }
 
-func (r *run) close(ctx context.Context, sr *StepResult) error {
+func (r *applyRun) close(ctx context.Context, sr *StepResult) error {
 	id := aws.String(r.ids[sr.Account])
 	err := r.ap.api().retry(ctx, func() error {
 		_, err := r.org().CloseAccount(ctx, &organizations.CloseAccountInput{AccountId: id})
-		if reason(err) == otypes.ConstraintViolationExceptionReasonCloseAccountRequestsLimitExceeded {
+		if constraintReason(err) == otypes.ConstraintViolationExceptionReasonCloseAccountRequestsLimitExceeded {
 			// Only a few closures may run at once: wait for one to end.
 			return &otypes.TooManyRequestsException{Message: aws.String(err.Error())}
 		}
 		return err
 	})
 	switch {
-	case reason(err) == otypes.ConstraintViolationExceptionReasonCloseAccountQuotaExceeded:
+	case constraintReason(err) == otypes.ConstraintViolationExceptionReasonCloseAccountQuotaExceeded:
 		return fmt.Errorf("close account %s: nothing was closed: %w", sr.Account, errkind.New(
 			"the organisation has closed as many accounts as Organizations allows in 30 days (10% of its member accounts): "+
 				"run apply again when the oldest closure of the last 30 days is 30 days old, or ask AWS Support to raise the quota", errkind.Unavailable))
@@ -560,7 +560,7 @@ func (r *run) close(ctx context.Context, sr *StepResult) error {
 	return nil
 }
 
-func reason(err error) otypes.ConstraintViolationExceptionReason {
+func constraintReason(err error) otypes.ConstraintViolationExceptionReason {
 	var cv *otypes.ConstraintViolationException
 	if errors.As(err, &cv) {
 		return cv.Reason

@@ -497,7 +497,7 @@ func TestPlanFileRoundTrip(t *testing.T) {
 // TestPlanNotes: what plan cannot or will not change is said, not hidden.
 func TestPlanNotes(t *testing.T) {
 	o := world()
-	o.Requests = map[string]*awsfake.CreateRequest{"car-9": {ID: "car-9", Name: "payments-dev", Email: "aws+payments-dev@acme.example", State: "IN_PROGRESS"}}
+	o.Requests = map[string]*awsfake.OrgCreateRequest{"car-9": {ID: "car-9", Name: "payments-dev", Email: "aws+payments-dev@acme.example", State: "IN_PROGRESS"}}
 	o.Accounts[1].Name = "Payments Production"
 	o.Accounts[2].State = "SUSPENDED"
 	h := newHarness(t, o)

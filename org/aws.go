@@ -158,9 +158,9 @@ func isCode(err error, codes ...string) bool {
 	return false
 }
 
-// retryable are the errors that a later attempt may not get: throttling,
+// retryableCodes are the errors that a later attempt may not get: throttling,
 // and another change to the same organisation or account running.
-var retryable = []string{"TooManyRequestsException", "ConcurrentModificationException", "ThrottlingException",
+var retryableCodes = []string{"TooManyRequestsException", "ConcurrentModificationException", "ThrottlingException",
 	"Throttling", "ConflictException"}
 
 // pacer waits between attempts and polls. Sleep is injected so tests run
@@ -172,8 +172,8 @@ type pacer struct {
 	limit time.Duration
 }
 
-// Sleep waits d or until ctx ends.
-func Sleep(ctx context.Context, d time.Duration) error {
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -207,12 +207,12 @@ func (p pacer) poll(ctx context.Context, f func() (bool, error)) error {
 	}
 }
 
-// retry calls f again while it fails with a retryable error.
+// retry calls f again while it fails with a retryableCodes error.
 func (p pacer) retry(ctx context.Context, f func() error) error {
 	var last error
 	err := p.poll(ctx, func() (bool, error) {
 		err := f()
-		if err != nil && isCode(err, retryable...) {
+		if err != nil && isCode(err, retryableCodes...) {
 			last = err
 			return false, nil
 		}

@@ -88,17 +88,17 @@ func FormatPlan(w io.Writer, p *Plan) error {
 // FormatMarkdown writes p as a pull-request comment.
 func FormatMarkdown(w io.Writer, p *Plan) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "### berth accounts plan: %s\n\n%s.\n", md(p.Catalog), p.Summary())
+	fmt.Fprintf(&b, "### berth accounts plan: %s\n\n%s.\n", mdEscape(p.Catalog), p.Summary())
 	if len(p.Steps) > 0 {
 		b.WriteString("\n| # | Action | Account | Change |\n|---|---|---|---|\n")
 		for i, s := range p.Steps {
-			fmt.Fprintf(&b, "| %d | %s | %s | %s |\n", i+1, s.Action, md(s.target()), md(s.Describe()))
+			fmt.Fprintf(&b, "| %d | %s | %s | %s |\n", i+1, s.Action, mdEscape(s.target()), mdEscape(s.Describe()))
 		}
 	}
 	var closing []string
 	for _, s := range p.Steps {
 		if s.Action == ActionCloseAccount {
-			closing = append(closing, md(s.Account))
+			closing = append(closing, mdEscape(s.Account))
 		}
 	}
 	if len(closing) > 0 {
@@ -107,7 +107,7 @@ func FormatMarkdown(w io.Writer, p *Plan) error {
 	if len(p.Notes) > 0 {
 		b.WriteString("\n**Notes**\n\n")
 		for _, n := range p.Notes {
-			fmt.Fprintf(&b, "- %s\n", md(n))
+			fmt.Fprintf(&b, "- %s\n", mdEscape(n))
 		}
 	}
 	fmt.Fprintf(&b, "\n<sub>AWS state fingerprint `%s`</sub>\n", p.Fingerprint[:min(12, len(p.Fingerprint))])
@@ -115,9 +115,9 @@ func FormatMarkdown(w io.Writer, p *Plan) error {
 	return err
 }
 
-// md escapes what would break a Markdown table cell or start markup; the
+// mdEscape escapes what would break a Markdown table cell or start markup; the
 // catalog's values come from pull requests.
-func md(s string) string {
+func mdEscape(s string) string {
 	r := strings.NewReplacer("|", `\|`, "\n", " ", "\r", " ", "<", "&lt;", ">", "&gt;", "`", "'", "*", `\*`, "_", `\_`, "[", `\[`, "]", `\]`)
 	return r.Replace(s)
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/berth-dev/berth/errkind"
 )
 
-// Step actions, in the order a plan runs them for one account.
+// Step planActions, in the order a plan runs them for one account.
 const (
 	ActionCreateOU      = "create-ou"
 	ActionCreateAccount = "create-account"
@@ -28,7 +28,7 @@ const (
 	ActionCloseAccount  = "close-account"
 )
 
-var actions = []string{ActionCreateOU, ActionCreateAccount, ActionMoveAccount, ActionTagAccount,
+var planActions = []string{ActionCreateOU, ActionCreateAccount, ActionMoveAccount, ActionTagAccount,
 	ActionCreateBudget, ActionUpdateBudget, ActionAssign, ActionCloseAccount}
 
 // Step is one change. Its JSON field names are stable: CI reads them.
@@ -139,7 +139,7 @@ func NewPlan(catalog string, text []byte, cat *Catalog, w *World, o PlanOptions)
 			}
 			continue
 		}
-		if exists && !live(r.State) {
+		if exists && !liveState(r.State) {
 			p.Notes = append(p.Notes, fmt.Sprintf("%s (%s) is %s in AWS: mark it close: true in the catalog, or reopen it through AWS Support", a.Name, r.ID, r.State))
 			continue
 		}
@@ -211,7 +211,7 @@ func (p *Plan) Summary() string {
 		counts[s.Action]++
 	}
 	var parts []string
-	for _, a := range actions {
+	for _, a := range planActions {
 		if n := counts[a]; n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n, a))
 		}
@@ -225,10 +225,10 @@ var ErrBadPlan = errkind.New("invalid plan file", errkind.Invalid)
 // maxPlan bounds a plan file: a catalog of thousands of accounts fits.
 const maxPlan = 16 << 20
 
-var accountID = regexp.MustCompile(`^[0-9]{12}$`)
+var accountIDPattern = regexp.MustCompile(`^[0-9]{12}$`)
 
 // ReadPlan reads a plan file written by WritePlan and checks it: known
-// actions, the fields each needs, the catalog it carries matching its
+// planActions, the fields each needs, the catalog it carries matching its
 // digest and still valid, and every rule apply relies on.
 func ReadPlan(r io.Reader) (*Plan, *Catalog, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxPlan+1))
@@ -288,11 +288,11 @@ func (p *Plan) Check(cat *Catalog) error {
 		bad := func(format string, args ...any) {
 			errs = append(errs, fmt.Errorf("step %d (%s %s): %s", i+1, s.Action, s.Account, fmt.Sprintf(format, args...)))
 		}
-		if !contains(actions, s.Action) {
+		if !contains(planActions, s.Action) {
 			bad("unknown action %q", s.Action)
 			continue
 		}
-		if s.AccountID != "" && !accountID.MatchString(s.AccountID) {
+		if s.AccountID != "" && !accountIDPattern.MatchString(s.AccountID) {
 			bad("account_id %q is not 12 digits", s.AccountID)
 		}
 		if s.Action == ActionCreateOU {
@@ -335,7 +335,7 @@ func (p *Plan) Check(cat *Catalog) error {
 			if !a.Close {
 				bad("the catalog does not mark the account close: true")
 			}
-			if !accountID.MatchString(s.AccountID) {
+			if !accountIDPattern.MatchString(s.AccountID) {
 				bad("no account ID to close")
 			}
 		}

@@ -80,10 +80,10 @@ func (w *World) Account(email string) (RemoteAccount, bool) {
 // not closed or suspended already.
 func (w *World) managed(a Account) bool {
 	r, ok := w.Account(a.Email)
-	return !a.Close && (!ok || live(r.State))
+	return !a.Close && (!ok || liveState(r.State))
 }
 
-func live(state string) bool { return state == "ACTIVE" || state == "PENDING_ACTIVATION" }
+func liveState(state string) bool { return state == "ACTIVE" || state == "PENDING_ACTIVATION" }
 
 // Fingerprint is a digest of everything plan read.
 func (w *World) Fingerprint() string {

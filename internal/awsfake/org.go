@@ -17,7 +17,7 @@ type Org struct {
 	Accounts []*OrgAccount
 	// Requests are account creations, by request ID; an IN_PROGRESS one
 	// answers Polls more IN_PROGRESS states before it succeeds.
-	Requests map[string]*CreateRequest
+	Requests map[string]*OrgCreateRequest
 	// CreatePolls is Polls of the requests CreateAccount starts;
 	// CreateFailure, when set, makes them fail with that reason.
 	CreatePolls   int
@@ -28,7 +28,7 @@ type Org struct {
 	PermissionSets map[string]string // name -> ARN
 	Groups         map[string]string // display name -> ID
 	Assignments    map[string]bool   // "account permissionSetARN groupID"
-	AssignPolls    int               // IN_PROGRESS answers before an assignment succeeds
+	AssignPolls    int               // IN_PROGRESS answers before an orgAssignment succeeds
 
 	// RoleWaits is how many AssumeRole calls of a new account's role are
 	// refused (AccessDenied) before it can be assumed.
@@ -44,7 +44,7 @@ type Org struct {
 
 	roleCalls  map[string]int
 	closeCalls map[string]int
-	assigning  map[string]*assignment
+	assigning  map[string]*orgAssignment
 	assignReqs map[string]map[string]any
 	n          int
 }
@@ -58,8 +58,8 @@ type OrgAccount struct {
 	Tags                           map[string]string
 }
 
-// CreateRequest is one CreateAccount request.
-type CreateRequest struct {
+// OrgCreateRequest is one CreateAccount request.
+type OrgCreateRequest struct {
 	ID, Name, Email, State, FailureReason, AccountID string
 	Polls                                            int
 }
@@ -100,7 +100,7 @@ func (s *Server) AddOrg(o *Org) {
 		}
 	}
 	if o.Requests == nil {
-		o.Requests = map[string]*CreateRequest{}
+		o.Requests = map[string]*OrgCreateRequest{}
 	}
 	if o.Budgets == nil {
 		o.Budgets = map[string]*OrgBudget{}
@@ -109,7 +109,7 @@ func (s *Server) AddOrg(o *Org) {
 		o.Assignments = map[string]bool{}
 	}
 	o.roleCalls, o.closeCalls = map[string]int{}, map[string]int{}
-	o.assigning, o.assignReqs = map[string]*assignment{}, map[string]map[string]any{}
+	o.assigning, o.assignReqs = map[string]*orgAssignment{}, map[string]map[string]any{}
 	for action, h := range map[string]func(*Request) Response{
 		"ListRoots":                        o.listRoots,
 		"ListOrganizationalUnitsForParent": o.listOUs,
@@ -160,12 +160,12 @@ func (o *Org) faulty(action string, h Handler) Handler {
 	}
 }
 
-func str(r *Request, key string) string {
+func orgStr(r *Request, key string) string {
 	s, _ := r.JSON[key].(string)
 	return s
 }
 
-const epochSeconds = 1767348000 // 2026-01-02T10:00:00Z
+const orgEpoch = 1767348000 // 2026-01-02T10:00:00Z
 
 func (o *Org) listRoots(*Request) Response {
 	return JSON(map[string]any{"Roots": []any{map[string]any{"Id": o.RootID, "Name": "Root",
@@ -175,7 +175,7 @@ func (o *Org) listRoots(*Request) Response {
 func (o *Org) listOUs(r *Request) Response {
 	list := []any{}
 	for _, ou := range o.OUs {
-		if ou.Parent == str(r, "ParentId") {
+		if ou.Parent == orgStr(r, "ParentId") {
 			list = append(list, map[string]any{"Id": ou.ID, "Name": ou.Name, "Arn": "arn:aws:organizations::111111111111:ou/o-fake/" + ou.ID})
 		}
 	}
@@ -183,12 +183,12 @@ func (o *Org) listOUs(r *Request) Response {
 }
 
 func (a *OrgAccount) json() map[string]any {
-	return map[string]any{"Id": a.ID, "Name": a.Name, "Email": a.Email, "State": a.State, "Status": status(a.State),
-		"Arn": "arn:aws:organizations::111111111111:account/o-fake/" + a.ID, "JoinedMethod": "CREATED", "JoinedTimestamp": epochSeconds}
+	return map[string]any{"Id": a.ID, "Name": a.Name, "Email": a.Email, "State": a.State, "Status": orgStatus(a.State),
+		"Arn": "arn:aws:organizations::111111111111:account/o-fake/" + a.ID, "JoinedMethod": "CREATED", "JoinedTimestamp": orgEpoch}
 }
 
-// status is the retired Status field's value for a State.
-func status(state string) string {
+// orgStatus is the retired Status field's value for a State.
+func orgStatus(state string) string {
 	switch state {
 	case "SUSPENDED", "PENDING_CLOSURE":
 		return state
@@ -215,14 +215,14 @@ func (o *Org) account(id string) *OrgAccount {
 	return nil
 }
 
-func notFound(what string) Response {
+func orgNotFound(what string) Response {
 	return JSONError(400, "AccountNotFoundException", what+" not found")
 }
 
 func (o *Org) listParents(r *Request) Response {
-	a := o.account(str(r, "ChildId"))
+	a := o.account(orgStr(r, "ChildId"))
 	if a == nil {
-		return notFound("account " + str(r, "ChildId"))
+		return orgNotFound("account " + orgStr(r, "ChildId"))
 	}
 	typ := "ORGANIZATIONAL_UNIT"
 	if a.Parent == o.RootID {
@@ -232,9 +232,9 @@ func (o *Org) listParents(r *Request) Response {
 }
 
 func (o *Org) listTags(r *Request) Response {
-	a := o.account(str(r, "ResourceId"))
+	a := o.account(orgStr(r, "ResourceId"))
 	if a == nil {
-		return notFound("account " + str(r, "ResourceId"))
+		return orgNotFound("account " + orgStr(r, "ResourceId"))
 	}
 	list := []any{}
 	keys := make([]string, 0, len(a.Tags))
@@ -248,8 +248,8 @@ func (o *Org) listTags(r *Request) Response {
 	return JSON(map[string]any{"Tags": list})
 }
 
-func (q *CreateRequest) json() map[string]any {
-	m := map[string]any{"Id": q.ID, "AccountName": q.Name, "State": q.State, "RequestedTimestamp": epochSeconds}
+func (q *OrgCreateRequest) json() map[string]any {
+	m := map[string]any{"Id": q.ID, "AccountName": q.Name, "State": q.State, "RequestedTimestamp": orgEpoch}
 	if q.AccountID != "" {
 		m["AccountId"] = q.AccountID
 	}
@@ -281,19 +281,19 @@ func (o *Org) listCreateStatus(r *Request) Response {
 }
 
 func (o *Org) createOU(r *Request) Response {
-	ou := &OrgOU{ID: o.id("ou-new-"), Name: str(r, "Name"), Parent: str(r, "ParentId")}
+	ou := &OrgOU{ID: o.id("ou-new-"), Name: orgStr(r, "Name"), Parent: orgStr(r, "ParentId")}
 	o.OUs = append(o.OUs, ou)
 	return JSON(map[string]any{"OrganizationalUnit": map[string]any{"Id": ou.ID, "Name": ou.Name}})
 }
 
 func (o *Org) createAccount(r *Request) Response {
-	q := &CreateRequest{ID: o.id("car-"), Name: str(r, "AccountName"), Email: str(r, "Email"), State: "IN_PROGRESS", Polls: o.CreatePolls}
+	q := &OrgCreateRequest{ID: o.id("car-"), Name: orgStr(r, "AccountName"), Email: orgStr(r, "Email"), State: "IN_PROGRESS", Polls: o.CreatePolls}
 	o.Requests[q.ID] = q
 	return JSON(map[string]any{"CreateAccountStatus": q.json()})
 }
 
 func (o *Org) describeCreateStatus(r *Request) Response {
-	q := o.Requests[str(r, "CreateAccountRequestId")]
+	q := o.Requests[orgStr(r, "CreateAccountRequestId")]
 	if q == nil {
 		return JSONError(400, "CreateAccountStatusNotFoundException", "no such request")
 	}
@@ -313,23 +313,23 @@ func (o *Org) describeCreateStatus(r *Request) Response {
 }
 
 func (o *Org) moveAccount(r *Request) Response {
-	a := o.account(str(r, "AccountId"))
+	a := o.account(orgStr(r, "AccountId"))
 	switch {
 	case a == nil:
-		return notFound("account")
-	case a.Parent == str(r, "DestinationParentId"):
+		return orgNotFound("account")
+	case a.Parent == orgStr(r, "DestinationParentId"):
 		return JSONError(400, "DuplicateAccountException", "already there")
-	case a.Parent != str(r, "SourceParentId"):
+	case a.Parent != orgStr(r, "SourceParentId"):
 		return JSONError(400, "SourceParentNotFoundException", "not in that parent")
 	}
-	a.Parent = str(r, "DestinationParentId")
+	a.Parent = orgStr(r, "DestinationParentId")
 	return JSON(map[string]any{})
 }
 
 func (o *Org) tagResource(r *Request) Response {
-	a := o.account(str(r, "ResourceId"))
+	a := o.account(orgStr(r, "ResourceId"))
 	if a == nil {
-		return notFound("account")
+		return orgNotFound("account")
 	}
 	tags, _ := r.JSON["Tags"].([]any)
 	for _, t := range tags {
@@ -342,9 +342,9 @@ func (o *Org) tagResource(r *Request) Response {
 }
 
 func (o *Org) untagResource(r *Request) Response {
-	a := o.account(str(r, "ResourceId"))
+	a := o.account(orgStr(r, "ResourceId"))
 	if a == nil {
-		return notFound("account")
+		return orgNotFound("account")
 	}
 	keys, _ := r.JSON["TagKeys"].([]any)
 	for _, k := range keys {
@@ -355,12 +355,12 @@ func (o *Org) untagResource(r *Request) Response {
 }
 
 func (o *Org) closeAccount(r *Request) Response {
-	a := o.account(str(r, "AccountId"))
+	a := o.account(orgStr(r, "AccountId"))
 	switch {
 	case a == nil:
-		return notFound("account")
+		return orgNotFound("account")
 	case o.CloseQuota:
-		return JSON(map[string]any{"__type": "ConstraintViolationException", "Message": "You have exceeded close account quota for the past 30 days.", "Reason": "CLOSE_ACCOUNT_QUOTA_EXCEEDED"}).withStatus(400)
+		return orgWithStatus(JSON(map[string]any{"__type": "ConstraintViolationException", "Message": "You have exceeded close account quota for the past 30 days.", "Reason": "CLOSE_ACCOUNT_QUOTA_EXCEEDED"}), 400)
 	case a.State != "ACTIVE":
 		return JSONError(400, "AccountAlreadyClosedException", "closed already")
 	}
@@ -369,15 +369,15 @@ func (o *Org) closeAccount(r *Request) Response {
 	return JSON(map[string]any{})
 }
 
-func (r Response) withStatus(code int) Response {
+func orgWithStatus(r Response, code int) Response {
 	r.Status = code
 	return r
 }
 
 func (o *Org) describeAccount(r *Request) Response {
-	a := o.account(str(r, "AccountId"))
+	a := o.account(orgStr(r, "AccountId"))
 	if a == nil {
-		return notFound("account")
+		return orgNotFound("account")
 	}
 	if a.State == "PENDING_CLOSURE" {
 		if o.closeCalls[a.ID] > 0 {
@@ -393,7 +393,7 @@ func (b *OrgBudget) json(name string) map[string]any {
 	m := map[string]any{"BudgetName": name, "BudgetLimit": map[string]any{"Amount": b.Amount, "Unit": "USD"},
 		"TimeUnit": "MONTHLY", "BudgetType": "COST",
 		"CalculatedSpend": map[string]any{"ActualSpend": map[string]any{"Amount": "12.5", "Unit": "USD"}},
-		"TimePeriod":      map[string]any{"Start": epochSeconds, "End": 3706214400}}
+		"TimePeriod":      map[string]any{"Start": orgEpoch, "End": 3706214400}}
 	switch {
 	case len(b.Linked) > 0 && b.Expression:
 		m["FilterExpression"] = map[string]any{"And": []any{
@@ -424,14 +424,14 @@ func (o *Org) describeBudgets(*Request) Response {
 }
 
 func (o *Org) describeBudget(r *Request) Response {
-	b := o.Budgets[str(r, "BudgetName")]
+	b := o.Budgets[orgStr(r, "BudgetName")]
 	if b == nil {
 		return JSONError(400, "NotFoundException", "no such budget")
 	}
-	return JSON(map[string]any{"Budget": b.json(str(r, "BudgetName"))})
+	return JSON(map[string]any{"Budget": b.json(orgStr(r, "BudgetName"))})
 }
 
-func budgetOf(m map[string]any) (string, *OrgBudget) {
+func orgBudgetOf(m map[string]any) (string, *OrgBudget) {
 	name, _ := m["BudgetName"].(string)
 	b := &OrgBudget{}
 	if lim, ok := m["BudgetLimit"].(map[string]any); ok {
@@ -449,7 +449,7 @@ func budgetOf(m map[string]any) (string, *OrgBudget) {
 
 func (o *Org) createBudget(r *Request) Response {
 	m, _ := r.JSON["Budget"].(map[string]any)
-	name, b := budgetOf(m)
+	name, b := orgBudgetOf(m)
 	if o.Budgets[name] != nil {
 		return JSONError(400, "DuplicateRecordException", "exists")
 	}
@@ -467,7 +467,7 @@ func (o *Org) updateBudget(r *Request) Response {
 	if _, ok := m["CalculatedSpend"]; ok {
 		return JSONError(400, "InvalidParameterException", "CalculatedSpend cannot be updated")
 	}
-	name, b := budgetOf(m)
+	name, b := orgBudgetOf(m)
 	old := o.Budgets[name]
 	if old == nil {
 		return JSONError(400, "NotFoundException", "no such budget")
@@ -476,14 +476,14 @@ func (o *Org) updateBudget(r *Request) Response {
 	return JSON(map[string]any{})
 }
 
-// InstanceARN and IdentityStoreID name the fake Identity Center.
+// OrgInstanceARN and OrgIdentityStoreID name the fake Identity Center.
 const (
-	InstanceARN     = "arn:aws:sso:::instance/ssoins-1111111111111111"
-	IdentityStoreID = "d-1111111111"
+	OrgInstanceARN     = "arn:aws:sso:::instance/ssoins-1111111111111111"
+	OrgIdentityStoreID = "d-1111111111"
 )
 
 func (o *Org) listInstances(*Request) Response {
-	return JSON(map[string]any{"Instances": []any{map[string]any{"InstanceArn": InstanceARN, "IdentityStoreId": IdentityStoreID, "Status": "ACTIVE"}}})
+	return JSON(map[string]any{"Instances": []any{map[string]any{"InstanceArn": OrgInstanceARN, "IdentityStoreId": OrgIdentityStoreID, "Status": "ACTIVE"}}})
 }
 
 func (o *Org) listPermissionSets(*Request) Response {
@@ -497,8 +497,8 @@ func (o *Org) listPermissionSets(*Request) Response {
 
 func (o *Org) describePermissionSet(r *Request) Response {
 	for name, arn := range o.PermissionSets {
-		if arn == str(r, "PermissionSetArn") {
-			return JSON(map[string]any{"PermissionSet": map[string]any{"Name": name, "PermissionSetArn": arn, "SessionDuration": "PT1H", "CreatedDate": epochSeconds}})
+		if arn == orgStr(r, "PermissionSetArn") {
+			return JSON(map[string]any{"PermissionSet": map[string]any{"Name": name, "PermissionSetArn": arn, "SessionDuration": "PT1H", "CreatedDate": orgEpoch}})
 		}
 	}
 	return JSONError(400, "ResourceNotFoundException", "no such permission set")
@@ -513,14 +513,14 @@ func (o *Org) listAssignments(r *Request) Response {
 	sort.Strings(keys)
 	for _, k := range keys {
 		f := strings.Fields(k)
-		if f[0] == str(r, "AccountId") && f[1] == str(r, "PermissionSetArn") {
+		if f[0] == orgStr(r, "AccountId") && f[1] == orgStr(r, "PermissionSetArn") {
 			list = append(list, map[string]any{"AccountId": f[0], "PermissionSetArn": f[1], "PrincipalId": f[2], "PrincipalType": "GROUP"})
 		}
 	}
 	return JSON(map[string]any{"AccountAssignments": list})
 }
 
-type assignment struct {
+type orgAssignment struct {
 	key   string
 	polls int
 }
@@ -528,18 +528,18 @@ type assignment struct {
 func (o *Org) assignStatus(id, status string, r map[string]any) Response {
 	return JSON(map[string]any{"AccountAssignmentCreationStatus": map[string]any{"RequestId": id, "Status": status,
 		"TargetId": r["TargetId"], "TargetType": "AWS_ACCOUNT", "PermissionSetArn": r["PermissionSetArn"],
-		"PrincipalId": r["PrincipalId"], "PrincipalType": "GROUP", "CreatedDate": epochSeconds}})
+		"PrincipalId": r["PrincipalId"], "PrincipalType": "GROUP", "CreatedDate": orgEpoch}})
 }
 
 func (o *Org) createAssignment(r *Request) Response {
 	id := o.id("assign-")
-	o.assigning[id] = &assignment{key: str(r, "TargetId") + " " + str(r, "PermissionSetArn") + " " + str(r, "PrincipalId"), polls: o.AssignPolls}
+	o.assigning[id] = &orgAssignment{key: orgStr(r, "TargetId") + " " + orgStr(r, "PermissionSetArn") + " " + orgStr(r, "PrincipalId"), polls: o.AssignPolls}
 	o.assignReqs[id] = r.JSON
 	return o.assignStatus(id, "IN_PROGRESS", r.JSON)
 }
 
 func (o *Org) describeAssignment(r *Request) Response {
-	id := str(r, "AccountAssignmentCreationRequestId")
+	id := orgStr(r, "AccountAssignmentCreationRequestId")
 	a := o.assigning[id]
 	if a == nil {
 		return JSONError(400, "ResourceNotFoundException", "no such request")
@@ -559,7 +559,7 @@ func (o *Org) getGroupID(r *Request) Response {
 	if path, _ := ua["AttributePath"].(string); path != "DisplayName" || o.Groups[name] == "" {
 		return JSONError(400, "ResourceNotFoundException", "GROUP not found")
 	}
-	return JSON(map[string]any{"GroupId": o.Groups[name], "IdentityStoreId": IdentityStoreID})
+	return JSON(map[string]any{"GroupId": o.Groups[name], "IdentityStoreId": OrgIdentityStoreID})
 }
 
 func (o *Org) assumeRole(r *Request) Response {
