@@ -115,7 +115,7 @@ func (ap *Runner) Apply(ctx context.Context, p *Plan, cat *Catalog) (*Result, er
 	}
 	res := &Result{AlreadyDone: len(p.Steps) - len(fresh.Steps)}
 	if res.AlreadyDone > 0 {
-		ap.say("berth: %d of the plan's %d steps are already done (an earlier apply was interrupted); %d remain", res.AlreadyDone, len(p.Steps), len(fresh.Steps))
+		ap.say("berth: %d of the plan's %d steps are already done (by an earlier, interrupted apply, or by hand); %d remain", res.AlreadyDone, len(p.Steps), len(fresh.Steps))
 	}
 	for _, s := range fresh.Steps {
 		res.Steps = append(res.Steps, StepResult{Step: s, Status: StatusNotStarted})

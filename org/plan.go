@@ -74,10 +74,12 @@ type Plan struct {
 	CatalogText string `json:"catalog_text"`
 	// Fingerprint digests what plan read from AWS.
 	Fingerprint string `json:"fingerprint"`
-	// Notify is the budget alert address template the plan used.
-	Notify string   `json:"notify"`
-	Steps  []Step   `json:"steps"`
-	Notes  []string `json:"notes,omitempty"`
+	// Notify is the budget alert address template the plan used, and
+	// SSORegion the region of Identity Center it read: apply reads the same.
+	Notify    string   `json:"notify"`
+	SSORegion string   `json:"sso_region,omitempty"`
+	Steps     []Step   `json:"steps"`
+	Notes     []string `json:"notes,omitempty"`
 }
 
 // PlanOptions tune a plan.

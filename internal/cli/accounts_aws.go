@@ -74,7 +74,11 @@ func (g *Globals) makePlan(ctx context.Context, f planFlags, r *org.Runner) (*or
 		}
 	}
 	p, err := r.Plan(ctx, filepath.Base(f.catalog), text, cat, org.PlanOptions{Notify: f.notify})
-	return p, cat, err
+	if err != nil {
+		return nil, nil, err
+	}
+	p.SSORegion = f.ssoRegion
+	return p, cat, nil
 }
 
 func newAccountsPlanCommand(g *Globals) *cobra.Command {
@@ -171,6 +175,9 @@ the cause is fixed.`,
 				if err != nil {
 					return err
 				}
+			}
+			if p != nil && !cmd.Flags().Changed("sso-region") {
+				f.ssoRegion = p.SSORegion
 			}
 			r, err := g.orgRunner(ctx, f.ssoRegion, role)
 			if err != nil {

@@ -43,7 +43,7 @@ func TestAccountsPlanApply(t *testing.T) {
 	s, o := orgFake(t)
 	planFile := filepath.Join(t.TempDir(), "accounts.plan")
 
-	code, stdout, stderr := berth(t, "accounts", "plan", "--catalog", orgCatalog, "--format", "markdown", "-o", planFile)
+	code, stdout, stderr := berth(t, "accounts", "plan", "--catalog", orgCatalog, "--format", "markdown", "-o", planFile, "--sso-region", "eu-central-1")
 	if code != 0 {
 		t.Fatalf("plan: exit %d: %s", code, stderr)
 	}
@@ -70,6 +70,13 @@ func TestAccountsPlanApply(t *testing.T) {
 	wantIn(t, "apply result", stdout, "close-account   legacy-dev (333333333333)     done    SUSPENDED; can be reopened through AWS Support until ")
 	if a := o.Account("aws+payments-dev@acme.example"); a == nil || a.Parent != "ou-dev" {
 		t.Fatalf("payments-dev: %+v", a)
+	}
+	// Identity Center is called where the plan read it, without the flag
+	// again; Organizations and Budgets in us-east-1.
+	for _, c := range s.Calls() {
+		if want := map[string]string{"sso": "eu-central-1", "identitystore": "eu-central-1", "organizations": "us-east-1", "budgets": "us-east-1"}[c.Service]; want != "" && c.Region != want {
+			t.Errorf("%s %s called in %s, want %s", c.Service, c.Action, c.Region, want)
+		}
 	}
 
 	// The same plan again: everything is done, nothing is created twice.
