@@ -502,6 +502,13 @@ func TestPlanNotes(t *testing.T) {
 	o.Accounts[2].State = "SUSPENDED"
 	h := newHarness(t, o)
 	text := strings.Replace(string(h.text), "    close: true\n", "", 1)
+	text = strings.Replace(text, "access_classes:", `  - name: acme-management
+    email: aws+management@acme.example
+    ou: Root
+    owner: platform
+    class: management
+    close: true
+access_classes:`, 1)
 	cat, err := org.Parse("accounts.yaml", []byte(text))
 	if err != nil {
 		t.Fatal(err)
@@ -514,6 +521,7 @@ func TestPlanNotes(t *testing.T) {
 		`payments-dev is being created (request car-9): apply waits for it instead of creating it again`,
 		`payments-prod (222222222222) is named "Payments Production" in AWS; berth matches accounts by e-mail and does not rename them`,
 		`legacy-dev (333333333333) is SUSPENDED in AWS: mark it close: true in the catalog, or reopen it through AWS Support`,
+		`acme-management is the management account: Organizations cannot close it; close it from its own root user after removing the organisation`,
 	}
 	if strings.Join(p.Notes, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("notes:\n%s\nwant:\n%s", strings.Join(p.Notes, "\n"), strings.Join(want, "\n"))

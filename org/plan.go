@@ -134,6 +134,8 @@ func NewPlan(catalog string, text []byte, cat *Catalog, w *World, o PlanOptions)
 		r, exists := w.Account(a.Email)
 		if a.Close {
 			switch {
+			case a.Class == ClassManagement:
+				p.Notes = append(p.Notes, fmt.Sprintf("%s is the management account: Organizations cannot close it; close it from its own root user after removing the organisation", a.Name))
 			case exists && r.State == "ACTIVE":
 				p.Steps = append(p.Steps, Step{Action: ActionCloseAccount, Account: a.Name, AccountID: r.ID, Email: a.Email})
 			case !exists:
@@ -336,6 +338,9 @@ func (p *Plan) Check(cat *Catalog) error {
 		case ActionCloseAccount:
 			if !a.Close {
 				bad("the catalog does not mark the account close: true")
+			}
+			if a.Class == ClassManagement {
+				bad("the management account cannot be closed through Organizations")
 			}
 			if !accountIDPattern.MatchString(s.AccountID) {
 				bad("no account ID to close")
