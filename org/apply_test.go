@@ -535,3 +535,20 @@ access_classes:`, 1)
 		}
 	}
 }
+
+// TestMarkdownEscapes: values from the catalog cannot break the comment's
+// table or add markup to it.
+func TestMarkdownEscapes(t *testing.T) {
+	p := &org.Plan{Catalog: "accounts.yaml", Fingerprint: strings.Repeat("0", 64), Steps: []org.Step{
+		{Action: org.ActionTagAccount, Account: "a", Tags: map[string]string{"k": "x|y <img src=z> [l](http://e) *b* `c`\nd"}},
+	}}
+	var b bytes.Buffer
+	if err := org.FormatMarkdown(&b, p); err != nil {
+		t.Fatal(err)
+	}
+	row := strings.Split(b.String(), "\n")[6]
+	want := `| 1 | tag-account | a | +k=x\|y &lt;img src=z&gt; \[l\](http://e) \*b\* 'c' d |`
+	if row != want {
+		t.Fatalf("row\n%s\nwant\n%s\n(all:\n%s)", row, want, b.String())
+	}
+}
