@@ -25,7 +25,7 @@ var allowed = map[string][]string{
 	"deploy":          {"internal/awserr", "errkind"},
 	"dataplane":       {"errkind", "store", "internal/awserr", "internal/awsx", "internal/minioadmin", "policy", "cfn", "deploy"},
 	"config":          {"artifact", "pointer", "store", "store/filestore", "store/s3store", "internal/awsx", "internal/awserr"},
-	"org":             {"errkind"},
+	"org":             {"errkind", "internal/awserr"},
 	"hub/secrets":     {"errkind"},
 	"hub/db":          {"errkind"},
 	"hub/hubclient":   {"errkind"},

@@ -13,9 +13,9 @@ import (
 func newAccountsCommand(g *Globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "accounts",
-		Short: "Check the account catalog (accounts.yaml) of an AWS Organization",
+		Short: "Check, plan, apply and audit the account catalog (accounts.yaml) of an AWS Organization",
 	}
-	cmd.AddCommand(newAccountsValidateCommand(g))
+	cmd.AddCommand(newAccountsValidateCommand(g), newAccountsPlanCommand(g), newAccountsApplyCommand(g), newAccountsAuditCommand(g))
 	return cmd
 }
 
