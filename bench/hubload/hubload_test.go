@@ -100,8 +100,8 @@ func TestParseFlags(t *testing.T) {
 func TestTable(t *testing.T) {
 	got := table([]result{{Regions: 3, Engine: "sqlite", Workload: "credentials (write)", Clients: 50, Requests: 1000, Errors: 2,
 		Elapsed: 10 * time.Second, P50: 1500 * time.Microsecond, P99: 20 * time.Millisecond, PeakRSS: 2048, HWMReset: true,
-		ServerCPU: 5.01, MinIOCPU: 10.02, Load1: 3.5}})
-	want := "| 3 | sqlite | credentials (write) | 50 | 1000 | 100.0 | 1.5 | 20.0 | 2 | 2.0 | 5.00 | 10.00 | 3.50 |"
+		ServerCPU: 5.01, MinIOCPU: 10.02, OpenFDs: 17, Load1: 3.5}})
+	want := "| 3 | sqlite | credentials (write) | 50 | 1000 | 100.0 | 1.5 | 20.0 | 2 | 2.0 | 5.00 | 10.00 | 17 | 3.50 |"
 	if !strings.Contains(got, want) {
 		t.Errorf("table:\n%s\nwant row\n%s", got, want)
 	}

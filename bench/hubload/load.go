@@ -36,6 +36,7 @@ type result struct {
 	HWMReset  bool    // PeakRSS covers this workload alone
 	ServerCPU float64 // server user+sys CPU seconds during the workload
 	MinIOCPU  float64 // the same for all MinIO servers together
+	OpenFDs   int     // the server's open file descriptors at the end
 	Load1     float64 // 1-minute load average at the end
 	FirstErr  string
 }
@@ -193,6 +194,13 @@ func statCPU(stat string) (float64, error) {
 	return (ut + st) / 100, nil
 }
 
+// openFDs returns how many file descriptors the process has open: its
+// database files, listeners and connections.
+func openFDs(pid int) (int, error) {
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	return len(fds), err
+}
+
 // loadAvg returns the 1-minute load average.
 func loadAvg() float64 {
 	b, err := os.ReadFile("/proc/loadavg")
@@ -210,8 +218,8 @@ func loadAvg() float64 {
 // table renders the results as one Markdown table.
 func table(rs []result) string {
 	var b strings.Builder
-	b.WriteString("| regions | database | workload | clients | requests | req/s | p50 ms | p99 ms | errors | server peak RSS MiB | server CPU ms/req | MinIO CPU ms/req | load 1m |\n")
-	b.WriteString("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| regions | database | workload | clients | requests | req/s | p50 ms | p99 ms | errors | server peak RSS MiB | server CPU ms/req | MinIO CPU ms/req | server open fds | load 1m |\n")
+	b.WriteString("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rs {
 		rps, cpu, mcpu := 0.0, 0.0, 0.0
 		if r.Elapsed > 0 {
@@ -225,8 +233,8 @@ func table(rs []result) string {
 		if !r.HWMReset {
 			rss += " (since start)"
 		}
-		fmt.Fprintf(&b, "| %d | %s | %s | %d | %d | %.1f | %s | %s | %d | %s | %.2f | %.2f | %.2f |\n",
-			r.Regions, r.Engine, r.Workload, r.Clients, r.Requests, rps, ms(r.P50), ms(r.P99), r.Errors, rss, cpu, mcpu, r.Load1)
+		fmt.Fprintf(&b, "| %d | %s | %s | %d | %d | %.1f | %s | %s | %d | %s | %.2f | %.2f | %d | %.2f |\n",
+			r.Regions, r.Engine, r.Workload, r.Clients, r.Requests, rps, ms(r.P50), ms(r.P99), r.Errors, rss, cpu, mcpu, r.OpenFDs, r.Load1)
 	}
 	return b.String()
 }

@@ -115,6 +115,9 @@ func run() error {
 	if o.out == "" {
 		o.out = filepath.Join(root, "bench", "out", "hubload.md")
 	}
+	if o.berth != "" && !isExecutable(o.berth) {
+		return fmt.Errorf("-berth %s: not an executable file; build one with go build ./cmd/berth, or leave -berth out", o.berth)
+	}
 	minioBin, err := minioBinary()
 	if err != nil {
 		return err
@@ -176,6 +179,9 @@ func run() error {
 		if err != nil {
 			if len(results) > 0 {
 				fmt.Print(table(results))
+			}
+			if ctx.Err() != nil {
+				return fmt.Errorf("interrupted; every server it started is stopped (logs in %s)", logs)
 			}
 			return fmt.Errorf("%d region(s): %w (logs in %s)", n, err, logs)
 		}
@@ -321,6 +327,9 @@ func measure(ctx context.Context, h *hubProc, regions []*minio, w workload, o op
 	if r.PeakRSS, err = procStatus(pid, "VmHWM"); err != nil {
 		return r, err
 	}
+	if r.OpenFDs, err = openFDs(pid); err != nil {
+		return r, err
+	}
 	r.Requests, r.Errors, r.FirstErr, r.Elapsed = len(lat), errs, firstErr, elapsed
 	r.P50, r.P99 = summarize(lat)
 	r.ServerCPU, r.MinIOCPU = cpu1-cpu0, minio1-minio0
@@ -362,7 +371,8 @@ func footnotes(o options, rs []result) string {
 		"and lists the project in every region (%d versions).\n", o.versions)
 	b.WriteString("- p50/p99 of answered requests; req/s counts 2xx answers over the window. Server CPU is user+sys of the `berth server` " +
 		"process over the window per request, MinIO CPU the same for all MinIO servers together (the load clients use the rest); " +
-		"peak RSS is the server's VmHWM, reset before each row.\n")
+		"peak RSS is the server's VmHWM, reset before each row; open fds are counted at the row's end " +
+		"(the two rows of one database share one server process).\n")
 	for _, r := range rs {
 		if r.FirstErr != "" {
 			fmt.Fprintf(&b, "- first error, %d region(s) %s %s: %s\n", r.Regions, r.Engine, r.Workload, r.FirstErr)
