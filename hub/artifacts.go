@@ -47,11 +47,11 @@ func (s *Server) readClient(ctx context.Context, p *db.Project) (*artifact.Clien
 	c := &artifact.Client{Logger: s.log()}
 	for _, ep := range st.Endpoints {
 		cr, err := vend(ctx, vendInput{Region: ep.Name, Endpoint: ep.URL, AccessKeyID: st.Reader, SecretKey: string(secret),
-			SessionName: "berth-hub", Policy: session, Duration: 15 * time.Minute})
+			SessionName: "berth-hub", Policy: session, Duration: 15 * time.Minute, HTTP: s.awsHTTP()})
 		if err != nil {
 			return nil, err
 		}
-		client := s3.New(s3.Options{Region: ep.Name, BaseEndpoint: aws.String(ep.URL), UsePathStyle: true,
+		client := s3.New(s3.Options{Region: ep.Name, BaseEndpoint: aws.String(ep.URL), UsePathStyle: true, HTTPClient: s.awsHTTP(),
 			Credentials: credentials.NewStaticCredentialsProvider(cr.AccessKeyID, cr.SecretAccessKey, cr.SessionToken)})
 		store := s3store.New(client, st.Bucket, st.Prefix, s3store.Options{})
 		c.Regions = append(c.Regions, artifact.Region{Name: ep.Name, Store: store, Pointer: pointer.InStore{Store: store}})

@@ -33,6 +33,7 @@ type readSession struct {
 	region, endpoint, bucket, storePrefix string
 	creds                                 aws.Credentials
 	aws                                   *aws.Config // AWS data planes: the hub's configuration (endpoints, retries)
+	http                                  aws.HTTPClient
 }
 
 func (r readSession) client() *s3.Client {
@@ -42,7 +43,7 @@ func (r readSession) client() *s3.Client {
 		cfg.Region, cfg.Credentials = r.region, creds
 		return s3.NewFromConfig(cfg)
 	}
-	return s3.New(s3.Options{Region: r.region, Credentials: creds, BaseEndpoint: aws.String(r.endpoint), UsePathStyle: true})
+	return s3.New(s3.Options{Region: r.region, Credentials: creds, BaseEndpoint: aws.String(r.endpoint), UsePathStyle: true, HTTPClient: r.http})
 }
 
 // readSessions vends reader sessions of the project in each region of its
@@ -99,11 +100,11 @@ func (s *Server) readSessions(ctx context.Context, p *db.Project, ttl time.Durat
 	}
 	for _, ep := range st.Endpoints {
 		c, err := vend(ctx, vendInput{Region: ep.Name, Endpoint: ep.URL, AccessKeyID: st.Reader, SecretKey: string(secret),
-			SessionName: "berth-hub", Policy: session, Duration: ttl})
+			SessionName: "berth-hub", Policy: session, Duration: ttl, HTTP: s.awsHTTP()})
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, readSession{region: ep.Name, endpoint: ep.URL, bucket: st.Bucket, storePrefix: st.Prefix, creds: c})
+		out = append(out, readSession{region: ep.Name, endpoint: ep.URL, bucket: st.Bucket, storePrefix: st.Prefix, creds: c, http: s.awsHTTP()})
 	}
 	return out, nil
 }

@@ -125,7 +125,7 @@ func (s *Server) createDataPlane(w http.ResponseWriter, r *http.Request, u *db.U
 	for _, ep := range st.Endpoints {
 		for role, kp := range map[string]keyPair{"writer": in.Writer, "reader": in.Reader} {
 			_, err := vend(r.Context(), vendInput{Region: ep.Name, Endpoint: ep.URL, AccessKeyID: kp.AccessKeyID, SecretKey: kp.SecretAccessKey,
-				SessionName: "berth-hub-check", Policy: probe, Duration: 15 * time.Minute})
+				SessionName: "berth-hub-check", Policy: probe, Duration: 15 * time.Minute, HTTP: s.awsHTTP()})
 			if err != nil {
 				return fmt.Errorf("check the %s identity in %s: %w", role, ep.Name, err)
 			}
@@ -309,7 +309,7 @@ func (s *Server) credentials(w http.ResponseWriter, r *http.Request, u *db.User)
 	}{Project: p.Name, Role: in.Role, Prefix: p.Prefix, StorePrefix: st.Prefix}
 	for _, ep := range st.Endpoints {
 		c, err := vend(r.Context(), vendInput{Region: ep.Name, Endpoint: ep.URL, AccessKeyID: keyID, SecretKey: string(secret),
-			SessionName: sessionName(u.Email), Policy: session, Duration: credentialTTL})
+			SessionName: sessionName(u.Email), Policy: session, Duration: credentialTTL, HTTP: s.awsHTTP()})
 		if err != nil {
 			return err
 		}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 
 	"github.com/berth-dev/berth/access"
 	"github.com/berth-dev/berth/errkind"
@@ -67,8 +68,12 @@ type Server struct {
 
 	// AWS holds the credentials of AWSPrincipal, the ARN the hub runs as
 	// in AWS, which AWS data planes trust (see dataplanes.go).
-	AWS          aws.Config
-	AWSPrincipal string
+	AWS aws.Config
+
+	// awsHTTP is built once: see (*Server).awsHTTP.
+	awsHTTPOnce   sync.Once
+	awsHTTPClient aws.HTTPClient
+	AWSPrincipal  string
 	// TemplateURL is where this berth's bootstrap template is published on
 	// S3, for CloudFormation quick-create links.
 	TemplateURL string
@@ -393,4 +398,12 @@ func OpenAPI() map[string]any {
 					"field":   map[string]any{"type": "string", "description": "the request field the error is about, when known"}}}}}},
 		},
 	}
+}
+
+// awsHTTP is the one HTTP client the hub's STS and S3 clients for
+// S3-compatible data planes share. A client per request would open a
+// connection per call and leave it idle: thousands under load (bench/hubload).
+func (s *Server) awsHTTP() aws.HTTPClient {
+	s.awsHTTPOnce.Do(func() { s.awsHTTPClient = awshttp.NewBuildableClient() })
+	return s.awsHTTPClient
 }

@@ -33,6 +33,9 @@ type vendInput struct {
 	SessionName string
 	Policy      *policy.Document
 	Duration    time.Duration
+	// HTTP is the client calls go through (Server.awsHTTP) unless Config
+	// brings its own.
+	HTTP aws.HTTPClient
 }
 
 // vend asks STS for temporary credentials. The session can do only what
@@ -45,6 +48,9 @@ func vend(ctx context.Context, in vendInput) (aws.Credentials, error) {
 	if in.Config != nil {
 		cfg = in.Config.Copy()
 		cfg.Region = in.Region
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = in.HTTP
 	}
 	client := sts.NewFromConfig(cfg, func(o *sts.Options) {
 		if in.Endpoint != "" {
