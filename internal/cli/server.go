@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -27,6 +29,7 @@ import (
 )
 
 type serverOpts struct {
+	kmsKey    string // --kms-key: the KMS key that seals secrets
 	listen    string
 	database  string
 	dataDir   string
@@ -52,7 +55,9 @@ a hash-chained audit log.
 
 Secrets the hub stores (data plane identities) are sealed with a key in
 DIR/secrets.key (mode 0600, created on first start); replicas need the same
-file. The database is SQLite in the data directory by default, so the hub runs with no
+file. With --kms-key ARN an AWS KMS key wraps them instead (the key file, if
+any, still opens older secrets; "berth server rotate-key --kms-key ARN" moves
+them all to KMS). The database is SQLite in the data directory by default, so the hub runs with no
 flags; --database postgres://USER@HOST/DB lets several replicas share one
 PostgreSQL. Migrations are applied at start; a database migrated by a newer
 berth is refused.
@@ -94,6 +99,7 @@ ends TLS, pass --public-url https://... so cookies are Secure and links right.`,
 	fl.StringVar(&o.listen, "listen", "127.0.0.1:8420", "address to listen on")
 	fl.StringVar(&o.database, "database", "", "sqlite:PATH or postgres://... (default: sqlite in --data-dir)")
 	fl.StringVar(&o.dataDir, "data-dir", "", "directory of the hub's own files (default $XDG_DATA_HOME/berth/.hub)")
+	fl.StringVar(&o.kmsKey, "kms-key", os.Getenv("BERTH_KMS_KEY"), "seal stored secrets with this AWS KMS key (ARN; env BERTH_KMS_KEY) instead of DIR/secrets.key; rotate-key moves existing secrets to it")
 	f := cmd.Flags()
 	f.StringVar(&o.publicURL, "public-url", "", "the address people reach the hub at, such as https://berth.example.com (links, OIDC redirect; https makes cookies Secure)")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain) file; needs --tls-key")
@@ -169,22 +175,41 @@ refused (exit 3).`,
 // loadKeys returns the box of the hub's key files in dir: secrets.key
 // seals, and retired keys (secrets.key.*.retired) still open what a
 // rotation has not rewrapped. Replicas sharing a PostgreSQL need the same
-// files.
-func loadKeys(dir string, create bool) (*secrets.Box, error) {
+// files. With kmsKey, the KMS key seals and the key files, if any, only
+// open what was sealed before the hub moved to KMS.
+func (g *Globals) loadKeys(ctx context.Context, dir string, create bool, kmsKey string) (*secrets.Box, error) {
 	if _, err := os.Stat(filepath.Join(dir, "secrets.key")); errors.Is(err, fs.ErrNotExist) {
 		if _, err := os.Stat(filepath.Join(dir, "secrets.key.next")); err == nil {
 			return nil, fmt.Errorf("a key rotation stopped half-way in %s: run berth server rotate-key again: %w", dir, errkind.Conflict)
 		}
+	}
+	box := &secrets.Box{}
+	if kmsKey != "" {
+		cfg, err := awsx.Load(ctx, awsx.Options{Profile: g.Profile})
+		if err != nil {
+			return nil, err
+		}
+		if a, err := arn.Parse(kmsKey); err == nil {
+			cfg.Region = a.Region // the key's region, whatever the default
+		}
+		k, err := secrets.NewKMSKEK(kms.NewFromConfig(cfg), kmsKey)
+		if err != nil {
+			return nil, err
+		}
+		box.KEKs = append(box.KEKs, k)
+		create = false
 	}
 	load := secrets.LoadKeyFile
 	if create {
 		load = secrets.LoadOrCreateKeyFile
 	}
 	primary, err := load(filepath.Join(dir, "secrets.key"))
-	if err != nil {
+	switch {
+	case err == nil:
+		box.KEKs = append(box.KEKs, primary)
+	case kmsKey == "" || !errors.Is(err, fs.ErrNotExist):
 		return nil, err
 	}
-	box := &secrets.Box{KEKs: []secrets.KEK{primary}}
 	retired, _ := filepath.Glob(filepath.Join(dir, "secrets.key.*.retired"))
 	if _, err := os.Stat(filepath.Join(dir, "secrets.key.next")); err == nil {
 		retired = append(retired, filepath.Join(dir, "secrets.key.next")) // a rotation in progress
@@ -229,7 +254,26 @@ rotation.`,
 					return nil
 				}
 			}
-			old, err := loadKeys(dir, false)
+			if o.kmsKey != "" {
+				box, err := g.loadKeys(ctx, dir, false, o.kmsKey)
+				if err != nil {
+					return err
+				}
+				n, err := hub.Reseal(ctx, d, box)
+				if err != nil {
+					return fmt.Errorf("rotate key (run it again to resume): %w", err)
+				}
+				// The key file stays as a retired key: a backup sealed under
+				// it still opens.
+				if fk, err := secrets.LoadKeyFile(current); err == nil {
+					if err := os.Rename(current, filepath.Join(dir, "secrets.key."+fk.ID()+".retired")); err != nil {
+						return fmt.Errorf("retire the key file: %w", err)
+					}
+				}
+				fmt.Fprintf(g.Stdout, "rewrapped %d secret(s) under KMS key %s\n", n, o.kmsKey)
+				return nil
+			}
+			old, err := g.loadKeys(ctx, dir, false, "")
 			if err != nil {
 				return err
 			}
@@ -308,7 +352,7 @@ func (g *Globals) runServer(ctx context.Context, o serverOpts) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
-	box, err := loadKeys(dir, true)
+	box, err := g.loadKeys(ctx, dir, true, o.kmsKey)
 	if err != nil {
 		return err
 	}

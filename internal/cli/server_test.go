@@ -3,14 +3,18 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +23,7 @@ import (
 	"github.com/berth-dev/berth/hub"
 	"github.com/berth-dev/berth/hub/db"
 	"github.com/berth-dev/berth/hub/secrets"
+	"github.com/berth-dev/berth/internal/awsfake"
 )
 
 // syncBuffer is a bytes.Buffer safe for the server goroutine and the test.
@@ -199,7 +204,7 @@ func TestServerRotateKey(t *testing.T) {
 	if _, err := d.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	box, err := loadKeys(dir, true)
+	box, err := (&Globals{}).loadKeys(context.Background(), dir, true, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,5 +238,63 @@ func TestServerRotateKey(t *testing.T) {
 	got, err := (&secrets.Box{KEKs: []secrets.KEK{newKey}}).Open(ctx, m["writer"], "dataplane/minio/writer")
 	if err != nil || string(got) != "admin-secret-key" {
 		t.Errorf("open with the new key only: %q, %v", got, err)
+	}
+}
+
+// TestLoadKeysKMS: with --kms-key, new secrets are sealed by KMS (called
+// with the key named), and a key file from before still opens its secrets.
+func TestLoadKeysKMS(t *testing.T) {
+	ctx := context.Background()
+	const keyARN = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	fake := awsfake.New(t)
+	fake.Setenv(t, "us-east-1")
+	// A stand-in KMS: the "ciphertext" is the data key reversed; what is
+	// tested is that berth calls KMS with the key and context it needs.
+	fake.Handle("kms", "Encrypt", func(r *awsfake.Request) awsfake.Response {
+		if r.JSON["KeyId"] != keyARN || r.Region != "eu-west-1" {
+			return awsfake.JSONError(400, "NotFoundException", "wrong key or region")
+		}
+		b, _ := base64.StdEncoding.DecodeString(r.JSON["Plaintext"].(string))
+		slices.Reverse(b)
+		return awsfake.JSON(map[string]any{"CiphertextBlob": b, "KeyId": keyARN})
+	})
+	fake.Handle("kms", "Decrypt", func(r *awsfake.Request) awsfake.Response {
+		b, _ := base64.StdEncoding.DecodeString(r.JSON["CiphertextBlob"].(string))
+		slices.Reverse(b)
+		return awsfake.JSON(map[string]any{"Plaintext": b, "KeyId": keyARN})
+	})
+	dir := t.TempDir()
+	g := &Globals{}
+	fileBox, err := g.loadKeys(ctx, dir, true, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := fileBox.Seal(ctx, []byte("sealed-before-kms"), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	box, err := g.loadKeys(ctx, dir, true, keyARN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(box.KEKs) != 2 || !strings.HasPrefix(box.KEKs[0].ID(), "kms-") {
+		t.Fatalf("keys = %d, first %s; want the KMS key first, then the key file", len(box.KEKs), box.KEKs[0].ID())
+	}
+	sealed, err := box.Seal(ctx, []byte("new"), "y")
+	if err != nil || !strings.Contains(sealed, box.KEKs[0].ID()) || len(fake.Called("kms", "Encrypt")) != 1 {
+		t.Fatalf("seal = %q, %v", sealed, err)
+	}
+	for s, aad := range map[string]string{old: "x", sealed: "y"} {
+		if _, err := box.Open(ctx, s, aad); err != nil {
+			t.Errorf("open %s: %v", aad, err)
+		}
+	}
+	// A hub on KMS alone creates no key file.
+	empty := t.TempDir()
+	if _, err := g.loadKeys(ctx, empty, true, keyARN); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(empty, "secrets.key")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a key file was created beside KMS: %v", err)
 	}
 }
