@@ -61,7 +61,11 @@ func newServer(t testing.TB, url string) *hub.Server {
 	if _, err := d.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return &hub.Server{DB: d, SetupCode: "0123456789abcdef0123456789abcdef"}
+	// Everything the server logs, debug included, is scanned for tokens
+	// and the setup code when the test ends.
+	logs := testenv.NewLogScanner(t)
+	logs.Secret("0123456789abcdef0123456789abcdef")
+	return &hub.Server{DB: d, SetupCode: "0123456789abcdef0123456789abcdef", Log: logs.Logger()}
 }
 
 type client struct {
