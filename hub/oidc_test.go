@@ -1,147 +1,18 @@
 package hub_test
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
-
 	"github.com/berth-dev/berth/hub"
+	"github.com/berth-dev/berth/internal/oidctest"
 )
-
-// testIssuer is an OpenID Connect provider for tests: discovery, keys, an
-// authorize endpoint that signs in whoever the test says at once, and a
-// token endpoint that checks the client secret, the redirect URL and the
-// PKCE verifier before it answers a signed ID token.
-type testIssuer struct {
-	t   *testing.T
-	srv *httptest.Server
-	key *rsa.PrivateKey
-
-	mu sync.Mutex
-	// claims of the next sign-in (sub, email, email_verified, name).
-	claims map[string]any
-	// nonce, when set, replaces the nonce the client sent.
-	nonce string
-	codes map[string]grant
-}
-
-type grant struct {
-	nonce, challenge, redirect string
-}
-
-const (
-	testClientID     = "berth-hub"
-	testClientSecret = "client-secret-4a7c1e"
-)
-
-func newTestIssuer(t *testing.T) *testIssuer {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	iss := &testIssuer{t: t, key: key, codes: map[string]grant{}}
-	mux := http.NewServeMux()
-	iss.srv = httptest.NewServer(mux)
-	t.Cleanup(iss.srv.Close)
-	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(map[string]any{
-			"issuer": iss.srv.URL, "authorization_endpoint": iss.srv.URL + "/authorize", "token_endpoint": iss.srv.URL + "/token",
-			"jwks_uri": iss.srv.URL + "/jwks", "response_types_supported": []string{"code"}, "subject_types_supported": []string{"public"},
-			"id_token_signing_alg_values_supported": []string{"RS256"}, "code_challenge_methods_supported": []string{"S256"},
-		})
-	})
-	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
-	})
-	mux.HandleFunc("GET /authorize", func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
-		if q.Get("client_id") != testClientID || q.Get("response_type") != "code" || q.Get("code_challenge_method") != "S256" ||
-			q.Get("code_challenge") == "" || q.Get("nonce") == "" || !strings.Contains(q.Get("scope"), "openid") {
-			t.Errorf("authorize request: %v", q)
-			http.Error(w, "bad request", 400)
-			return
-		}
-		code := base64.RawURLEncoding.EncodeToString(randomBytes(16))
-		iss.mu.Lock()
-		iss.codes[code] = grant{nonce: q.Get("nonce"), challenge: q.Get("code_challenge"), redirect: q.Get("redirect_uri")}
-		iss.mu.Unlock()
-		http.Redirect(w, r, q.Get("redirect_uri")+"?code="+code+"&state="+url.QueryEscape(q.Get("state")), http.StatusFound)
-	})
-	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
-		id, secret, ok := r.BasicAuth()
-		if !ok {
-			id, secret = r.PostFormValue("client_id"), r.PostFormValue("client_secret")
-		}
-		iss.mu.Lock()
-		g, found := iss.codes[r.PostFormValue("code")]
-		delete(iss.codes, r.PostFormValue("code"))
-		claims, nonce := iss.claims, iss.nonce
-		iss.mu.Unlock()
-		sum := sha256.Sum256([]byte(r.PostFormValue("code_verifier")))
-		switch {
-		case id != testClientID || secret != testClientSecret:
-			w.WriteHeader(401)
-			json.NewEncoder(w).Encode(map[string]string{"error": "invalid_client"})
-			return
-		case !found || g.redirect != r.PostFormValue("redirect_uri") || base64.RawURLEncoding.EncodeToString(sum[:]) != g.challenge:
-			w.WriteHeader(400)
-			json.NewEncoder(w).Encode(map[string]string{"error": "invalid_grant"})
-			return
-		}
-		if nonce == "" {
-			nonce = g.nonce
-		}
-		payload := map[string]any{"iss": iss.srv.URL, "aud": testClientID, "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix(), "nonce": nonce}
-		for k, v := range claims {
-			payload[k] = v
-		}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"access_token": "at", "token_type": "Bearer", "expires_in": 3600, "id_token": iss.sign(payload)})
-	})
-	return iss
-}
-
-func randomBytes(n int) []byte {
-	b := make([]byte, n)
-	rand.Read(b)
-	return b
-}
-
-func (iss *testIssuer) sign(payload map[string]any) string {
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: iss.key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", "k1"))
-	if err != nil {
-		iss.t.Fatal(err)
-	}
-	data, _ := json.Marshal(payload)
-	obj, err := signer.Sign(data)
-	if err != nil {
-		iss.t.Fatal(err)
-	}
-	out, err := obj.CompactSerialize()
-	if err != nil {
-		iss.t.Fatal(err)
-	}
-	return out
-}
-
-func (iss *testIssuer) next(claims map[string]any, nonce string) {
-	iss.mu.Lock()
-	defer iss.mu.Unlock()
-	iss.claims, iss.nonce = claims, nonce
-}
 
 // oidcSignIn walks a browser through sign-in: the hub's login route, the
 // provider, and the callback (which tamper may change). It returns the
@@ -193,8 +64,8 @@ func oidcSignIn(t *testing.T, hubURL, next string, tamper func(*url.URL)) (int, 
 
 func TestOIDCSignIn(t *testing.T) {
 	engines(t, func(t *testing.T, s *hub.Server, dump func() string) {
-		iss := newTestIssuer(t)
-		s.OIDC = &hub.OIDCConfig{Issuer: iss.srv.URL, ClientID: testClientID, ClientSecret: testClientSecret}
+		iss := oidctest.New(t)
+		s.OIDC = &hub.OIDCConfig{Issuer: iss.URL, ClientID: oidctest.ClientID, ClientSecret: oidctest.ClientSecret}
 		s.FailedAuthLimit = 100
 		srv := httptest.NewServer(s.Handler())
 		defer srv.Close()
@@ -246,7 +117,7 @@ func TestOIDCSignIn(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				iss.next(tt.claims, tt.nonce)
+				iss.Next(tt.claims, tt.nonce)
 				code, location, body, cookie := oidcSignIn(t, srv.URL, tt.next, tt.tamper)
 				if tt.wantRefusal != "" {
 					if code != http.StatusForbidden || cookie != nil || !strings.Contains(body, tt.wantRefusal) {
@@ -268,7 +139,7 @@ func TestOIDCSignIn(t *testing.T) {
 				}
 			})
 		}
-		if d := dump(); strings.Contains(d, testClientSecret) {
+		if d := dump(); strings.Contains(d, oidctest.ClientSecret) {
 			t.Error("the client secret is in the database")
 		}
 	})
@@ -279,8 +150,8 @@ func TestOIDCSignIn(t *testing.T) {
 // one address are held back with 429.
 func TestOIDCCallbackLimits(t *testing.T) {
 	s := newServer(t, "sqlite:"+filepath.Join(t.TempDir(), "hub.db"))
-	iss := newTestIssuer(t)
-	s.OIDC = &hub.OIDCConfig{Issuer: iss.srv.URL, ClientID: testClientID, ClientSecret: testClientSecret}
+	iss := oidctest.New(t)
+	s.OIDC = &hub.OIDCConfig{Issuer: iss.URL, ClientID: oidctest.ClientID, ClientSecret: oidctest.ClientSecret}
 	now := time.Now()
 	s.Now = func() time.Time { return now }
 	srv := httptest.NewServer(s.Handler())

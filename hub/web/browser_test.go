@@ -22,6 +22,7 @@ import (
 	"github.com/berth-dev/berth/dataplane"
 	"github.com/berth-dev/berth/hub"
 	"github.com/berth-dev/berth/internal/cli"
+	"github.com/berth-dev/berth/internal/oidctest"
 	"github.com/berth-dev/berth/internal/testenv"
 )
 
@@ -273,8 +274,8 @@ func TestBrowser(t *testing.T) {
 				dbURL = testenv.StartPostgres(t).URL
 			}
 			s, srv := startHub(t, dbURL)
-			iss := newTestIssuer(t)
-			s.OIDC = &hub.OIDCConfig{Issuer: iss.url, ClientID: oidcClientID, ClientSecret: oidcClientSecret}
+			iss := oidctest.New(t)
+			s.OIDC = &hub.OIDCConfig{Issuer: iss.URL, ClientID: oidctest.ClientID, ClientSecret: oidctest.ClientSecret}
 			ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
 			defer cancel()
 			// The first action opens the tab for the life of its context: no
@@ -313,7 +314,7 @@ func TestBrowser(t *testing.T) {
 	}
 }
 
-func scenario(t *testing.T, b *tab, engine string, regions []*testenv.MinIO, ids map[string]dataplane.Credentials, browser context.Context, iss *testIssuer) {
+func scenario(t *testing.T, b *tab, engine string, regions []*testenv.MinIO, ids map[string]dataplane.Credentials, browser context.Context, iss *oidctest.Issuer) {
 	project := "app-" + engine
 
 	// First start: signed out, the hub sends to sign-in; the setup link
@@ -493,7 +494,7 @@ func scenario(t *testing.T, b *tab, engine string, regions []*testenv.MinIO, ids
 		t.Fatal(err)
 	}
 	bobTab := &tab{t: t, ctx: bobCtx, base: b.base, axe: b.axe, shots: b.shots}
-	iss.signInAs("bob@example.com")
+	iss.SignInAs("bob@example.com")
 	bobTab.open("/projects/" + project + "/versions")
 	bobTab.waitText("Sign in with")
 	bobTab.check("signin-oidc")
