@@ -3,7 +3,6 @@ package hub
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -234,11 +233,6 @@ func auditOf(r *http.Request, u *db.User, action, object string, err error) *db.
 	if u != nil {
 		e.Actor = u.Email
 	}
-	e.SourceIP = sourceIP(r)
+	e.SourceIP = clientIP(r)
 	return e
-}
-
-func sourceIP(r *http.Request) string {
-	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
-	return ip
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"path"
 	"strings"
@@ -67,8 +66,7 @@ func (s *Server) audit(r *http.Request, u *db.User, action, object string, err e
 			orgID = org.ID // the organisation whose admins may read the entry
 		}
 	}
-	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
-	e := &db.AuditEntry{Actor: actor, RequestID: requestID(r), Action: action, Object: object, Outcome: outcome, SourceIP: ip, OrgID: orgID}
+	e := &db.AuditEntry{Actor: actor, RequestID: requestID(r), Action: action, Object: object, Outcome: outcome, SourceIP: clientIP(r), OrgID: orgID}
 	if aerr := s.DB.AppendAudit(context.WithoutCancel(r.Context()), e); aerr != nil {
 		s.log().Error("audit log append failed", "action", action, "object", object, "err", aerr)
 	}

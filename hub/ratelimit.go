@@ -1,10 +1,13 @@
 package hub
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -107,15 +110,67 @@ func (l *limiter) allow(key string) error {
 	return nil
 }
 
-// clientIP is the address a request came from: the TCP peer. Behind a
-// reverse proxy that is the proxy; berth does not trust X-Forwarded-For,
-// which any client can send.
+// clientIP is the address a request came from, as withClientIP found it:
+// the TCP peer, or behind a trusted proxy the address that proxy saw.
 func clientIP(r *http.Request) string {
+	if ip, ok := r.Context().Value(clientIPKey).(string); ok {
+		return ip
+	}
+	return peerIP(r)
+}
+
+func peerIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// forwardedFor returns the client address of a request whose TCP peer is
+// peer: peer itself unless it is a trusted proxy; then the right-most
+// X-Forwarded-For entry that is not a trusted proxy. Entries left of it
+// were written by the client and prove nothing, so a client cannot pick
+// the address its rate limit and audit entries are charged to. An entry
+// that does not parse ends the walk at the last trusted hop.
+func forwardedFor(peer string, xff []string, trusted []netip.Prefix) string {
+	isTrusted := func(a netip.Addr) bool {
+		for _, p := range trusted {
+			if p.Contains(a.Unmap()) {
+				return true
+			}
+		}
+		return false
+	}
+	a, err := netip.ParseAddr(peer)
+	if err != nil || !isTrusted(a) {
+		return peer
+	}
+	var hops []string
+	for _, h := range xff {
+		hops = append(hops, strings.Split(h, ",")...)
+	}
+	last := peer
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			return last
+		}
+		if !isTrusted(a) {
+			return a.Unmap().String()
+		}
+		last = a.Unmap().String()
+	}
+	return last
+}
+
+// withClientIP puts the request's client address (see forwardedFor) in its
+// context, once, for rate limits, login requests and the audit log.
+func (s *Server) withClientIP(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ip := forwardedFor(peerIP(r), r.Header.Values("X-Forwarded-For"), s.TrustedProxies)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clientIPKey, ip)))
+	})
 }
 
 // authState is the hub's in-memory sign-in state: rate limits and the

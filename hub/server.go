@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,6 +63,10 @@ type Server struct {
 	// callbacks, tokens, poll secrets) an address may make per minute, with
 	// as many at once, before it is answered 429 (10 when zero).
 	FailedAuthLimit int
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For header
+	// names the client (see forwardedFor); empty: the TCP peer is the
+	// client.
+	TrustedProxies []netip.Prefix
 
 	authOnce sync.Once
 	auth     *authState
@@ -203,12 +208,15 @@ func (s *Server) Handler() http.Handler {
 		s.writeError(w, r, fmt.Errorf("no API operation %s %s: %w", r.Method, r.URL.Path, errkind.NotFound))
 	})
 	mux.Handle("/", web.New(mux, s, web.Paths{SignIn: "/signin", SignOut: "/auth/logout"})) // the web UI, a client of mux
-	return s.withRequestID(withSecurityHeaders(mux))
+	return s.withRequestID(s.withClientIP(withSecurityHeaders(mux)))
 }
 
 type ctxKey int
 
-const requestIDKey ctxKey = 0
+const (
+	requestIDKey ctxKey = iota
+	clientIPKey
+)
 
 // withRequestID gives every request an id, returned in X-Request-Id and
 // named in logs and internal errors.
@@ -328,13 +336,14 @@ func (s *Server) me(w http.ResponseWriter, _ *http.Request, u *db.User) error {
 	return nil
 }
 
-func (s *Server) createToken(w http.ResponseWriter, r *http.Request, u *db.User) error {
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request, u *db.User) (err error) {
 	var in struct {
 		Name string `json:"name"`
 	}
 	if err := decode(r, &in); err != nil {
 		return err
 	}
+	defer func() { s.audit(r, u, "token.create", "token/"+truncate(in.Name, 100), err) }()
 	if in.Name == "" || len(in.Name) > 100 {
 		return inField("name", fmt.Errorf("name: give the token a name of 1 to 100 characters, such as \"ci\": %w", errkind.Invalid))
 	}
@@ -346,7 +355,8 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, u *db.User)
 	return nil
 }
 
-func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, u *db.User) error {
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, u *db.User) (err error) {
+	defer func() { s.audit(r, u, "token.revoke", "token/"+truncate(r.PathValue("id"), 20), err) }()
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil {
 		return fmt.Errorf("token id %q: want a number: %w", truncate(r.PathValue("id"), 32), errkind.Invalid)

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -40,6 +41,7 @@ type serverOpts struct {
 	oidcIssuer, oidcClientID, oidcSecretFile string
 
 	awsPrincipal, templateURL string
+	trustedProxies            []string // --trusted-proxy CIDR|IP
 	access                    accessServerOpts
 }
 
@@ -84,7 +86,11 @@ first sign-in is linked to the user an admin added with the same e-mail, when
 the provider has verified it; nobody else gets in.
 
 TLS: --tls-cert and --tls-key serve HTTPS directly. Behind a reverse proxy that
-ends TLS, pass --public-url https://... so cookies are Secure and links right.`,
+ends TLS, pass --public-url https://... so cookies are Secure and links right,
+and --trusted-proxy with the proxy's addresses so rate limits and the audit log
+see the client's address from X-Forwarded-For (the right-most entry that is not
+a trusted proxy); without it that header is ignored, since any client can
+send it.`,
 		Example: `  berth server
   berth server --listen 0.0.0.0:8420 --database postgres://berth@db.internal/berth
   BERTH_OIDC_CLIENT_SECRET=... berth server --public-url https://berth.example.com \
@@ -109,6 +115,7 @@ ends TLS, pass --public-url https://... so cookies are Secure and links right.`,
 	f.StringVar(&o.oidcSecretFile, "oidc-client-secret-file", "", "file holding the OIDC client secret (default: env BERTH_OIDC_CLIENT_SECRET)")
 	f.StringVar(&o.awsPrincipal, "aws-principal", "", "ARN of the IAM role or user the hub's AWS credentials belong to, which AWS data planes trust")
 	f.StringVar(&o.templateURL, "template-url", "", "https URL of this berth's bootstrap template on S3, for CloudFormation quick-create links")
+	f.StringSliceVar(&o.trustedProxies, "trusted-proxy", nil, "a reverse proxy's address or CIDR (repeatable, or comma-separated) whose X-Forwarded-For names the client")
 	addAccessServerFlags(f, &o.access)
 	return cmd
 }
@@ -319,6 +326,10 @@ func (g *Globals) runServer(ctx context.Context, o serverOpts) error {
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return usageErr(errors.New("--tls-cert and --tls-key go together: give both, or neither and put a TLS proxy in front"))
 	}
+	proxies, err := parseTrustedProxies(o.trustedProxies)
+	if err != nil {
+		return err
+	}
 	if o.publicURL != "" {
 		u, err := url.Parse(o.publicURL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" {
@@ -361,7 +372,7 @@ func (g *Globals) runServer(ctx context.Context, o serverOpts) error {
 			return err
 		}
 	}
-	s := &hub.Server{DB: d, Log: g.log, Secrets: box, PublicURL: o.publicURL, OIDC: oidcConfig, AWSPrincipal: o.awsPrincipal, TemplateURL: o.templateURL}
+	s := &hub.Server{DB: d, Log: g.log, Secrets: box, PublicURL: o.publicURL, OIDC: oidcConfig, AWSPrincipal: o.awsPrincipal, TemplateURL: o.templateURL, TrustedProxies: proxies}
 	if s.Access, err = g.accessEngine(ctx, o.access); err != nil {
 		return err
 	}
@@ -469,4 +480,23 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// parseTrustedProxies reads --trusted-proxy values: CIDRs, or addresses
+// standing for themselves alone.
+func parseTrustedProxies(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range list {
+		v = strings.TrimSpace(v)
+		if p, err := netip.ParsePrefix(v); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			return nil, usageErr(fmt.Errorf("--trusted-proxy %q: want an address or CIDR, such as 10.0.0.5 or 10.0.0.0/16", truncateValue(v)))
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
 }

@@ -23,6 +23,8 @@ func TestServerFlagErrors(t *testing.T) {
 		{[]string{"--oidc-issuer", "https://id.example.com", "--oidc-client-id", "x", "--oidc-client-secret-file", filepath.Join(dir, "missing")}, "--oidc-client-secret-file"},
 		{[]string{"--public-url", "berth.example.com"}, "--public-url"},
 		{[]string{"--tls-key", "k.pem"}, "--tls-cert and --tls-key go together"},
+		{[]string{"--trusted-proxy", "10.0.0.0/33"}, "--trusted-proxy \"10.0.0.0/33\": want an address or CIDR"},
+		{[]string{"--trusted-proxy", "proxy.internal"}, "--trusted-proxy \"proxy.internal\""},
 	}
 	for _, tt := range tests {
 		var stdout, stderr bytes.Buffer
