@@ -87,10 +87,12 @@ var pageTemplates = template.Must(template.New("pages").Parse(`
 {{define "login-request"}}{{template "head" .}}
 {{with .Request}}
 {{if eq .Status "pending"}}
-<p><strong>berth on {{.Host}}</strong> asks to act as you ({{$.User.Email}}).</p>
-<p>Check that your terminal shows the code <strong>{{.UserCode}}</strong>. The request came from {{.SourceIP}} ({{.ClientName}}). Approving creates an API token for that berth.</p>
+<p><strong>berth on {{.Host}}</strong> asks to act as you ({{$.User.Email}}). The request came from {{.SourceIP}} ({{.ClientName}}). Approving creates an API token for that berth.</p>
+<p>Approve only a <code>berth login</code> you ran yourself: type the code it shows in your terminal. If you did not run it, deny.</p>
 <form method="post" action="/login/{{.PublicID}}">
 <input type="hidden" name="csrf_token" value="{{$.CSRF}}">
+<p><label for="user_code">Code from your terminal</label><br><input id="user_code" name="user_code" autocomplete="off" autocapitalize="characters" spellcheck="false" placeholder="XXXX-XXXX" value="{{$.Code}}"{{if $.Error}} aria-describedby="user_code-error" aria-invalid="true"{{end}}>
+{{if $.Error}}<br><span id="user_code-error" role="alert">{{$.Error}}</span>{{end}}</p>
 <button type="submit" name="decision" value="approve">Approve</button>
 <button type="submit" name="decision" value="deny">Deny</button>
 </form>

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -168,16 +169,52 @@ func (s *Server) decideLoginRequest(w http.ResponseWriter, r *http.Request, u *d
 		return err
 	}
 	decision := r.PostFormValue("decision")
-	defer func() { s.audit(r, u, "login."+truncate(decision, 16), "login/"+truncate(l.Host, 64), err) }()
+	var wrongCode error // answered with the page again, not an error page, but audited as one
+	defer func() {
+		s.audit(r, u, "login."+truncate(decision, 16), "login/"+truncate(l.Host, 64), errors.Join(err, wrongCode))
+	}()
 	status := map[string]string{"approve": "approved", "deny": "denied"}[decision]
 	if status == "" {
 		return fmt.Errorf("decision %q: approve or deny: %w", truncate(decision, 16), errkind.Invalid)
+	}
+	if decision == "approve" && l.Status == "pending" {
+		typed := r.PostFormValue("user_code")
+		if !sameUserCode(typed, l.UserCode) {
+			// A wrong code counts as a failed sign-in: it is what someone
+			// approving a request they did not start would get.
+			ip := clientIP(r)
+			if lerr := s.limits().failures.allow(ip); lerr != nil {
+				return lerr
+			}
+			msg := "That is not the code of this request. Type the code your berth login shows (such as BCDF-GHJK); if you did not run berth login, deny."
+			if strings.TrimSpace(typed) == "" {
+				msg = "Type the code your berth login shows in the terminal (such as BCDF-GHJK) to approve it."
+			}
+			wrongCode = fmt.Errorf("user code does not match: %w", errkind.Invalid)
+			return s.renderPage(w, http.StatusBadRequest, "login-request",
+				&pageData{Title: "Approve berth login", User: u, CSRF: s.CSRFToken(r), Request: l, Code: truncate(typed, 20), Error: msg})
+		}
 	}
 	if err := s.DB.DecideLoginRequest(r.Context(), l.ID, u.ID, status, s.now()); err != nil {
 		return err
 	}
 	http.Redirect(w, r, "/login/"+l.PublicID, http.StatusSeeOther)
 	return nil
+}
+
+// sameUserCode compares a typed code with the request's, ignoring case,
+// spaces and hyphens, in constant time.
+func sameUserCode(typed, code string) bool {
+	norm := func(s string) []byte {
+		var b []byte
+		for _, r := range strings.ToUpper(s) {
+			if r != '-' && !unicode.IsSpace(r) {
+				b = utf8.AppendRune(b, r)
+			}
+		}
+		return b
+	}
+	return subtle.ConstantTimeCompare(norm(typed), norm(code)) == 1
 }
 
 // pendingLoginRequest reads the request of the page's address; one that

@@ -85,7 +85,10 @@ func TestLoginRequestApproval(t *testing.T) {
 			t.Errorf("approval page without a session: %d %s", code, resp.Header.Get("Location"))
 		}
 		code, body, resp := ana.do("GET", page, "")
-		if code != 200 || !strings.Contains(body, "berth on build-7</strong> asks to act as you") || !strings.Contains(body, l.UserCode) ||
+		// The page does not show the code: whoever approves types it from
+		// the terminal, so a link sent by someone else cannot be approved
+		// by a click.
+		if code != 200 || !strings.Contains(body, "berth on build-7</strong> asks to act as you") || strings.Contains(body, l.UserCode) ||
 			!strings.Contains(body, `name="csrf_token" value="`+ana.csrf(s)+`"`) {
 			t.Fatalf("approval page: %d %s", code, body)
 		}
@@ -96,7 +99,17 @@ func TestLoginRequestApproval(t *testing.T) {
 		if code, _ := poll(t, cli, l); code != 200 {
 			t.Errorf("still pending after a refused approval: %d", code)
 		}
-		if code, _, _ := ana.form(page, url.Values{"decision": {"approve"}, "csrf_token": {ana.csrf(s)}}); code != http.StatusSeeOther {
+		for _, typed := range []string{"", "BCDF-GHJK", l.UserCode + "X"} {
+			if code, body, _ := ana.form(page, url.Values{"decision": {"approve"}, "user_code": {typed}, "csrf_token": {ana.csrf(s)}}); code != http.StatusBadRequest ||
+				!strings.Contains(body, `id="user_code-error" role="alert"`) || !strings.Contains(body, `aria-invalid="true"`) || strings.Contains(body, l.UserCode+"<") {
+				t.Errorf("approve with code %q: %d %s", typed, code, body)
+			}
+		}
+		if code, status := poll(t, cli, l); code != 200 || status != "pending" {
+			t.Errorf("after wrong codes: %d %s, want pending", code, status)
+		}
+		typed := strings.ToLower(strings.ReplaceAll(l.UserCode, "-", " ")) // case and separators do not matter
+		if code, _, _ := ana.form(page, url.Values{"decision": {"approve"}, "user_code": {typed}, "csrf_token": {ana.csrf(s)}}); code != http.StatusSeeOther {
 			t.Fatalf("approve: %d", code)
 		}
 		if code, body, _ := ana.do("GET", page, ""); code != 200 || !strings.Contains(body, "is approved") || strings.Contains(body, "<button") {

@@ -559,20 +559,26 @@ func scenario(t *testing.T, b *tab, engine string, regions []*testenv.MinIO, ids
 	defer cancelLogin()
 	done := make(chan int, 1)
 	go func() { done <- cli.Main(loginCtx, []string{"login", "--url", b.base}, g) }()
-	var link string
+	var userCode, link string
 	for link == "" {
 		select {
 		case code := <-done:
 			t.Fatalf("berth login ended before approval: exit %d\n%s", code, loginErr.String())
 		case <-time.After(10 * time.Millisecond):
 		}
-		if m := regexp.MustCompile(`approve:\n  (\S+)\n`).FindStringSubmatch(loginErr.String()); m != nil {
-			link = m[1]
+		if m := regexp.MustCompile(`type the code ([A-Z]{4}-[A-Z]{4}):\n  (\S+)\n`).FindStringSubmatch(loginErr.String()); m != nil {
+			userCode, link = m[1], m[2]
 		}
 	}
 	b.open(strings.TrimPrefix(link, b.base))
 	b.waitText("asks to act as you")
 	b.check("login-approval")
+	// A wrong code is announced next to the field and approves nothing.
+	b.fill(map[string]string{"#user_code": "BCDF-GHJK"})
+	b.click("button[value=approve]")
+	b.waitText("That is not the code of this request")
+	b.check("login-approval-wrong-code")
+	b.fill(map[string]string{"#user_code": strings.ToLower(userCode)})
 	b.click("button[value=approve]")
 	b.waitText("return to your terminal")
 	if code := <-done; code != 0 || !strings.Contains(loginOut.String(), "as ana@example.com") {

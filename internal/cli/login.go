@@ -107,9 +107,11 @@ func newLoginCommand(g *Globals) *cobra.Command {
 (mode 0600). The hub you logged in to last is the default.
 
 Without a token, login asks the hub for a login request, prints its link and
-code and opens the browser (the BROWSER command, else xdg-open or open). Check
-that the page shows the same code, sign in and approve; login then receives a
-new token named "berth login on HOST". Denied or expired requests exit 4.
+code and opens the browser (the BROWSER command, else xdg-open or open). Sign
+in, type the code on the page and approve; login then receives a new token
+named "berth login on HOST". The page asks for the code, rather than showing
+it, so a login link someone else started cannot be approved by a click.
+Denied or expired requests exit 4.
 
 For CI, give the token with --token, BERTH_HUB_TOKEN, or on stdin with --token -
 (which keeps it out of your shell history and the process list). Create one in
@@ -162,7 +164,7 @@ func (g *Globals) browserLogin(ctx context.Context, hubURL string) (string, erro
 		return "", err
 	}
 	// On stderr: stdout stays for the result (--output json).
-	fmt.Fprintf(g.Stderr, "To log in, open this page, check that it shows the code %s, and approve:\n  %s\n", req.UserCode, req.ApproveURL)
+	fmt.Fprintf(g.Stderr, "To log in, open this page and type the code %s:\n  %s\n", req.UserCode, req.ApproveURL)
 	if err := g.openBrowser(req.ApproveURL); err != nil {
 		g.log.Debug("open browser", "err", err)
 	}

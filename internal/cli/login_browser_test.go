@@ -66,10 +66,10 @@ func (h *browserHub) advance(d time.Duration) {
 }
 
 // decide approves or denies on the approval page, as the browser does.
-func (h *browserHub) decide(t *testing.T, approveURL, decision string) {
+func (h *browserHub) decide(t *testing.T, approveURL, decision, userCode string) {
 	req := httptest.NewRequest("GET", "/", nil)
 	req.AddCookie(h.cookie)
-	form := url.Values{"decision": {decision}, "csrf_token": {h.s.CSRFToken(req)}}
+	form := url.Values{"decision": {decision}, "user_code": {userCode}, "csrf_token": {h.s.CSRFToken(req)}}
 	post, _ := http.NewRequest("POST", approveURL, strings.NewReader(form.Encode()))
 	post.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	post.AddCookie(h.cookie)
@@ -87,13 +87,13 @@ func TestLoginInTheBrowser(t *testing.T) {
 	tests := []struct {
 		name string
 		// act runs once the CLI printed the approval link.
-		act      func(t *testing.T, h *browserHub, approveURL string)
+		act      func(t *testing.T, h *browserHub, approveURL, userCode string)
 		wantExit int
 		wantErr  string
 	}{
-		{"approved", func(t *testing.T, h *browserHub, u string) { h.decide(t, u, "approve") }, 0, ""},
-		{"denied", func(t *testing.T, h *browserHub, u string) { h.decide(t, u, "deny") }, ExitDenied, "denied in the browser"},
-		{"expired", func(t *testing.T, h *browserHub, _ string) { h.advance(11 * time.Minute) }, ExitDenied, "expired"},
+		{"approved", func(t *testing.T, h *browserHub, u, code string) { h.decide(t, u, "approve", code) }, 0, ""},
+		{"denied", func(t *testing.T, h *browserHub, u, _ string) { h.decide(t, u, "deny", "") }, ExitDenied, "denied in the browser"},
+		{"expired", func(t *testing.T, h *browserHub, _, _ string) { h.advance(11 * time.Minute) }, ExitDenied, "expired"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -108,7 +108,7 @@ func TestLoginInTheBrowser(t *testing.T) {
 			done := make(chan int)
 			go func() { done <- Main(ctx, []string{"login", "--url", h.url}, g) }()
 
-			link := regexp.MustCompile(`shows the code ([A-Z]{4}-[A-Z]{4}), and approve:\n  (\S+)\n`)
+			link := regexp.MustCompile(`type the code ([A-Z]{4}-[A-Z]{4}):\n  (\S+)\n`)
 			var m []string
 			for m == nil {
 				select {
@@ -121,7 +121,7 @@ func TestLoginInTheBrowser(t *testing.T) {
 			if !strings.HasPrefix(m[2], h.url+"/login/") {
 				t.Fatalf("approval link %q", m[2])
 			}
-			tt.act(t, h, m[2])
+			tt.act(t, h, m[2], m[1])
 			code := <-done
 			if code != tt.wantExit || !strings.Contains(stderr.String(), tt.wantErr) {
 				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.wantExit, stdout.String(), stderr.String())
