@@ -292,6 +292,21 @@ func (p *AWSDeploy) Discard(ctx context.Context) error {
 	})
 }
 
+// DeleteChangeSets deletes every region's change set, leaving the stacks
+// as they are (see deploy.Deployer.DeleteChangeSet): for a plan a newer
+// one replaced.
+func (p *AWSDeploy) DeleteChangeSets(ctx context.Context) error {
+	return p.each(func(r *RegionDeploy) error {
+		if r.Plan == nil {
+			return nil
+		}
+		if err := r.d.DeleteChangeSet(ctx, r.Plan); err != nil {
+			return fmt.Errorf("delete change set in %s: %w", r.Region, err)
+		}
+		return nil
+	})
+}
+
 // Apply executes every region's plan at once and waits. On failure, the
 // regions whose Result is set were deployed.
 func (p *AWSDeploy) Apply(ctx context.Context) error {

@@ -140,6 +140,13 @@ func isStackMissing(err error) bool {
 		strings.Contains(api.ErrorMessage(), "does not exist")
 }
 
+// isChangeSetMissing reports CloudFormation's answer for a change set that
+// is gone (deleted, or removed when another change set of the stack ran).
+func isChangeSetMissing(err error) bool {
+	var api smithy.APIError
+	return errors.As(err, &api) && api.ErrorCode() == "ChangeSetNotFound"
+}
+
 // fail wraps err from an AWS call on stack name: "verb stack NAME in REGION: err".
 func (d *Deployer) fail(verb, name string, err error) error {
 	if isStackMissing(err) {

@@ -544,3 +544,31 @@ func TestProgressLine(t *testing.T) {
 		t.Errorf("no progress line in:\n%s", events.String())
 	}
 }
+
+// DeleteChangeSet deletes only the change set, even of a CREATE plan whose
+// stack is still in review, and takes a change set already gone (deleted,
+// or removed when another one ran) as done; other errors are reported.
+func TestDeleteChangeSet(t *testing.T) {
+	tests := []struct {
+		name    string
+		reply   reply
+		wantErr string
+	}{
+		{"deleted", reply{}, ""},
+		{"already gone", errReply(404, "ChangeSetNotFound", "ChangeSet [x] does not exist"), ""},
+		{"refused", errReply(403, "AccessDenied", "not allowed to cloudformation:DeleteChangeSet"), "AccessDenied"},
+	}
+	for _, tt := range tests {
+		f := newFake(t)
+		f.status = "REVIEW_IN_PROGRESS"
+		f.handlers["DeleteChangeSet"] = func(url.Values) reply { return tt.reply }
+		d := f.deployer(nil)
+		err := d.DeleteChangeSet(context.Background(), &Plan{Stack: "berth-data", ChangeSetID: changeSetID, Type: "CREATE"})
+		if (tt.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
+			t.Errorf("%s: %v, want %q", tt.name, err, tt.wantErr)
+		}
+		if got := f.actions(); len(got) != 1 || got[0] != "DeleteChangeSet" {
+			t.Errorf("%s: calls %v, want only DeleteChangeSet", tt.name, got)
+		}
+	}
+}

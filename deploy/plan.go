@@ -205,17 +205,28 @@ func change(rc *types.ResourceChange) Change {
 	return c
 }
 
+// DeleteChangeSet deletes the plan's change set and nothing else: the
+// stack a CREATE change set made stays, since a newer plan's change set
+// may live in it. A change set already gone is not an error.
+func (d *Deployer) DeleteChangeSet(ctx context.Context, p *Plan) error {
+	if p.ChangeSetID == "" || p.NoChanges {
+		return nil
+	}
+	_, err := d.CFN.DeleteChangeSet(ctx, &cloudformation.DeleteChangeSetInput{
+		StackName: aws.String(p.Stack), ChangeSetName: aws.String(p.ChangeSetID),
+	})
+	if err != nil && !isStackMissing(err) && !isChangeSetMissing(err) {
+		return d.fail("discard change set for", p.Stack, err)
+	}
+	return nil
+}
+
 // Discard deletes the plan's change set. For a CREATE plan it also deletes
 // the empty stack CloudFormation made to hold the change set, but only while
 // that stack is still REVIEW_IN_PROGRESS, so a real stack is never touched.
 func (d *Deployer) Discard(ctx context.Context, p *Plan) error {
-	if p.ChangeSetID != "" && !p.NoChanges {
-		_, err := d.CFN.DeleteChangeSet(ctx, &cloudformation.DeleteChangeSetInput{
-			StackName: aws.String(p.Stack), ChangeSetName: aws.String(p.ChangeSetID),
-		})
-		if err != nil && !isStackMissing(err) {
-			return d.fail("discard change set for", p.Stack, err)
-		}
+	if err := d.DeleteChangeSet(ctx, p); err != nil {
+		return err
 	}
 	if p.Type != string(types.ChangeSetTypeCreate) {
 		return nil

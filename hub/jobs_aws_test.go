@@ -777,3 +777,69 @@ func TestAWSPlanRefusesOlderBootstrap(t *testing.T) {
 		t.Errorf("check: %s %q", check.Status, check.Failure)
 	}
 }
+
+// A new plan replaces the data plane's previous unapproved one: that one can
+// no longer be approved (from the moment the new plan is queued), and the
+// new plan's worker deletes its change sets, not the stack holding them.
+// An approved plan is never touched.
+func TestAWSPlanReplacesUnapprovedPlan(t *testing.T) {
+	h := newAWSHub(t, "sqlite:"+filepath.Join(t.TempDir(), "hub.db"))
+	h.createDataPlane("prod", "eu-west-1")
+	dataPlaneStack(h.fake, "eu-west-1")
+	first := h.run(h.queue("prod", "plan"))
+	if first.Status != "succeeded" {
+		t.Fatalf("first plan: %s %s", first.Status, first.Failure)
+	}
+	second := h.queue("prod", "plan")
+	var msg string
+	if code := h.admin.do("POST", "/api/v1/jobs/"+itoa(first.ID)+"/approve", "", &msg); code != http.StatusConflict ||
+		!strings.Contains(msg, fmt.Sprintf("plan job %d replaces it", second)) {
+		t.Errorf("approving a plan while a newer one is queued: %d %s", code, msg)
+	}
+	j := h.run(second)
+	if j.Status != "succeeded" || !strings.Contains(j.events(), fmt.Sprintf("this plan replaces plan job %d; its change sets are deleted", first.ID)) {
+		t.Fatalf("second plan: %s %s\n%s", j.Status, j.Failure, j.events())
+	}
+	var firstPlan struct {
+		Result struct {
+			Regions []struct {
+				ChangeSetID string `json:"change_set_id"`
+			} `json:"regions"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal(mustJSON(t, first), &firstPlan); err != nil || len(firstPlan.Result.Regions) != 1 || firstPlan.Result.Regions[0].ChangeSetID == "" {
+		t.Fatalf("first plan's result: %v %+v", err, firstPlan)
+	}
+	deleted := h.fake.Called("cloudformation", "DeleteChangeSet")
+	if len(deleted) != 1 || deleted[0].Form.Get("ChangeSetName") != firstPlan.Result.Regions[0].ChangeSetID {
+		t.Errorf("DeleteChangeSet calls: %d, want one for %s", len(deleted), firstPlan.Result.Regions[0].ChangeSetID)
+	}
+	if n := len(h.fake.Called("cloudformation", "DeleteStack")); n != 0 {
+		t.Errorf("DeleteStack called %d times: the stack holds the new plan's change set", n)
+	}
+	if code := h.admin.do("POST", "/api/v1/jobs/"+itoa(first.ID)+"/approve", "", &msg); code != http.StatusConflict {
+		t.Errorf("approving a replaced plan: %d %s", code, msg)
+	}
+	var approved struct {
+		DeployJob int64 `json:"deploy_job"`
+	}
+	if code := h.admin.do("POST", "/api/v1/jobs/"+itoa(second)+"/approve", "", &approved); code != http.StatusAccepted {
+		t.Fatalf("approving the newest plan: %d", code)
+	}
+	if d := h.run(approved.DeployJob); d.Status != "succeeded" {
+		t.Fatalf("deploy: %s %s", d.Status, d.Failure)
+	}
+	third := h.run(h.queue("prod", "plan"))
+	if strings.Contains(third.events(), "replaces") || len(h.fake.Called("cloudformation", "DeleteChangeSet")) != 1 {
+		t.Errorf("a plan after an approved one deleted change sets:\n%s", third.events())
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

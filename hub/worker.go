@@ -354,7 +354,38 @@ func (w *Worker) plan(ctx context.Context, j *db.Job, a *dataplane.AWS, st awsSe
 		}
 	}
 	out.Table = text.String()
+	w.deleteReplacedPlan(ctx, j, a)
 	return out, nil
+}
+
+// deleteReplacedPlan deletes the change sets of the data plane's previous
+// plan when nobody approved it: this plan replaces it (it can no longer be
+// approved, see db.ApprovePlan), and CloudFormation would keep its change
+// sets until the stack's next execution. A failure is reported, not fatal:
+// the new plan stands.
+func (w *Worker) deleteReplacedPlan(ctx context.Context, j *db.Job, a *dataplane.AWS) {
+	old, err := w.Server.DB.ReplacedPlan(ctx, j.DataPlaneID, j.ID)
+	if err != nil || old == nil {
+		if err != nil {
+			w.event(ctx, j.ID, "warning: "+err.Error())
+		}
+		return
+	}
+	var r struct {
+		Result planResult `json:"result"`
+	}
+	err = json.Unmarshal([]byte(old.Result), &r)
+	if err == nil && r.Result.Changes {
+		var p *dataplane.AWSDeploy
+		if p, err = a.Resume(r.Result.Regions); err == nil {
+			err = p.DeleteChangeSets(ctx)
+		}
+	}
+	if err != nil {
+		w.event(ctx, j.ID, fmt.Sprintf("warning: plan job %d, which this plan replaces, keeps its change sets: %v", old.ID, err))
+		return
+	}
+	w.event(ctx, j.ID, fmt.Sprintf("this plan replaces plan job %d; its change sets are deleted", old.ID))
 }
 
 // deploy applies exactly the change sets of the approved plan job and

@@ -168,6 +168,17 @@ func (d *DB) ApprovePlan(ctx context.Context, orgID, planID, userID int64, deplo
 	if err != nil {
 		return 0, fmt.Errorf("approve job %d: %w", planID, err)
 	}
+	// A newer plan of the data plane, queued, running or done, replaces
+	// this one: its worker deletes this plan's change sets.
+	var newer int64
+	err = tx.QueryRowContext(ctx, d.Rebind(`SELECT id FROM jobs WHERE dataplane_id = ? AND kind = 'plan' AND id > ? AND status IN ('queued', 'running', 'succeeded') ORDER BY id DESC LIMIT 1`),
+		dataplane, planID).Scan(&newer)
+	if err == nil {
+		return 0, fmt.Errorf("approve job %d: plan job %d replaces it; approve that one once it has succeeded: %w", planID, newer, errkind.Conflict)
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("approve job %d: %w", planID, err)
+	}
 	var deployID int64
 	err = tx.QueryRowContext(ctx, d.Rebind(`INSERT INTO jobs (kind, payload, status, org_id, dataplane_id, created, updated) VALUES ('deploy', ?, 'queued', ?, ?, ?, ?) RETURNING id`),
 		deployPayload, orgID, dataplane, now, now).Scan(&deployID)
@@ -186,6 +197,23 @@ func (d *DB) ApprovePlan(ctx context.Context, orgID, planID, userID int64, deplo
 		return 0, fmt.Errorf("approve job %d: %w", planID, err)
 	}
 	return deployID, nil
+}
+
+// ReplacedPlan returns the data plane's latest plan job before job id
+// that succeeded, when nobody approved it: the plan plan job id replaces.
+// Plans before that one were replaced by it. Nil when there is none.
+func (d *DB) ReplacedPlan(ctx context.Context, dataplaneID, id int64) (*Job, error) {
+	j, err := scanJob(d.SQL.QueryRowContext(ctx, d.Rebind(`SELECT `+jobColumns+` FROM jobs WHERE dataplane_id = ? AND kind = 'plan' AND id < ? AND status = 'succeeded' ORDER BY id DESC LIMIT 1`), dataplaneID, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the plan job %d replaces: %w", id, err)
+	}
+	if !j.Approved.IsZero() {
+		return nil, nil
+	}
+	return j, nil
 }
 
 // JobEvent is one line of a job's progress.
