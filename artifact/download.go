@@ -296,10 +296,38 @@ func writeVerified(ctx context.Context, t target, m Manifest, fill func(*os.File
 	if err := t.check(); err != nil {
 		return "", &localError{err}
 	}
+	if t.keep {
+		if err := placeNoReplace(tmp.Name(), t.path); err != nil {
+			return "", &localError{err}
+		}
+		return sum, nil
+	}
 	if err := os.Rename(tmp.Name(), t.path); err != nil {
 		return "", &localError{fmt.Errorf("move download into place: %w: %w", err, ErrInvalid)}
 	}
 	return sum, nil
+}
+
+// placeNoReplace gives the file tmp the name path unless path exists, in
+// one step: a hard link fails when the name is taken, where a check before
+// a rename leaves a moment for another process to create it. tmp stays
+// (the caller removes it). On a file system without hard links it falls
+// back to that check and rename.
+func placeNoReplace(tmp, path string) error {
+	err := os.Link(tmp, path)
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%s already exists; it is replaced only with --force: %w", path, fs.ErrExist)
+	}
+	if _, lerr := os.Lstat(path); lerr == nil {
+		return fmt.Errorf("%s already exists; it is replaced only with --force: %w", path, fs.ErrExist)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("move download into place: %w: %w", err, ErrInvalid)
+	}
+	return nil
 }
 
 // createTemp is os.CreateTemp with a mode: a new file named prefix and a
