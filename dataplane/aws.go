@@ -351,9 +351,14 @@ type RegionStatus struct {
 
 // Status describes the data plane stack of every region.
 func (a *AWS) Status(ctx context.Context) ([]RegionStatus, error) {
+	return a.stackStatus(ctx, a.Target.StackName())
+}
+
+// stackStatus describes stack name in every target region.
+func (a *AWS) stackStatus(ctx context.Context, name string) ([]RegionStatus, error) {
 	out := make([]RegionStatus, len(a.Target.Regions))
 	err := a.forEachRegion(func(i int, d *deploy.Deployer) error {
-		info, err := d.Status(ctx, a.Target.StackName())
+		info, err := d.Status(ctx, name)
 		if errors.Is(err, deploy.ErrStackNotFound) {
 			err = nil
 		}

@@ -226,17 +226,5 @@ func (a *AWS) PlanNetwork(ctx context.Context, p cfn.NetworkParams, other []Name
 
 // NetworkStatus describes the network stack of every target region.
 func (a *AWS) NetworkStatus(ctx context.Context) ([]RegionStatus, error) {
-	out := make([]RegionStatus, len(a.Target.Regions))
-	err := a.forEachRegion(func(i int, d *deploy.Deployer) error {
-		info, err := d.Status(ctx, a.Target.NetworkStackName())
-		if errors.Is(err, deploy.ErrStackNotFound) {
-			err = nil
-		}
-		out[i] = RegionStatus{Region: a.Target.Regions[i], Deployed: info != nil, Stack: info}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return a.stackStatus(ctx, a.Target.NetworkStackName())
 }

@@ -256,20 +256,7 @@ without the stack shows "not deployed".`,
 			if err != nil {
 				return err
 			}
-			if g.json() {
-				return g.printJSON(list)
-			}
-			w := tabwriter.NewWriter(g.Stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(w, "REGION\tSTACK\tSTATUS\tBUCKET\tKEY")
-			for _, r := range list {
-				if r.Stack == nil {
-					fmt.Fprintf(w, "%s\t%s\tnot deployed\t-\t-\n", r.Region, a.Target.StackName())
-					continue
-				}
-				in := r.Stack
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", r.Region, in.Name, in.Status, orDash(in.Outputs["BucketName"]), orDash(in.Outputs["KeyArn"]))
-			}
-			return w.Flush()
+			return g.printStacks(list, a.Target.StackName(), "BUCKET", "BucketName", "KEY", "KeyArn")
 		},
 	}
 	t.register(cmd)
@@ -398,4 +385,34 @@ deletes the kept buckets and schedules the keys' deletion.`,
 	t.register(cmd)
 	cmd.Flags().BoolVar(&yes, "yes", false, "delete without asking")
 	return cmd
+}
+
+// printStacks prints the stacks of a status command: JSON, or a table of
+// region, stack, status and the outputs named by label/key pairs.
+func (g *Globals) printStacks(list []dataplane.RegionStatus, stack string, columns ...string) error {
+	if g.json() {
+		return g.printJSON(list)
+	}
+	w := tabwriter.NewWriter(g.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprint(w, "REGION\tSTACK\tSTATUS")
+	for i := 0; i < len(columns); i += 2 {
+		fmt.Fprint(w, "\t"+columns[i])
+	}
+	fmt.Fprintln(w)
+	for _, r := range list {
+		name, status := stack, "not deployed"
+		if r.Stack != nil {
+			name, status = r.Stack.Name, r.Stack.Status
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s", r.Region, name, status)
+		for i := 1; i < len(columns); i += 2 {
+			v := ""
+			if r.Stack != nil {
+				v = r.Stack.Outputs[columns[i]]
+			}
+			fmt.Fprint(w, "\t"+orDash(v))
+		}
+		fmt.Fprintln(w)
+	}
+	return w.Flush()
 }

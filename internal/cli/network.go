@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -230,19 +229,7 @@ func newNetworkStatusCommand(g *Globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.json() {
-				return g.printJSON(list)
-			}
-			w := tabwriter.NewWriter(g.Stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(w, "REGION\tSTACK\tSTATUS\tVPC\tCIDR")
-			for _, r := range list {
-				if r.Stack == nil {
-					fmt.Fprintf(w, "%s\t%s\tnot deployed\t-\t-\n", r.Region, a.Target.NetworkStackName())
-					continue
-				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", r.Region, r.Stack.Name, r.Stack.Status, orDash(r.Stack.Outputs["VpcId"]), orDash(r.Stack.Outputs["VpcCidr"]))
-			}
-			return w.Flush()
+			return g.printStacks(list, a.Target.NetworkStackName(), "VPC", "VpcId", "CIDR", "VpcCidr")
 		},
 	}
 	t.register(cmd)
