@@ -281,12 +281,17 @@ func (p *AWSDeploy) Changes() bool {
 // costs nothing, but the empty stack a CREATE change set leaves would be
 // confusing.
 func (p *AWSDeploy) Discard(ctx context.Context) error {
+	return p.eachPlan("discard plan", func(r *RegionDeploy) error { return r.d.Discard(ctx, r.Plan) })
+}
+
+// eachPlan runs f for every region that has a plan, at once.
+func (p *AWSDeploy) eachPlan(verb string, f func(r *RegionDeploy) error) error {
 	return p.each(func(r *RegionDeploy) error {
 		if r.Plan == nil {
 			return nil
 		}
-		if err := r.d.Discard(ctx, r.Plan); err != nil {
-			return fmt.Errorf("discard plan in %s: %w", r.Region, err)
+		if err := f(r); err != nil {
+			return fmt.Errorf("%s in %s: %w", verb, r.Region, err)
 		}
 		return nil
 	})
@@ -296,15 +301,7 @@ func (p *AWSDeploy) Discard(ctx context.Context) error {
 // as they are (see deploy.Deployer.DeleteChangeSet): for a plan a newer
 // one replaced.
 func (p *AWSDeploy) DeleteChangeSets(ctx context.Context) error {
-	return p.each(func(r *RegionDeploy) error {
-		if r.Plan == nil {
-			return nil
-		}
-		if err := r.d.DeleteChangeSet(ctx, r.Plan); err != nil {
-			return fmt.Errorf("delete change set in %s: %w", r.Region, err)
-		}
-		return nil
-	})
+	return p.eachPlan("delete change set", func(r *RegionDeploy) error { return r.d.DeleteChangeSet(ctx, r.Plan) })
 }
 
 // Apply executes every region's plan at once and waits. On failure, the
