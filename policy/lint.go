@@ -66,15 +66,16 @@ func HasErrors(fs []Finding) bool {
 // STS quotas", IAM User Guide,
 // https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html
 // (managed policy 6,144 characters; role inline policies 10,240 in total;
-// managed policies attached to a role or user: 10, raisable to 20).
+// managed policies attached to a role or user: 10, raisable to 20). The
+// bucket policy limit is S3's (20 KB, S3 User Guide, "Bucket policies").
 const (
 	MaxManagedPolicySize       = 6144
 	MaxRoleInlineSize          = 10240 // all inline policies of a role together
 	MaxAttachedManagedPolicies = 10
-	MaxTrustPolicySize   = 2048  // default quota; can be raised to 4096
-	MaxUserInlineSize    = 2048
-	MaxGroupInlineSize   = 5120
-	MaxBucketPolicySize  = 20480
+	MaxTrustPolicySize         = 2048 // default quota; can be raised to 4096
+	MaxUserInlineSize          = 2048
+	MaxGroupInlineSize         = 5120
+	MaxBucketPolicySize        = 20480
 )
 
 // policyRole is what a policy document is used as, which decides the checks.

@@ -504,7 +504,7 @@ func provisionerPolicies(p Params) []ManagedPolicy {
 	return []ManagedPolicy{
 		{Name: ProvisionerPolicyName(q, "deploy"), Document: deploy},
 		{Name: ProvisionerPolicyName(q, "iam"), Document: doc(iamStatements(p)...)},
-		{Name: ProvisionerPolicyName(q, "network"), Document: doc(networkCreateStatements(p)...)},         // see network.go
+		{Name: ProvisionerPolicyName(q, "network"), Document: doc(networkCreateStatements(p)...)},        // see network.go
 		{Name: ProvisionerPolicyName(q, "network-manage"), Document: doc(networkManageStatements(p)...)}, // see network.go
 	}
 }

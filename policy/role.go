@@ -11,7 +11,7 @@ import (
 // properties of an AWS::IAM::Role, which the simulator takes apart so users
 // need not.
 type RoleFile struct {
-	Trust               *Document
+	Trust *Document
 	// Policies are the role's identity policies in file order: the inline
 	// ones, then those of ManagedPolicies (berth's addition: the customer
 	// managed policies created with the role and attached to it).

@@ -236,6 +236,19 @@ func TestBootstrapStatus(t *testing.T) {
 		"ProvisionerRoleArn  arn:aws:iam::123456789012:role/berth-provisioner")
 }
 
+// TestBootstrapStatusOlder: the bootstrap of the previous version is told
+// to upgrade.
+func TestBootstrapStatusOlder(t *testing.T) {
+	s := newFake(t)
+	previous := strconv.Itoa(cfn.BootstrapVersion - 1)
+	s.AddStack("eu-west-1", &awsfake.Stack{Name: "berth-bootstrap", Status: "UPDATE_COMPLETE", Outputs: map[string]string{"BootstrapVersion": previous}})
+	code, stdout, _ := berth(t, "bootstrap", "status")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	wantIn(t, "stdout", stdout, "bootstrap version: "+previous+", older than this berth's "+currentBootstrap+": run berth bootstrap deploy to upgrade")
+}
+
 func TestExpiredCredentials(t *testing.T) {
 	s := newFake(t)
 	s.WriteConfig(t, "[profile dev]\naws_access_key_id = ASIAEXPIRED000000001\naws_secret_access_key = expiredSECRET\naws_session_token = expiredTOKEN\nregion = eu-west-1\n")
@@ -289,12 +302,13 @@ func bootstrapVersion(s *awsfake.Server, version string) {
 func TestDataplaneDeployOlderBootstrap(t *testing.T) {
 	s := newFake(t)
 	s.Handle("sts", "AssumeRole", awsfake.AssumeRole())
-	bootstrapVersion(s, "0")
+	previous := strconv.Itoa(cfn.BootstrapVersion - 1) // its roles lack what this data plane needs (the boundary, since 4)
+	bootstrapVersion(s, previous)
 	code, _, stderr := berth(t, append([]string{"dataplane", "deploy", "--yes"}, target...)...)
 	if code != ExitUsage {
 		t.Fatalf("exit %d, want %d", code, ExitUsage)
 	}
-	wantIn(t, "stderr", stderr, "the bootstrap in account 111122223333 is version 0 and this berth needs "+currentBootstrap, "berth bootstrap deploy")
+	wantIn(t, "stderr", stderr, "the bootstrap in account 111122223333 is version "+previous+" and this berth needs "+currentBootstrap, "berth bootstrap deploy")
 	if len(s.Called("cloudformation", "CreateChangeSet")) != 0 {
 		t.Error("a change set was created for an older bootstrap")
 	}
