@@ -293,7 +293,7 @@ func DataPlane(p Params) (*Result, error) {
 	}
 	tp := templateParams(p, "${ArtifactBucket}", keyARN)
 	for _, kind := range []policy.Kind{policy.KindArtifactRead, policy.KindArtifactWrite, policy.KindConfigure} {
-		logical := policyLogical(kind)
+		logical := policyLogical("", string(kind))
 		r, err := policy.RenderForTemplate(kind, tp)
 		if err != nil {
 			return nil, fmt.Errorf("render data plane template: %w", err)
@@ -371,7 +371,7 @@ func addHubRoles(t *cloudformation.Template, p Params) error {
 			RoleName:                 str(cloudformation.Sub(name)),
 			Description:              str("berth artifact " + r.Role + " role that the berth hub assumes to vend short-lived credentials"),
 			AssumeRolePolicyDocument: trust,
-			ManagedPolicyArns:        []string{cloudformation.Ref(policyLogical(r.Kind))},
+			ManagedPolicyArns:        []string{cloudformation.Ref(policyLogical("", string(r.Kind)))},
 			PermissionsBoundary:      str(boundary),
 			MaxSessionDuration:       cloudformation.Int(3600),
 			Tags:                     []tags.Tag{{Key: policy.QualifierTagKey, Value: p.Qualifier}},
@@ -381,11 +381,13 @@ func addHubRoles(t *cloudformation.Template, p Params) error {
 	return nil
 }
 
-// policyLogical is the logical name of one of the data plane's managed
-// policies: ArtifactReadPolicy for artifact-read.
-func policyLogical(k policy.Kind) string {
+// policyLogical is the logical name of a managed policy: ArtifactReadPolicy
+// for the data plane's artifact-read, ProvisionerNetworkManagePolicy for the
+// provisioner's network-manage (prefix Provisioner).
+func policyLogical(prefix, name string) string {
 	var b strings.Builder
-	for _, w := range strings.Split(string(k), "-") {
+	b.WriteString(prefix)
+	for _, w := range strings.Split(name, "-") {
 		b.WriteString(strings.ToUpper(w[:1]) + w[1:])
 	}
 	return b.String() + "Policy"
@@ -457,8 +459,7 @@ func Bootstrap(p Params) (*Result, error) {
 			if err != nil {
 				return nil, err
 			}
-			// ProvisionerNetworkManagePolicy for Q-provisioner-network-manage.
-			logical := strings.TrimSuffix(k.logical, "Role") + policyLogical(policy.Kind(strings.TrimPrefix(m.Name, p.Qualifier+"-"+string(k.kind)+"-")))
+			logical := policyLogical(strings.TrimSuffix(k.logical, "Role"), m.Part)
 			t.Resources[logical] = &iam.ManagedPolicy{
 				ManagedPolicyName: str(m.Name),
 				Description:       str("berth " + string(k.kind) + " role's permissions (" + m.Name + ")"),

@@ -38,6 +38,7 @@ type Role struct {
 
 // ManagedPolicy is a customer managed policy berth creates.
 type ManagedPolicy struct {
+	Part     string // what it holds, the end of Name: "iam" in berth-provisioner-iam
 	Name     string
 	Document *Document
 }
@@ -501,12 +502,16 @@ func provisionerPolicies(p Params) []ManagedPolicy {
 				"kms:UpdateKeyDescription"}, n.keyARN), q),
 			untag)
 	}
-	return []ManagedPolicy{
-		{Name: ProvisionerPolicyName(q, "deploy"), Document: deploy},
-		{Name: ProvisionerPolicyName(q, "iam"), Document: doc(iamStatements(p)...)},
-		{Name: ProvisionerPolicyName(q, "network"), Document: doc(networkCreateStatements(p)...)},        // see network.go
-		{Name: ProvisionerPolicyName(q, "network-manage"), Document: doc(networkManageStatements(p)...)}, // see network.go
+	out := []ManagedPolicy{
+		{Part: "deploy", Document: deploy},
+		{Part: "iam", Document: doc(iamStatements(p)...)},
+		{Part: "network", Document: doc(networkCreateStatements(p)...)},        // see network.go
+		{Part: "network-manage", Document: doc(networkManageStatements(p)...)}, // see network.go
 	}
+	for i := range out {
+		out[i].Name = ProvisionerPolicyName(q, out[i].Part)
+	}
+	return out
 }
 
 // ProvisionerPolicyName is the name of one of the provisioner's managed
