@@ -34,7 +34,12 @@ import (
 //	   (role/Q-hub-*, holding only berth's own policies), ops may read them;
 //	   it may deploy the network stack (EC2, tag-scoped) and assume peering
 //	   accepter roles; ops may read the network
-const BootstrapVersion = 3
+//	4  the bootstrap creates the data plane boundary Q-boundary; the
+//	   provisioner creates roles only with it and cannot remove or change
+//	   it, and the data plane template sets it on every role (a data plane
+//	   of this berth needs the policy to exist); the provisioner's
+//	   permissions move to managed policies Q-provisioner-*
+const BootstrapVersion = 4
 
 // Format is the output format of a template.
 type Format string
@@ -287,11 +292,9 @@ func DataPlane(p Params) (*Result, error) {
 		Tags:        map[string]string{policy.QualifierTagKey: p.Qualifier},
 	}
 	tp := templateParams(p, "${ArtifactBucket}", keyARN)
-	for _, k := range []struct {
-		kind    policy.Kind
-		logical string
-	}{{policy.KindArtifactRead, "ArtifactReadPolicy"}, {policy.KindArtifactWrite, "ArtifactWritePolicy"}, {policy.KindConfigure, "ConfigurePolicy"}} {
-		r, err := policy.RenderForTemplate(k.kind, tp)
+	for _, kind := range []policy.Kind{policy.KindArtifactRead, policy.KindArtifactWrite, policy.KindConfigure} {
+		logical := policyLogical("", string(kind))
+		r, err := policy.RenderForTemplate(kind, tp)
 		if err != nil {
 			return nil, fmt.Errorf("render data plane template: %w", err)
 		}
@@ -299,12 +302,12 @@ func DataPlane(p Params) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		t.Resources[k.logical] = &iam.ManagedPolicy{
-			ManagedPolicyName: str(cloudformation.Sub(n.ManagedPolicy(k.kind))),
-			Description:       str("berth " + string(k.kind) + " for the artifact bucket in this region"),
+		t.Resources[logical] = &iam.ManagedPolicy{
+			ManagedPolicyName: str(cloudformation.Sub(n.ManagedPolicy(kind))),
+			Description:       str("berth " + string(kind) + " for the artifact bucket in this region"),
 			PolicyDocument:    doc,
 		}
-		t.Outputs[strings.TrimSuffix(k.logical, "Policy")+"PolicyArn"] = cloudformation.Output{Value: cloudformation.Ref(k.logical)}
+		t.Outputs[strings.TrimSuffix(logical, "Policy")+"PolicyArn"] = cloudformation.Output{Value: cloudformation.Ref(logical)}
 	}
 	if p.HubPrincipal != "" {
 		if err := addHubRoles(t, p); err != nil {
@@ -358,22 +361,36 @@ func addHubRoles(t *cloudformation.Template, p Params) error {
 	if err != nil {
 		return err
 	}
-	for _, r := range []struct{ logical, role, policy string }{
-		{"HubReaderRole", "reader", "ArtifactReadPolicy"},
-		{"HubWriterRole", "writer", "ArtifactWritePolicy"},
-	} {
-		name := policy.HubRoleName(p.Qualifier, r.role, "${AWS::Region}")
-		t.Resources[r.logical] = &iam.Role{
+	// The bootstrap stack creates the boundary (bootstrap version 4); the
+	// provisioner may create these roles only with it.
+	boundary := cloudformation.Sub(templateParams(p, "", "").DataPlaneBoundaryARN())
+	for _, r := range policy.HubRoles() {
+		logical := "Hub" + strings.ToUpper(r.Role[:1]) + r.Role[1:] + "Role"
+		name := policy.HubRoleName(p.Qualifier, r.Role, "${AWS::Region}")
+		t.Resources[logical] = &iam.Role{
 			RoleName:                 str(cloudformation.Sub(name)),
-			Description:              str("berth artifact " + r.role + " role that the berth hub assumes to vend short-lived credentials"),
+			Description:              str("berth artifact " + r.Role + " role that the berth hub assumes to vend short-lived credentials"),
 			AssumeRolePolicyDocument: trust,
-			ManagedPolicyArns:        []string{cloudformation.Ref(r.policy)},
+			ManagedPolicyArns:        []string{cloudformation.Ref(policyLogical("", string(r.Kind)))},
+			PermissionsBoundary:      str(boundary),
 			MaxSessionDuration:       cloudformation.Int(3600),
 			Tags:                     []tags.Tag{{Key: policy.QualifierTagKey, Value: p.Qualifier}},
 		}
-		t.Outputs[r.logical+"Arn"] = cloudformation.Output{Value: cloudformation.GetAtt(r.logical, "Arn")}
+		t.Outputs[logical+"Arn"] = cloudformation.Output{Value: cloudformation.GetAtt(logical, "Arn")}
 	}
 	return nil
+}
+
+// policyLogical is the logical name of a managed policy: ArtifactReadPolicy
+// for the data plane's artifact-read, ProvisionerNetworkManagePolicy for the
+// provisioner's network-manage (prefix Provisioner).
+func policyLogical(prefix, name string) string {
+	var b strings.Builder
+	b.WriteString(prefix)
+	for _, w := range strings.Split(name, "-") {
+		b.WriteString(strings.ToUpper(w[:1]) + w[1:])
+	}
+	return b.String() + "Policy"
 }
 
 // Bootstrap is the account bootstrap: the provisioner and ops roles trusted
@@ -437,9 +454,38 @@ func Bootstrap(p Params) (*Result, error) {
 			}
 			role.Policies = []iam.Role_Policy{{PolicyName: "berth-" + string(k.kind), PolicyDocument: doc}}
 		}
+		for _, m := range r.Role.Managed {
+			doc, err := subst(m.Document)
+			if err != nil {
+				return nil, err
+			}
+			logical := policyLogical(strings.TrimSuffix(k.logical, "Role"), m.Part)
+			t.Resources[logical] = &iam.ManagedPolicy{
+				ManagedPolicyName: str(m.Name),
+				Description:       str("berth " + string(k.kind) + " role's permissions (" + m.Name + ")"),
+				PolicyDocument:    doc,
+			}
+			role.ManagedPolicyArns = append(role.ManagedPolicyArns, cloudformation.Ref(logical))
+		}
 		t.Resources[k.logical] = role
 		t.Outputs[k.logical+"Arn"] = cloudformation.Output{Value: cloudformation.GetAtt(k.logical, "Arn")}
 	}
+	// The boundary of every role the data plane stack creates, also with
+	// --administrator: the data plane template names it.
+	boundary, err := policy.DataPlaneBoundary(templateParams(p, "", p.KMSKeyARN))
+	if err != nil {
+		return nil, fmt.Errorf("render bootstrap template: %w", err)
+	}
+	boundaryDoc, err := subst(boundary)
+	if err != nil {
+		return nil, err
+	}
+	t.Resources["DataPlaneBoundary"] = &iam.ManagedPolicy{
+		ManagedPolicyName: str(policy.DataPlaneBoundaryName(p.Qualifier)),
+		Description:       str("berth: permissions boundary of every role the data plane stack creates; the provisioner cannot change it"),
+		PolicyDocument:    boundaryDoc,
+	}
+	t.Outputs["DataPlaneBoundaryArn"] = cloudformation.Output{Value: cloudformation.Ref("DataPlaneBoundary")}
 	t.Resources["VersionParameter"] = &ssm.Parameter{
 		Name: str(n.VersionParameter), Type: "String", Value: fmt.Sprint(BootstrapVersion),
 		Description: str("berth bootstrap version; berth refuses to deploy with an older one"),

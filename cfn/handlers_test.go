@@ -87,22 +87,47 @@ func resolveSub(v any, r *strings.Replacer) any {
 	return v
 }
 
-// rolePolicy is the inline policy of a role in the rendered bootstrap
-// template, with the stack's substitutions filled in: what IAM would hold.
-func rolePolicy(t *testing.T, resources map[string]templateResource, logical string, r *strings.Replacer) *policy.Document {
+// roleDocuments are the identity policies of a role in a rendered
+// template, with the stack's substitutions filled in, as IAM would hold
+// them: its inline policies, then the managed policies of the template it
+// attaches (Ref); it fails on any other attached policy.
+func roleDocuments(t *testing.T, resources map[string]templateResource, logical string, r *strings.Replacer) []*policy.Document {
 	t.Helper()
-	pols, _ := resources[logical].Properties["Policies"].([]any)
-	if len(pols) != 1 {
-		t.Fatalf("%s: %d inline policies, want 1", logical, len(pols))
+	props := resources[logical].Properties
+	var raw []any
+	pols, _ := props["Policies"].([]any)
+	for _, p := range pols {
+		raw = append(raw, p.(map[string]any)["PolicyDocument"])
 	}
-	doc := resolveSub(pols[0].(map[string]any)["PolicyDocument"], r)
-	b, err := json.Marshal(doc)
+	arns, _ := props["ManagedPolicyArns"].([]any)
+	for _, a := range arns {
+		ref, _ := a.(map[string]any)["Ref"].(string)
+		mp, ok := resources[ref]
+		if !ok || mp.Type != "AWS::IAM::ManagedPolicy" {
+			t.Fatalf("%s attaches %v, which is no managed policy of the template", logical, a)
+		}
+		raw = append(raw, mp.Properties["PolicyDocument"])
+	}
+	if len(raw) == 0 {
+		t.Fatalf("%s: no policies", logical)
+	}
+	var out []*policy.Document
+	for _, doc := range raw {
+		out = append(out, resolveDocument(t, logical, doc, r))
+	}
+	return out
+}
+
+// resolveDocument parses a policy document of a template after substitution.
+func resolveDocument(t *testing.T, what string, doc any, r *strings.Replacer) *policy.Document {
+	t.Helper()
+	b, err := json.Marshal(resolveSub(doc, r))
 	if err != nil {
 		t.Fatal(err)
 	}
 	d, err := policy.Parse(b)
 	if err != nil {
-		t.Fatalf("%s: %v\n%s", logical, err, b)
+		t.Fatalf("%s: %v\n%s", what, err, b)
 	}
 	return d
 }
@@ -216,7 +241,7 @@ func TestHandlerPermissions(t *testing.T) {
 	// Guard against a table that silently checks nothing.
 	for _, must := range []string{"provisioner s3:PutBucketOwnershipControls", "ops s3:GetBucketOwnershipControls",
 		"ops ssm:GetParameters", "ops ssm:ListTagsForResource", "ops kms:ListResourceTags", "provisioner kms:CreateKey",
-		"provisioner iam:CreateRole", "provisioner iam:AttachRolePolicy", "ops iam:ListAttachedRolePolicies",
+		"provisioner iam:CreateRole", "provisioner iam:AttachRolePolicy", "provisioner iam:PutRolePermissionsBoundary", "ops iam:ListAttachedRolePolicies",
 		"provisioner ec2:CreateVpc", "provisioner ec2:CreateSubnet", "provisioner ec2:CreateVpcPeeringConnection", "provisioner sts:AssumeRole",
 		"provisioner ec2:CreateTags", "provisioner ec2:DeleteTags", "provisioner ec2:ModifyVpcEndpointServicePermissions", "ops ec2:DescribeVpcAttribute"} {
 		if !checked[must] {
@@ -244,21 +269,22 @@ func checkRoles(t *testing.T, handlers handlerTable, props propertyTable, p Para
 	subst := strings.NewReplacer("${AWS::Partition}", "aws", "${AWS::AccountId}", account, "${AWS::Region}", region,
 		"${TrustPrincipal}", "arn:aws:iam::210987654321:role/vendor", "${ExternalId}", "ext-1")
 	boot := renderResources(t, "bootstrap", Params{Qualifier: p.Qualifier, ParameterPrefix: p.ParameterPrefix, KMSKeyARN: p.KMSKeyARN})
-	roles := map[string]*policy.Document{
-		"provisioner": rolePolicy(t, boot, "ProvisionerRole", subst),
-		"ops":         rolePolicy(t, boot, "OpsRole", subst),
+	roles := map[string][]*policy.Document{
+		"provisioner": roleDocuments(t, boot, "ProvisionerRole", subst),
+		"ops":         roleDocuments(t, boot, "OpsRole", subst),
 	}
 	keyARN := "arn:aws:kms:" + region + ":" + account + ":key/0b2c1f8e-1111-2222-3333-444455556666"
 	// The key policy the data plane template gives its key: the account
 	// administers it through IAM, so the roles' policies decide.
 	keyPolicy := policy.MustParse(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + account + `:root"},"Action":"kms:*","Resource":"*"}]}`)
 
+	resources := renderResources(t, "dataplane", p)
 	// request is the call a handler makes for action on the resource of typ.
 	iamTable := iamdata.MustLoad()
 	request := func(logical, typ, action, role, handler string) (policy.Request, policy.Policies) {
 		req := policy.Request{Action: action, Principal: "arn:aws:sts::" + account + ":assumed-role/" + qualifier + "-" + role + "/berth-ci",
 			Context: map[string][]string{}}
-		pol := policy.Policies{Identity: []*policy.Document{roles[role]}}
+		pol := policy.Policies{Identity: roles[role]}
 		tag := "aws:ResourceTag/" + policy.QualifierTagKey
 		switch typ {
 		case "AWS::S3::Bucket", "AWS::S3::BucketPolicy":
@@ -276,6 +302,11 @@ func checkRoles(t *testing.T, handlers handlerTable, props propertyTable, p Para
 				break
 			}
 			req.Resource = "arn:aws:iam::" + account + ":role/" + policy.HubRoleName(qualifier, "reader", region)
+			// The role has (or, for CreateRole and PutRolePermissionsBoundary,
+			// asks for) the boundary the template sets.
+			if b, ok := resolveSub(resources[logical].Properties["PermissionsBoundary"], subst).(string); ok {
+				req.Context["iam:PermissionsBoundary"] = []string{b}
+			}
 			if action == "iam:AttachRolePolicy" || action == "iam:DetachRolePolicy" {
 				req.Context["iam:PolicyARN"] = []string{"arn:aws:iam::" + account + ":policy/" + qualifier + "-artifact-read-" + region}
 			}
@@ -331,7 +362,6 @@ func checkRoles(t *testing.T, handlers handlerTable, props propertyTable, p Para
 		}
 	}
 
-	resources := renderResources(t, "dataplane", p)
 	// The network stack is deployed by the same provisioner.
 	np := networkCases[1].np
 	np.Qualifier = p.Qualifier
@@ -502,7 +532,14 @@ func TestProvisionerEC2Exact(t *testing.T) {
 	boot := renderResources(t, "bootstrap", Params{})
 	n := 0
 	for _, role := range []string{"ProvisionerRole", "OpsRole"} {
-		for _, s := range rolePolicy(t, boot, role, subst).Statement {
+		var statements []policy.Statement
+		for _, d := range roleDocuments(t, boot, role, subst) {
+			statements = append(statements, d.Statement...)
+		}
+		for _, s := range statements {
+			if s.Effect != "Allow" {
+				continue
+			}
 			for _, a := range s.Action {
 				svc, name, _ := strings.Cut(a, ":")
 				if svc != "ec2" && svc != "cloudwatch" && a != "sts:AssumeRole" {

@@ -241,7 +241,7 @@ func tableCases(t *testing.T) []diffCase {
 	add(KindBackend, be, ImplicitDeny, "other log group", "logs:CreateLogGroup", "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/x", nil)
 
 	prov := render(KindProvisioner).Role
-	pp := Policies{Identity: []*Document{prov.Policy}}
+	pp := Policies{Identity: prov.Documents()}
 	stack := "arn:aws:cloudformation:eu-west-1:123456789012:stack/berth-dataplane/0d4c0a30-1111-2222-3333-444455556666"
 	add(KindProvisioner, pp, Allowed, "create change set", "cloudformation:CreateChangeSet", stack, nil)
 	add(KindProvisioner, pp, ImplicitDeny, "other stack", "cloudformation:CreateChangeSet", "arn:aws:cloudformation:eu-west-1:123456789012:stack/prod-app/0d4c0a30-1111", nil)
@@ -250,6 +250,53 @@ func tableCases(t *testing.T) []diffCase {
 	add(KindProvisioner, pp, ImplicitDeny, "delete bucket", "s3:DeleteBucket", "arn:aws:s3:::berth-123456789012-eu-west-1", nil)
 	add(KindProvisioner, pp, Allowed, "create managed policy", "iam:CreatePolicy", "arn:aws:iam::123456789012:policy/berth-artifact-read-eu-west-1", nil)
 	add(KindProvisioner, pp, ImplicitDeny, "create role", "iam:CreateRole", "arn:aws:iam::123456789012:role/berth-x", nil)
+
+	// The escalation path: a role the provisioner creates must carry the
+	// data plane boundary, which it can neither remove nor change.
+	hubRole := "arn:aws:iam::123456789012:role/berth-hub-x"
+	boundaryARN := "arn:aws:iam::123456789012:policy/berth-boundary"
+	withBoundary := ctx("iam:PermissionsBoundary", boundaryARN)
+	otherBoundary := ctx("iam:PermissionsBoundary", "arn:aws:iam::123456789012:policy/berth-artifact-write-eu-west-1")
+	add(KindProvisioner, pp, ImplicitDeny, "create hub role without boundary", "iam:CreateRole", hubRole, nil)
+	add(KindProvisioner, pp, ImplicitDeny, "create hub role with another boundary", "iam:CreateRole", hubRole, otherBoundary)
+	add(KindProvisioner, pp, Allowed, "create hub role with the boundary", "iam:CreateRole", hubRole, withBoundary)
+	add(KindProvisioner, pp, Allowed, "set the boundary", "iam:PutRolePermissionsBoundary", hubRole, withBoundary)
+	add(KindProvisioner, pp, ImplicitDeny, "set another boundary", "iam:PutRolePermissionsBoundary", hubRole, otherBoundary)
+	add(KindProvisioner, pp, ExplicitDeny, "remove the boundary", "iam:DeleteRolePermissionsBoundary", hubRole, withBoundary)
+	add(KindProvisioner, pp, ImplicitDeny, "inline policy on a hub role", "iam:PutRolePolicy", hubRole, withBoundary)
+	add(KindProvisioner, pp, Allowed, "attach to a bounded hub role", "iam:AttachRolePolicy", hubRole,
+		ctx("iam:PermissionsBoundary", boundaryARN, "iam:PolicyARN", "arn:aws:iam::123456789012:policy/berth-evil"))
+	add(KindProvisioner, pp, ImplicitDeny, "attach to an unbounded hub role", "iam:AttachRolePolicy", hubRole,
+		ctx("iam:PolicyARN", "arn:aws:iam::123456789012:policy/berth-evil"))
+	add(KindProvisioner, pp, ImplicitDeny, "re-trust an unbounded hub role", "iam:UpdateAssumeRolePolicy", hubRole, nil)
+	add(KindProvisioner, pp, Allowed, "re-trust a bounded hub role", "iam:UpdateAssumeRolePolicy", hubRole, withBoundary)
+	add(KindProvisioner, pp, Allowed, "new version of an artifact policy", "iam:CreatePolicyVersion", "arn:aws:iam::123456789012:policy/berth-artifact-read-eu-west-1", nil)
+	for _, a := range []string{"iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion", "iam:DeletePolicy", "iam:DeletePolicyVersion"} {
+		add(KindProvisioner, pp, ExplicitDeny, "change the boundary: "+a, a, boundaryARN, nil)
+		add(KindProvisioner, pp, ExplicitDeny, "change its own policy: "+a, a, "arn:aws:iam::123456789012:policy/berth-provisioner-iam", nil)
+	}
+
+	// The boundary caps a role whatever its policies grant (here everything).
+	bd, err := DataPlaneBoundary(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	capped := Policies{Identity: []*Document{AdministratorAccessDocument()}, Boundary: bd}
+	dpBucket := "arn:aws:s3:::berth-123456789012-eu-west-1"
+	add("boundary", capped, Allowed, "stage data", "s3:PutObject", dpBucket+"/app/1.0.0/data/x", nil)
+	add("boundary", capped, Allowed, "read a manifest", "s3:GetObject", dpBucket+"/app/1.0.0/manifest.json", nil)
+	add("boundary", capped, Allowed, "move latest", "ssm:PutParameter", "arn:aws:ssm:us-east-1:123456789012:parameter/berth/app/latest", nil)
+	add("boundary", capped, Allowed, "decrypt via s3", "kms:Decrypt", key, viaS3)
+	add("boundary", capped, ImplicitDeny, "decrypt directly", "kms:Decrypt", key, nil)
+	add("boundary", capped, ImplicitDeny, "another bucket", "s3:GetObject", "arn:aws:s3:::prod-data/x", nil)
+	add("boundary", capped, ImplicitDeny, "delete an artifact", "s3:DeleteObject", dpBucket+"/app/1.0.0/data/x", nil)
+	add("boundary", capped, ImplicitDeny, "delete the bucket", "s3:DeleteBucket", dpBucket, nil)
+	add("boundary", capped, ExplicitDeny, "create a role", "iam:CreateRole", "arn:aws:iam::123456789012:role/berth-hub-y", nil)
+	add("boundary", capped, ExplicitDeny, "attach a policy", "iam:AttachRolePolicy", "arn:aws:iam::123456789012:role/berth-hub-y", nil)
+	add("boundary", capped, ExplicitDeny, "remove its boundary", "iam:DeleteRolePermissionsBoundary", "arn:aws:iam::123456789012:role/berth-hub-y", nil)
+	add("boundary", capped, ExplicitDeny, "change the boundary", "iam:CreatePolicyVersion", boundaryARN, nil)
+	add("boundary", capped, ExplicitDeny, "assume a role", "sts:AssumeRole", "arn:aws:iam::123456789012:role/admin", nil)
+	add("boundary", capped, ExplicitDeny, "leave the organization", "organizations:LeaveOrganization", "*", nil)
 	add(KindProvisioner, pp, Allowed, "bucket parameter", "ssm:PutParameter", "arn:aws:ssm:eu-west-1:123456789012:parameter/berth/bucket", nil)
 	add(KindProvisioner, pp, ImplicitDeny, "latest parameter", "ssm:PutParameter", "arn:aws:ssm:eu-west-1:123456789012:parameter/berth/app/latest", nil)
 
@@ -354,52 +401,54 @@ func generatedCases(t *testing.T) []diffCase {
 			if err != nil {
 				t.Fatal(err)
 			}
-			d := r.Policy
-			if d == nil {
-				d = r.Role.Policy
+			docs := []*Document{r.Policy}
+			if r.Policy == nil {
+				docs = r.Role.Documents()
 			}
-			for si, s := range d.Statement {
-				for _, a := range s.Action {
-					for _, res := range s.Resource {
-						for fi, f := range fills {
-							arn := "*"
-							if res != "*" {
-								// Region and account wildcards get real values;
-								// wildcards in the resource part get the fill.
-								a, err := ParseARN(res)
-								if err != nil {
-									t.Fatal(err)
+			for di, d := range docs {
+				for si, s := range d.Statement {
+					for _, a := range s.Action {
+						for _, res := range s.Resource {
+							for fi, f := range fills {
+								arn := "*"
+								if res != "*" {
+									// Region and account wildcards get real values;
+									// wildcards in the resource part get the fill.
+									a, err := ParseARN(res)
+									if err != nil {
+										t.Fatal(err)
+									}
+									if a.Region == "*" {
+										a.Region = "eu-west-1"
+									}
+									if a.Account == "*" {
+										a.Account = diffAccount
+									}
+									a.Resource = strings.ReplaceAll(a.Resource, "*", f)
+									if strings.HasSuffix(a.Resource, "/") || a.Resource == "" {
+										a.Resource += "x"
+									}
+									arn = a.String()
 								}
-								if a.Region == "*" {
-									a.Region = "eu-west-1"
-								}
-								if a.Account == "*" {
-									a.Account = diffAccount
-								}
-								a.Resource = strings.ReplaceAll(a.Resource, "*", f)
-								if strings.HasSuffix(a.Resource, "/") || a.Resource == "" {
-									a.Resource += "x"
-								}
-								arn = a.String()
-							}
-							c := map[string][]string{}
-							if fi%2 == 0 {
-								for _, keys := range s.Condition {
-									for key, vals := range keys {
-										c[key] = []string{strings.ReplaceAll(vals[0], "*", f)}
+								c := map[string][]string{}
+								if fi%2 == 0 {
+									for _, keys := range s.Condition {
+										for key, vals := range keys {
+											c[key] = []string{strings.ReplaceAll(vals[0], "*", f)}
+										}
 									}
 								}
-							}
-							for _, mutate := range []func(string) string{
-								func(s string) string { return s },
-								func(s string) string { return strings.Replace(s, "acme", "other", 1) },
-							} {
-								cases = append(cases, diffCase{
-									name: fmt.Sprintf("%s/%s Statement[%d] %s %s", pname, k, si, a, mutate(arn)),
-									pol:  Policies{Identity: []*Document{d}},
-									req: Request{Action: a, Resource: mutate(arn), Principal: diffCaller,
-										ResourceAccount: diffAccount, Context: c},
-								})
+								for _, mutate := range []func(string) string{
+									func(s string) string { return s },
+									func(s string) string { return strings.Replace(s, "acme", "other", 1) },
+								} {
+									cases = append(cases, diffCase{
+										name: fmt.Sprintf("%s/%s[%d] Statement[%d] %s %s", pname, k, di, si, a, mutate(arn)),
+										pol:  Policies{Identity: []*Document{d}},
+										req: Request{Action: a, Resource: mutate(arn), Principal: diffCaller,
+											ResourceAccount: diffAccount, Context: c},
+									})
+								}
 							}
 						}
 					}

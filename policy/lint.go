@@ -62,14 +62,20 @@ func HasErrors(fs []Finding) bool {
 	return false
 }
 
-// IAM size quotas, counted without whitespace.
+// IAM quotas: sizes are counted without whitespace. Source: "IAM and AWS
+// STS quotas", IAM User Guide,
+// https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html
+// (managed policy 6,144 characters; role inline policies 10,240 in total;
+// managed policies attached to a role or user: 10, raisable to 20). The
+// bucket policy limit is S3's (20 KB, S3 User Guide, "Bucket policies").
 const (
-	MaxManagedPolicySize = 6144
-	MaxRoleInlineSize    = 10240 // all inline policies of a role together
-	MaxTrustPolicySize   = 2048  // default quota; can be raised to 4096
-	MaxUserInlineSize    = 2048
-	MaxGroupInlineSize   = 5120
-	MaxBucketPolicySize  = 20480
+	MaxManagedPolicySize       = 6144
+	MaxRoleInlineSize          = 10240 // all inline policies of a role together
+	MaxAttachedManagedPolicies = 10
+	MaxTrustPolicySize         = 2048 // default quota; can be raised to 4096
+	MaxUserInlineSize          = 2048
+	MaxGroupInlineSize         = 5120
+	MaxBucketPolicySize        = 20480
 )
 
 // policyRole is what a policy document is used as, which decides the checks.
@@ -926,6 +932,25 @@ func (l *linter) role(props *yaml.Node, path string, str stringer, isRole bool) 
 	}
 	if b := lookup(props, "PermissionsBoundary"); b != nil {
 		l.managedARNs(b, join(path, "PermissionsBoundary"), str)
+	}
+	attached := 0
+	if m := lookup(props, "ManagedPolicyArns"); m != nil && m.Kind == yaml.SequenceNode && !isIntrinsic(m) {
+		attached = len(m.Content)
+	}
+	// ManagedPolicies: berth's role files hold the managed policies to
+	// create and attach with the role.
+	if ms := lookup(props, "ManagedPolicies"); ms != nil && ms.Kind == yaml.SequenceNode {
+		for i, item := range ms.Content {
+			if d := lookup(item, "PolicyDocument"); d != nil {
+				l.policy(d, join(path, fmt.Sprintf("ManagedPolicies[%d].PolicyDocument", i)), roleIdentity, MaxManagedPolicySize, str)
+			}
+		}
+		attached += len(ms.Content)
+	}
+	if attached > MaxAttachedManagedPolicies {
+		l.add(props, path, "too-many-managed-policies", SeverityError,
+			fmt.Sprintf("%d managed policies attached; IAM allows %d per role or user by default", attached, MaxAttachedManagedPolicies),
+			"merge policies, or raise the quota (up to 20) before deploying")
 	}
 	if ps := lookup(props, "Policies"); ps != nil && ps.Kind == yaml.SequenceNode {
 		total := 0

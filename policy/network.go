@@ -33,9 +33,11 @@ func PeeringAccepterRoleName(qualifier string) string {
 	return qualifier + "-peering-accepter"
 }
 
-// networkStatements are the provisioner's permissions for the network
-// stack (QUALIFIER-dataplane-network), scoped by the qualifier tag the
-// template puts on every taggable resource:
+// networkCreateStatements and networkManageStatements are the
+// provisioner's permissions for the network stack
+// (QUALIFIER-dataplane-network), scoped by the qualifier tag the template
+// puts on every taggable resource; they are two managed policies, each well
+// under IAM's size limit:
 //
 //	ec2:Describe* of the handlers                        *                     wildcard-only
 //	ec2:CreateVpc, CreateSubnet, ... (one statement each)  the created type    only with request tag berth:qualifier=Q
@@ -50,25 +52,48 @@ func PeeringAccepterRoleName(qualifier string) string {
 // may be deleted. Resource tags cannot scope a create call's new resource,
 // hence the request tag; a create's parent resources must carry the tag,
 // so nothing is created in a VPC berth did not create.
-func networkStatements(p Params) []Statement {
-	q, part, reg, acct := p.qualifier(), p.partition(), p.region(), p.account()
-	arn := func(res string) string { return fmt.Sprintf("arn:%s:ec2:%s:%s:%s/*", part, reg, acct, res) }
+func networkCreateStatements(p Params) []Statement {
+	q := p.qualifier()
+	arn := networkARN(p)
 	tagKey := "aws:ResourceTag/" + QualifierTagKey
 	out := []Statement{allow("DescribeNetwork", networkDescribes, "*")}
-	var createActions, createdARNs []string
+	var createActions []string
 	for _, c := range networkCreates {
 		s := allow("Create"+sidName(c.resource), []string{c.action}, arn(c.resource))
 		s.Condition = Condition{"StringEquals": {"aws:RequestTag/" + QualifierTagKey: {q}}}
 		out = append(out, s)
 		createActions = append(createActions, strings.TrimPrefix(c.action, "ec2:")) // ec2:CreateAction holds the API name
-		createdARNs = append(createdARNs, arn(c.resource))
 	}
 	parents := allow("CreateInQualifiedNetwork", []string{"ec2:CreateRouteTable", "ec2:CreateSecurityGroup", "ec2:CreateSubnet",
 		"ec2:CreateVpcEndpoint", "ec2:CreateVpcPeeringConnection"},
 		arn("route-table"), arn("security-group"), arn("subnet"), arn("vpc"))
 	parents.Condition = Condition{"StringEquals": {tagKey: {q}}}
-	tagOnCreate := allow("TagNetworkOnCreate", []string{"ec2:CreateTags"}, createdARNs...)
+	tagOnCreate := allow("TagNetworkOnCreate", []string{"ec2:CreateTags"}, networkCreatedARNs(p)...)
 	tagOnCreate.Condition = Condition{"StringEquals": {"ec2:CreateAction": Values(createActions)}}
+	return append(out, parents, tagOnCreate)
+}
+
+// networkARN returns a function giving the ARN pattern of an EC2 resource
+// type in the account and region of p.
+func networkARN(p Params) func(res string) string {
+	part, reg, acct := p.partition(), p.region(), p.account()
+	return func(res string) string { return fmt.Sprintf("arn:%s:ec2:%s:%s:%s/*", part, reg, acct, res) }
+}
+
+// networkCreatedARNs are the ARN patterns of the types the network stack creates.
+func networkCreatedARNs(p Params) []string {
+	arn := networkARN(p)
+	var out []string
+	for _, c := range networkCreates {
+		out = append(out, arn(c.resource))
+	}
+	return out
+}
+
+func networkManageStatements(p Params) []Statement {
+	q, part := p.qualifier(), p.partition()
+	arn, createdARNs := networkARN(p), networkCreatedARNs(p)
+	tagKey := "aws:ResourceTag/" + QualifierTagKey
 	manage := allow("ManageQualifiedNetwork", []string{
 		"ec2:AssociateRouteTable", "ec2:AuthorizeSecurityGroupEgress", "ec2:AuthorizeSecurityGroupIngress",
 		"ec2:CreateRoute", "ec2:DeleteRoute", "ec2:DeleteRouteTable", "ec2:DeleteSecurityGroup", "ec2:DeleteSubnet",
@@ -93,7 +118,7 @@ func networkStatements(p Params) []Statement {
 		"ForAllValues:StringNotEquals": {"aws:TagKeys": {QualifierTagKey}},
 	}
 	assume := allow("AssumePeeringAccepter", []string{"sts:AssumeRole"}, fmt.Sprintf("arn:%s:iam::*:role/%s", part, PeeringAccepterRoleName(q)))
-	return append(out, parents, tagOnCreate, manage, retag, untag, assume)
+	return []Statement{manage, retag, untag, assume}
 }
 
 // opsNetworkStatements let ops run the read handlers of the network

@@ -27,10 +27,33 @@ var Kinds = []Kind{KindArtifactRead, KindArtifactWrite, KindConfigure, KindBacke
 
 // Role is a rendered IAM role: what AWS::IAM::Role needs.
 type Role struct {
-	Trust               *Document
-	Policy              *Document // inline policy; nil when only managed policies are attached
+	Trust  *Document
+	Policy *Document // inline policy; nil when only managed policies are attached
+	// Managed are customer managed policies created with the role and
+	// attached to it (the bootstrap stack creates them).
+	Managed             []ManagedPolicy
 	ManagedPolicyARNs   []string
 	PermissionsBoundary string
+}
+
+// ManagedPolicy is a customer managed policy berth creates.
+type ManagedPolicy struct {
+	Part     string // what it holds, the end of Name: "iam" in berth-provisioner-iam
+	Name     string
+	Document *Document
+}
+
+// Documents returns the role's identity policies: the inline one, then the
+// managed ones it creates.
+func (r *Role) Documents() []*Document {
+	var out []*Document
+	if r.Policy != nil {
+		out = append(out, r.Policy)
+	}
+	for _, m := range r.Managed {
+		out = append(out, m.Document)
+	}
+	return out
 }
 
 // Result is a rendered policy (Policy) or role (Role), with warnings the
@@ -66,7 +89,7 @@ var ErrUnknownKind = errors.New("unknown policy kind")
 //	cache-read      see cachePolicy
 //	cache-write     see cachePolicy
 //	backend         see backendPolicy
-//	provisioner     see provisionerPolicy
+//	provisioner     see provisionerPolicies and iamStatements
 //	ops             see opsPolicy
 //
 // No kind grants s3:DeleteObject: a stager that loses a race leaves an orphan
@@ -143,13 +166,25 @@ func (r *Role) MarshalJSON() ([]byte, error) {
 		PolicyName     string
 		PolicyDocument *Document
 	}
+	type managed struct {
+		ManagedPolicyName string
+		PolicyDocument    *Document
+	}
+	// ManagedPolicies is berth's addition to the properties of an
+	// AWS::IAM::Role: the managed policies to create and attach, as
+	// AWS::IAM::ManagedPolicy properties, so the linter and simulator see
+	// their documents.
 	type out struct {
 		AssumeRolePolicyDocument *Document
-		ManagedPolicyArns        []string `json:",omitempty"`
-		PermissionsBoundary      string   `json:",omitempty"`
-		Policies                 []inline `json:",omitempty"`
+		ManagedPolicyArns        []string  `json:",omitempty"`
+		ManagedPolicies          []managed `json:",omitempty"`
+		PermissionsBoundary      string    `json:",omitempty"`
+		Policies                 []inline  `json:",omitempty"`
 	}
 	o := out{AssumeRolePolicyDocument: r.Trust, PermissionsBoundary: r.PermissionsBoundary}
+	for _, m := range r.Managed {
+		o.ManagedPolicies = append(o.ManagedPolicies, managed{m.Name, m.Document})
+	}
 	o.ManagedPolicyArns = append([]string(nil), r.ManagedPolicyARNs...)
 	sort.Strings(o.ManagedPolicyArns)
 	if r.Policy != nil {
@@ -365,7 +400,7 @@ func bootstrapRole(kind Kind, p Params) (*Role, []string, error) {
 		return r, []string{"the provisioner role gets AdministratorAccess: the trusted principal can do anything in this account; prefer the least-privilege default"}, nil
 	}
 	if kind == KindProvisioner {
-		r.Policy = provisionerPolicy(p)
+		r.Managed = provisionerPolicies(p)
 	} else {
 		r.Policy = opsPolicy(p)
 	}
@@ -408,9 +443,13 @@ func tagged(s Statement, q string) Statement {
 	return s
 }
 
-// provisionerPolicy allows what deploying the data plane stack needs, on
-// names with the qualifier prefix and keys with the qualifier tag:
+// provisionerPolicies allow what deploying the data plane stack needs, on
+// names with the qualifier prefix and keys with the qualifier tag. They are
+// managed policies, not one inline policy: a role's inline policies share
+// 10,240 characters, which the provisioner was close to, while each managed
+// policy has 6,144 and a role holds 10 (see MaxManagedPolicySize).
 //
+//	Q-provisioner-deploy:
 //	cloudformation:Create/Describe/Execute/DeleteChangeSet, DescribeStacks,
 //	  DescribeStackEvents, DescribeStackResources, ListStackResources,
 //	  GetTemplate, DeleteStack, TagResource, DetectStackDrift,
@@ -427,16 +466,12 @@ func tagged(s Statement, q string) Statement {
 //	ssm:GetParameter(s), PutParameter, DeleteParameter, AddTagsToResource,
 //	  RemoveTagsFromResource, ListTagsForResource    PARAMPREFIX/bucket   the bucket-name parameter
 //	ssm:GetParameter                                 /berth-bootstrap/Q/version   refuse an older bootstrap
-//	iam:Create/Delete/GetPolicy, Create/Delete/Get/ListPolicyVersion(s),
-//	  TagPolicy, UntagPolicy                         policy/Q-*    the artifact and cache managed policies
-//	iam:Create/Delete/Get/UpdateRole, UpdateRoleDescription, UpdateAssumeRolePolicy,
-//	  Tag/UntagRole, GetRolePolicy, List(Attached)RolePolicies   role/Q-hub-*   the artifact roles a hub assumes
-//	iam:Attach/DetachRolePolicy                      role/Q-hub-*, only policies policy/Q-*
-//	  (so the roles can hold nothing but berth's own artifact policies)
-//	EC2 for the network stack, sts:AssumeRole of peering accepters: see networkStatements
-func provisionerPolicy(p Params) *Document {
+//
+//	Q-provisioner-iam: see iamStatements
+//	Q-provisioner-network, Q-provisioner-network-manage: see networkCreateStatements
+func provisionerPolicies(p Params) []ManagedPolicy {
 	n, q := p.bootstrapNames(), p.qualifier()
-	d := doc(
+	deploy := doc(
 		allow("DeployDataPlaneStacks", []string{"cloudformation:CreateChangeSet", "cloudformation:DeleteChangeSet",
 			"cloudformation:DeleteStack", "cloudformation:DescribeChangeSet", "cloudformation:DescribeStackEvents",
 			"cloudformation:DescribeStackResourceDrifts", "cloudformation:DescribeStackResources", "cloudformation:DescribeStacks",
@@ -451,14 +486,7 @@ func provisionerPolicy(p Params) *Document {
 		allow("DataPlaneParameters", []string{"ssm:AddTagsToResource", "ssm:DeleteParameter", "ssm:GetParameter", "ssm:GetParameters",
 			"ssm:ListTagsForResource", "ssm:PutParameter", "ssm:RemoveTagsFromResource"}, n.bucketParamARN),
 		allow("ReadBootstrapVersion", []string{"ssm:GetParameter"}, n.versionParamARN),
-		allow("DataPlanePolicies", []string{"iam:CreatePolicy", "iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:DeletePolicyVersion",
-			"iam:GetPolicy", "iam:GetPolicyVersion", "iam:ListPolicyVersions", "iam:TagPolicy", "iam:UntagPolicy"}, n.policyARN),
-		allow("DataPlaneHubRoles", []string{"iam:CreateRole", "iam:DeleteRole", "iam:GetRole", "iam:GetRolePolicy",
-			"iam:ListAttachedRolePolicies", "iam:ListRolePolicies", "iam:TagRole", "iam:UntagRole", "iam:UpdateAssumeRolePolicy",
-			"iam:UpdateRole", "iam:UpdateRoleDescription"}, n.hubRoleARN),
-		attachOwnPolicies(allow("DataPlaneHubRolePolicies", []string{"iam:AttachRolePolicy", "iam:DetachRolePolicy"}, n.hubRoleARN), n.policyARN),
 	)
-	d.Statement = append(d.Statement, networkStatements(p)...) // see network.go
 	if p.KMSKeyARN == "" {
 		create := allow("CreateDataPlaneKeys", []string{"kms:CreateKey"}, "*")
 		create.Condition = Condition{"StringEquals": {"aws:RequestTag/" + QualifierTagKey: {q}}}
@@ -468,13 +496,91 @@ func provisionerPolicy(p Params) *Document {
 		// qualifier tag every other key statement depends on.
 		untag := tagged(allow("UntagDataPlaneKeys", []string{"kms:UntagResource"}, n.keyARN), q)
 		untag.Condition["ForAllValues:StringNotEquals"] = map[string]Values{"aws:TagKeys": {QualifierTagKey}}
-		d.Statement = append(d.Statement, create, tag,
+		deploy.Statement = append(deploy.Statement, create, tag,
 			tagged(allow("ManageDataPlaneKeys", []string{"kms:DescribeKey", "kms:DisableKeyRotation", "kms:EnableKeyRotation",
 				"kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListResourceTags", "kms:PutKeyPolicy",
 				"kms:UpdateKeyDescription"}, n.keyARN), q),
 			untag)
 	}
-	return d
+	out := []ManagedPolicy{
+		{Part: "deploy", Document: deploy},
+		{Part: "iam", Document: doc(iamStatements(p)...)},
+		{Part: "network", Document: doc(networkCreateStatements(p)...)},        // see network.go
+		{Part: "network-manage", Document: doc(networkManageStatements(p)...)}, // see network.go
+	}
+	for i := range out {
+		out[i].Name = ProvisionerPolicyName(q, out[i].Part)
+	}
+	return out
+}
+
+// ProvisionerPolicyName is the name of one of the provisioner's managed
+// policies, which the bootstrap stack creates.
+func ProvisionerPolicyName(qualifier, part string) string {
+	if qualifier == "" {
+		qualifier = DefaultQualifier
+	}
+	return qualifier + "-provisioner-" + part
+}
+
+// iamStatements are the provisioner's IAM permissions. Every role it creates
+// must carry the data plane boundary (DataPlaneBoundary), and it cannot
+// remove or change that boundary, so a role it creates, trusted by itself and
+// holding a policy it wrote, gets no more than the data plane roles need:
+//
+//	iam:Create/Delete/GetPolicy, Create/Delete/Get/ListPolicyVersion(s),
+//	  TagPolicy, UntagPolicy                         policy/Q-*    the artifact and cache managed policies
+//	iam:Delete/Get/UpdateRole, UpdateRoleDescription, Tag/UntagRole,
+//	  GetRolePolicy, List(Attached)RolePolicies      role/Q-hub-*  the artifact roles a hub assumes
+//	iam:CreateRole, PutRolePermissionsBoundary, UpdateAssumeRolePolicy
+//	                                                 role/Q-hub-*, only with iam:PermissionsBoundary = the boundary
+//	iam:AttachRolePolicy                             role/Q-hub-* with the boundary, only policies policy/Q-*
+//	iam:DetachRolePolicy                             role/Q-hub-*, only policies policy/Q-*
+//	deny iam:DeleteRolePermissionsBoundary           every role
+//	deny iam:CreatePolicyVersion, SetDefaultPolicyVersion, DeletePolicy(Version)
+//	                                                 the boundary and the provisioner's own policies
+//
+// Which actions take iam:PermissionsBoundary is AWS's table (Service
+// Authorization Reference, "Actions, resources, and condition keys for AWS
+// Identity and Access Management (IAM)",
+// https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsidentityandaccessmanagementiam.html):
+// CreateRole, PutRolePermissionsBoundary, AttachRolePolicy, PutRolePolicy,
+// UpdateAssumeRolePolicy and the other role writes take it; the policy
+// version actions take none, hence the deny by resource. For CreateRole and
+// PutRolePermissionsBoundary the key is the boundary requested, for the
+// others the one the role has, so a role without the boundary (a hub role
+// of an older bootstrap) can be given it, and nothing else, until it has it.
+// UpdateAssumeRolePolicy needs it too: re-trusting such a role to the
+// provisioner after rewriting a policy it holds would bypass the boundary.
+// PutRolePolicy is not granted at all: berth's roles hold only managed
+// policies. TestIAMConditionKeys checks these against the embedded table.
+func iamStatements(p Params) []Statement {
+	n := p.bootstrapNames()
+	boundary := p.DataPlaneBoundaryARN()
+	bounded := func(s Statement) Statement {
+		if s.Condition == nil {
+			s.Condition = Condition{}
+		}
+		s.Condition["ArnEquals"] = map[string]Values{"iam:PermissionsBoundary": {boundary}}
+		return s
+	}
+	denyBoundaryRemoval := Statement{Sid: "KeepRoleBoundaries", Effect: "Deny", Action: Values{"iam:DeleteRolePermissionsBoundary"},
+		Resource: Values{fmt.Sprintf("arn:%s:iam::%s:role/*", p.partition(), p.account())}}
+	protect := Statement{Sid: "ProtectBootstrapPolicies", Effect: "Deny", Action: Values{"iam:CreatePolicyVersion", "iam:DeletePolicy",
+		"iam:DeletePolicyVersion", "iam:SetDefaultPolicyVersion"},
+		Resource: Values{boundary, fmt.Sprintf("arn:%s:iam::%s:policy/%s", p.partition(), p.account(), ProvisionerPolicyName(p.qualifier(), "*"))}}
+	return []Statement{
+		allow("DataPlanePolicies", []string{"iam:CreatePolicy", "iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:DeletePolicyVersion",
+			"iam:GetPolicy", "iam:GetPolicyVersion", "iam:ListPolicyVersions", "iam:TagPolicy", "iam:UntagPolicy"}, n.policyARN),
+		allow("DataPlaneHubRoles", []string{"iam:DeleteRole", "iam:GetRole", "iam:GetRolePolicy",
+			"iam:ListAttachedRolePolicies", "iam:ListRolePolicies", "iam:TagRole", "iam:UntagRole",
+			"iam:UpdateRole", "iam:UpdateRoleDescription"}, n.hubRoleARN),
+		bounded(allow("BoundedHubRoles", []string{"iam:CreateRole", "iam:PutRolePermissionsBoundary", "iam:UpdateAssumeRolePolicy"}, n.hubRoleARN)),
+		bounded(attachOwnPolicies(allow("AttachToBoundedHubRoles", []string{"iam:AttachRolePolicy"}, n.hubRoleARN), n.policyARN)),
+		attachOwnPolicies(allow("DetachFromHubRoles", []string{"iam:DetachRolePolicy"}, n.hubRoleARN), n.policyARN),
+		denyBoundaryRemoval,
+		protect,
+	}
 }
 
 // attachOwnPolicies limits a statement to berth's own managed policies.

@@ -86,17 +86,35 @@ func TestActionsDoc(t *testing.T) {
 	}
 	var b strings.Builder
 	b.WriteString(head + marker)
+	type section struct {
+		title string
+		doc   *Document
+	}
+	var sections []section
 	for _, k := range Kinds {
 		r, err := Render(k, renderCases["full"])
 		if err != nil {
 			t.Fatal(err)
 		}
-		d := r.Policy
-		if d == nil {
-			d = r.Role.Policy
+		if r.Policy != nil {
+			sections = append(sections, section{string(k), r.Policy})
+			continue
 		}
-		fmt.Fprintf(&b, "\n### %s\n\n| Sid | actions | resources | condition |\n|---|---|---|---|\n", k)
-		for _, s := range d.Statement {
+		if r.Role.Policy != nil {
+			sections = append(sections, section{string(k), r.Role.Policy})
+		}
+		for _, m := range r.Role.Managed {
+			sections = append(sections, section{string(k) + ": " + m.Name, m.Document})
+		}
+	}
+	bd, err := DataPlaneBoundary(renderCases["full"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sections = append(sections, section{"data plane boundary: " + DataPlaneBoundaryName(""), bd})
+	for _, sec := range sections {
+		fmt.Fprintf(&b, "\n### %s\n\n| Sid | effect | actions | resources | condition |\n|---|---|---|---|---|\n", sec.title)
+		for _, s := range sec.doc.Statement {
 			var conds []string
 			for op, keys := range s.Condition {
 				for key, vals := range keys {
@@ -104,7 +122,7 @@ func TestActionsDoc(t *testing.T) {
 				}
 			}
 			sort.Strings(conds)
-			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", s.Sid, strings.Join(s.Action.normalized(), ", "),
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", s.Sid, s.Effect, strings.Join(s.Action.normalized(), ", "),
 				strings.Join(s.Resource.normalized(), ", "), strings.Join(conds, "; "))
 		}
 	}

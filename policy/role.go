@@ -11,8 +11,11 @@ import (
 // properties of an AWS::IAM::Role, which the simulator takes apart so users
 // need not.
 type RoleFile struct {
-	Trust               *Document
-	Policies            []*Document // inline policies, in file order
+	Trust *Document
+	// Policies are the role's identity policies in file order: the inline
+	// ones, then those of ManagedPolicies (berth's addition: the customer
+	// managed policies created with the role and attached to it).
+	Policies            []*Document
 	ManagedPolicyARNs   []string
 	PermissionsBoundary string // an ARN: the document is not in the file
 }
@@ -53,15 +56,19 @@ func ParseRole(data []byte) (*RoleFile, error) {
 			if r.PermissionsBoundary, err = scalar(v, k.Value, nil); err != nil {
 				return nil, err
 			}
-		case "Policies":
+		case "Policies", "ManagedPolicies":
+			name := "PolicyName"
+			if k.Value == "ManagedPolicies" {
+				name = "ManagedPolicyName"
+			}
 			if v.Kind != yaml.SequenceNode {
-				return nil, nodeErr(v, k.Value, "expected a list of {PolicyName, PolicyDocument}, found %s", kindName(v))
+				return nil, nodeErr(v, k.Value, "expected a list of {%s, PolicyDocument}, found %s", name, kindName(v))
 			}
 			for i, item := range v.Content {
-				p := fmt.Sprintf("Policies[%d]", i)
+				p := fmt.Sprintf("%s[%d]", k.Value, i)
 				d := lookup(item, "PolicyDocument")
 				if item.Kind != yaml.MappingNode || d == nil {
-					return nil, nodeErr(item, p, "expected {PolicyName, PolicyDocument}")
+					return nil, nodeErr(item, p, "expected {%s, PolicyDocument}", name)
 				}
 				doc, err := decodeDocument(d, p+".PolicyDocument", nil)
 				if err != nil {

@@ -17,6 +17,9 @@ func TestParseRole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(prov.Role.Managed) < 2 {
+		t.Fatalf("the provisioner has %d managed policies", len(prov.Role.Managed))
+	}
 	for _, c := range []struct {
 		name     string
 		data     string
@@ -25,11 +28,12 @@ func TestParseRole(t *testing.T) {
 		boundary bool
 		err      string
 	}{
-		{"rendered provisioner", string(prov.JSON()), 1, 0, true, ""},
+		{"rendered provisioner", string(prov.JSON()), len(prov.Role.Managed), 0, true, ""},
 		{"rendered administrator", string(admin.JSON()), 0, 1, true, ""},
 		{"yaml", "AssumeRolePolicyDocument:\n  Version: \"2012-10-17\"\n  Statement:\n    - Effect: Allow\n      Principal: {Service: ec2.amazonaws.com}\n      Action: sts:AssumeRole\nRoleName: x\n", 0, 0, false, ""},
 		{"plain policy", `{"Version":"2012-10-17","Statement":[]}`, 0, 0, false, "not a role"},
 		{"bad policies", `{"AssumeRolePolicyDocument":{"Version":"2012-10-17","Statement":[]},"Policies":{"PolicyName":"x"}}`, 0, 0, false, "expected a list"},
+		{"bad managed policies", `{"AssumeRolePolicyDocument":{"Version":"2012-10-17","Statement":[]},"ManagedPolicies":[{"ManagedPolicyName":"x"}]}`, 0, 0, false, "expected {ManagedPolicyName, PolicyDocument}"},
 		{"bad inline document", `{"AssumeRolePolicyDocument":{"Version":"2012-10-17","Statement":[]},"Policies":[{"PolicyName":"x","PolicyDocument":{"Statement":[{"Effect":"Maybe"}]}}]}`, 0, 0, false, "Policies[0].PolicyDocument"},
 	} {
 		r, err := ParseRole([]byte(c.data))

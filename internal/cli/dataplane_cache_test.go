@@ -14,7 +14,7 @@ import (
 func TestDataplaneDeployCacheBucket(t *testing.T) {
 	s := newFake(t)
 	s.Handle("sts", "AssumeRole", awsfake.AssumeRole())
-	bootstrapVersion(s, "3")
+	bootstrapVersion(s, currentBootstrap)
 	st := dataPlane(s, "eu-west-1")
 	st.Outputs["CacheBucketName"] = "berth-cache-111122223333-eu-west-1"
 	st.Outputs["CacheWritePolicyArn"] = "arn:aws:iam::111122223333:policy/berth-cache-write-eu-west-1"

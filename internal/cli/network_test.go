@@ -55,7 +55,7 @@ func TestNetworkPlanRefusesOverlap(t *testing.T) {
 func TestNetworkPlan(t *testing.T) {
 	s := newFake(t)
 	s.Handle("sts", "AssumeRole", awsfake.AssumeRole())
-	bootstrapVersion(s, "3")
+	bootstrapVersion(s, currentBootstrap)
 	st := networkStack(s)
 	code, stdout, _ := berth(t, append([]string{"dataplane", "network", "plan", "--cidr", "10.40.0.0/16", "--azs", "3"}, networkTarget...)...)
 	if code != 0 {
@@ -73,7 +73,7 @@ func TestNetworkPlan(t *testing.T) {
 func TestNetworkDeploy(t *testing.T) {
 	s := newFake(t)
 	s.Handle("sts", "AssumeRole", awsfake.AssumeRole())
-	bootstrapVersion(s, "3")
+	bootstrapVersion(s, currentBootstrap)
 	st := networkStack(s)
 	code, stdout, stderr := berth(t, append([]string{"dataplane", "network", "deploy", "--yes", "--cidr", "10.40.0.0/16",
 		"--peer", "name=Build,vpc=vpc-0a1b2c3d,account=444455556666,cidr=10.50.0.0/16,role=" + accepterRole}, networkTarget...)...)
@@ -106,7 +106,7 @@ func TestNetworkDeployOlderBootstrap(t *testing.T) {
 	if code != ExitUsage {
 		t.Fatalf("exit %d, want %d", code, ExitUsage)
 	}
-	wantIn(t, "stderr", stderr, "is version 2 and this berth needs 3")
+	wantIn(t, "stderr", stderr, "is version 2 and this berth needs "+currentBootstrap)
 	if len(s.Called("cloudformation", "CreateChangeSet")) != 0 {
 		t.Error("a change set was created")
 	}

@@ -8,12 +8,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/cfn"
 	"github.com/berth-dev/berth/config"
 	"github.com/berth-dev/berth/internal/awsfake"
 	"github.com/berth-dev/berth/policy"
@@ -65,8 +67,11 @@ func wantIn(t *testing.T, name, text string, subs ...string) {
 var bootstrapOutputs = map[string]string{
 	"ProvisionerRoleArn": "arn:aws:iam::123456789012:role/berth-provisioner",
 	"OpsRoleArn":         "arn:aws:iam::123456789012:role/berth-ops",
-	"BootstrapVersion":   "3",
+	"BootstrapVersion":   currentBootstrap,
 }
+
+// currentBootstrap is the bootstrap version this berth deploys.
+var currentBootstrap = strconv.Itoa(cfn.BootstrapVersion)
 
 var bootstrapArgs = []string{"bootstrap", "deploy", "--trust-principal", vendor, "--external-id", "ext-7d1f"}
 
@@ -90,7 +95,7 @@ func TestBootstrapFirstDeploy(t *testing.T) {
 		"provisioner role   arn:aws:iam::123456789012:role/berth-provisioner",
 		"ops role           arn:aws:iam::123456789012:role/berth-ops",
 		"external ID        ext-7d1f",
-		"bootstrap version  3",
+		"bootstrap version  "+currentBootstrap,
 		"berth dataplane deploy --account 123456789012 --external-id ext-7d1f --regions eu-west-1")
 	wantIn(t, "stderr", stderr, "berth-bootstrap", "CREATE_COMPLETE")
 	if got := st.Parameters; got.Get("Parameters.member.1.ParameterKey") != "ExternalId" || got.Get("Parameters.member.1.ParameterValue") != "ext-7d1f" ||
@@ -114,7 +119,7 @@ func TestBootstrapNoChanges(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	wantIn(t, "stdout", stdout, "stack berth-bootstrap in eu-west-1: no changes", "no changes: the bootstrap is up to date", "bootstrap version  3")
+	wantIn(t, "stdout", stdout, "stack berth-bootstrap in eu-west-1: no changes", "no changes: the bootstrap is up to date", "bootstrap version  "+currentBootstrap)
 	if len(s.Called("cloudformation", "ExecuteChangeSet")) != 0 {
 		t.Error("executed a change set without changes")
 	}
@@ -161,7 +166,7 @@ func TestBootstrapUpdate(t *testing.T) {
 	}
 	if out.Plan.Type != "UPDATE" || len(out.Plan.Changes) != 1 || out.Plan.Changes[0].LogicalID != "ProvisionerRole" ||
 		out.Result.Status != "UPDATE_COMPLETE" || out.Provisioner["provisioner_role_arn"] != bootstrapOutputs["ProvisionerRoleArn"] ||
-		out.Provisioner["external_id"] != "ext-7d1f" || out.Provisioner["bootstrap_version"] != "3" || out.Provisioner["account"] != account {
+		out.Provisioner["external_id"] != "ext-7d1f" || out.Provisioner["bootstrap_version"] != currentBootstrap || out.Provisioner["account"] != account {
 		t.Errorf("json = %+v", out)
 	}
 	wantIn(t, "template", compact(t, st.Template), `"PermissionsBoundary":"arn:aws:iam::123456789012:policy/boundary"`)
@@ -199,7 +204,7 @@ func TestBootstrapDowngrade(t *testing.T) {
 	if code != ExitConflict {
 		t.Fatalf("exit %d, want %d", code, ExitConflict)
 	}
-	wantIn(t, "stderr", stderr, "has bootstrap version 9 and this berth deploys version 3; refusing to downgrade", "hint: pass --force")
+	wantIn(t, "stderr", stderr, "has bootstrap version 9 and this berth deploys version "+currentBootstrap+"; refusing to downgrade", "hint: pass --force")
 	if len(s.Called("cloudformation", "CreateChangeSet")) != 0 {
 		t.Error("planned a downgrade without --force")
 	}
@@ -208,7 +213,7 @@ func TestBootstrapDowngrade(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("--force: exit %d", code)
 	}
-	wantIn(t, "stderr", stderr, "warning: replacing bootstrap version 9 with the older version 3 (--force)",
+	wantIn(t, "stderr", stderr, "warning: replacing bootstrap version 9 with the older version "+currentBootstrap+" (--force)",
 		"warning: the provisioner role gets AdministratorAccess")
 	wantIn(t, "template", compact(t, st.Template), `"ManagedPolicyArns":[{"Fn::Sub":"arn:${AWS::Partition}:iam::aws:policy/AdministratorAccess"}]`)
 }
@@ -227,8 +232,21 @@ func TestBootstrapStatus(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	wantIn(t, "stdout", stdout, "stack berth-bootstrap in eu-west-1 (account 123456789012): UPDATE_COMPLETE", "bootstrap version: 3 (current)",
+	wantIn(t, "stdout", stdout, "stack berth-bootstrap in eu-west-1 (account 123456789012): UPDATE_COMPLETE", "bootstrap version: "+currentBootstrap+" (current)",
 		"ProvisionerRoleArn  arn:aws:iam::123456789012:role/berth-provisioner")
+}
+
+// TestBootstrapStatusOlder: the bootstrap of the previous version is told
+// to upgrade.
+func TestBootstrapStatusOlder(t *testing.T) {
+	s := newFake(t)
+	previous := strconv.Itoa(cfn.BootstrapVersion - 1)
+	s.AddStack("eu-west-1", &awsfake.Stack{Name: "berth-bootstrap", Status: "UPDATE_COMPLETE", Outputs: map[string]string{"BootstrapVersion": previous}})
+	code, stdout, _ := berth(t, "bootstrap", "status")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	wantIn(t, "stdout", stdout, "bootstrap version: "+previous+", older than this berth's "+currentBootstrap+": run berth bootstrap deploy to upgrade")
 }
 
 func TestExpiredCredentials(t *testing.T) {
@@ -284,12 +302,13 @@ func bootstrapVersion(s *awsfake.Server, version string) {
 func TestDataplaneDeployOlderBootstrap(t *testing.T) {
 	s := newFake(t)
 	s.Handle("sts", "AssumeRole", awsfake.AssumeRole())
-	bootstrapVersion(s, "0")
+	previous := strconv.Itoa(cfn.BootstrapVersion - 1) // its roles lack what this data plane needs (the boundary, since 4)
+	bootstrapVersion(s, previous)
 	code, _, stderr := berth(t, append([]string{"dataplane", "deploy", "--yes"}, target...)...)
 	if code != ExitUsage {
 		t.Fatalf("exit %d, want %d", code, ExitUsage)
 	}
-	wantIn(t, "stderr", stderr, "the bootstrap in account 111122223333 is version 0 and this berth needs 3", "berth bootstrap deploy")
+	wantIn(t, "stderr", stderr, "the bootstrap in account 111122223333 is version "+previous+" and this berth needs "+currentBootstrap, "berth bootstrap deploy")
 	if len(s.Called("cloudformation", "CreateChangeSet")) != 0 {
 		t.Error("a change set was created for an older bootstrap")
 	}
@@ -298,7 +317,7 @@ func TestDataplaneDeployOlderBootstrap(t *testing.T) {
 func TestDataplaneDeployTwoRegions(t *testing.T) {
 	s := newFake(t)
 	s.Handle("sts", "AssumeRole", awsfake.AssumeRole())
-	bootstrapVersion(s, "3")
+	bootstrapVersion(s, currentBootstrap)
 	eu, us := dataPlane(s, "eu-west-1"), dataPlane(s, "us-east-1")
 	cfgPath := filepath.Join(t.TempDir(), "berth.yaml")
 
