@@ -36,6 +36,8 @@ type Globals struct {
 	Output     string
 	Quiet      bool
 	Verbose    bool
+	// Org is the hub organisation commands work in (--org, BERTH_ORG).
+	Org string
 
 	log *slog.Logger
 }
@@ -123,6 +125,8 @@ Exit codes:
 	pf.StringVar(&g.Output, "output", "", "output format: text or json (env BERTH_OUTPUT)")
 	pf.BoolVarP(&g.Quiet, "quiet", "q", false, "no progress and no informational lines on stderr")
 	pf.BoolVarP(&g.Verbose, "verbose", "v", false, "debug logs on stderr")
+	pf.StringVar(&g.Org, "org", "", "the hub organisation to work in (env BERTH_ORG; default: your first; berth org list shows yours)")
+	root.RegisterFlagCompletionFunc("org", g.completeOrg)
 	root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 
 	root.AddCommand(newInitCommand(g), newStageCommand(g), newDownloadCommand(g), newVersionsCommand(g),
@@ -132,7 +136,7 @@ Exit codes:
 	root.AddCommand(newBootstrapCommand(g), newCheckCommand(g))
 	root.AddCommand(newServerCommand(g), newLoginCommand(g), newLogoutCommand(g))
 	root.AddCommand(newCacheCommand(g), newAccountsCommand(g))
-	root.AddCommand(newSSOCommand(g), newAccessCommand(g))
+	root.AddCommand(newSSOCommand(g), newAccessCommand(g), newOrgCommand(g))
 	return root
 }
 
