@@ -76,9 +76,10 @@ func (s *Server) userOrg(ctx context.Context, u *db.User) (*db.Organisation, err
 }
 
 type orgListing struct {
-	Name     string `json:"name"`
-	Role     string `json:"role"`
-	Selected bool   `json:"selected"`
+	Name       string `json:"name"`
+	Role       string `json:"role"`
+	Selected   bool   `json:"selected"`
+	EnforceOwn bool   `json:"enforce_own_dataplanes"`
 }
 
 // listOrganisations lists the user's organisations with its role in each,
@@ -94,7 +95,7 @@ func (s *Server) listOrganisations(w http.ResponseWriter, r *http.Request, u *db
 	}
 	out := []orgListing{}
 	for _, o := range list {
-		out = append(out, orgListing{Name: o.Name, Role: o.Role, Selected: o.Name == selected})
+		out = append(out, orgListing{Name: o.Name, Role: o.Role, Selected: o.Name == selected, EnforceOwn: o.EnforceOwnDataPlanes})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"organisations": out, "selected": selected})
 	return nil
@@ -170,6 +171,6 @@ func (s *Server) selectSessionOrganisation(w http.ResponseWriter, r *http.Reques
 	if err := s.DB.SetSessionOrganisation(r.Context(), sess.session.ID, org.ID); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, orgListing{Name: org.Name, Role: org.Role, Selected: true})
+	writeJSON(w, http.StatusOK, orgListing{Name: org.Name, Role: org.Role, Selected: true, EnforceOwn: org.EnforceOwnDataPlanes})
 	return nil
 }
