@@ -12,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/berth-dev/berth/hub/secrets"
 	"github.com/berth-dev/berth/internal/cli"
 	"github.com/berth-dev/berth/internal/testenv"
 )
@@ -26,22 +25,11 @@ func TestOrganisationCredentialsOnMinIO(t *testing.T) {
 	m := regions[0]
 	ids := deployMinIO(t, regions)
 	s := newServer(t, "sqlite:"+filepath.Join(t.TempDir(), "hub.db"))
-	kek, err := secrets.LoadOrCreateKeyFile(filepath.Join(t.TempDir(), "kek"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Secrets = &secrets.Box{KEKs: []secrets.KEK{kek}}
+	s.Secrets = newBox(t)
 	hs := httptest.NewServer(s.Handler())
 	defer hs.Close()
 	srv := hs.URL
-
-	var setup struct {
-		Token struct{ Token string } `json:"token"`
-	}
-	if code, body := as(t, srv, "", "", "POST", "/api/v1/setup", `{"code":"`+setupCode+`","email":"admin@example.com"}`, &setup); code != 201 {
-		t.Fatalf("setup: %d %s", code, body)
-	}
-	admin := setup.Token.Token
+	admin := setupAdmin(t, srv).token
 	if code, body := as(t, srv, admin, "", "POST", "/api/v1/organisations", `{"name":"beta"}`, nil); code != 201 {
 		t.Fatalf("create beta: %d %s", code, body)
 	}

@@ -87,6 +87,19 @@ func TestOrganisationSwitcherWithoutBrowser(t *testing.T) {
 	}
 }
 
+// showsOrg waits for the projects page of org, which lists project and
+// not other, and checks the header names org.
+func (b *tab) showsOrg(org, project, other string) {
+	b.t.Helper()
+	b.waitText(project)
+	if got := b.text(".who .org"); got != org {
+		b.t.Errorf("the header shows organisation %q, want %s", got, org)
+	}
+	if body := b.text("main"); strings.Contains(body, other) {
+		b.t.Errorf("the projects of %s list %s of another organisation: %s", org, other, body)
+	}
+}
+
 // TestBrowserOrganisations: in Chromium, a user of two organisations
 // switches with the navigation bar's form and sees the other's projects,
 // and the choice stays for the session; axe-core at 1280 and 390 px, with
@@ -116,24 +129,12 @@ func TestBrowserOrganisations(t *testing.T) {
 	twoOrgs(t, s)
 
 	b.open("/projects")
-	b.waitText("alpha")
-	if got := b.text(".who .org"); got != "default" {
-		t.Errorf("the header shows organisation %q, want default", got)
-	}
-	if body := b.text("main"); strings.Contains(body, "beta-only") {
-		t.Errorf("default's page lists beta's project: %s", body)
-	}
+	b.showsOrg("default", "alpha", "beta-only")
 	b.check("orgs-default")
 
 	b.do("choose beta", chromedp.SetValue(chromedp.CSS("#org-switch"), "beta"))
 	b.click(".org-switch button[type=submit]")
-	b.waitText("beta-only")
-	if got := b.text(".who .org"); got != "beta" {
-		t.Errorf("after switching, the header shows %q, want beta", got)
-	}
-	if body := b.text("main"); strings.Contains(body, "alpha") {
-		t.Errorf("beta's page lists default's project: %s", body)
-	}
+	b.showsOrg("beta", "beta-only", "alpha")
 	if got := eval[string](b, "document.querySelector('#org-switch').value"); got != "beta" {
 		t.Errorf("the switcher shows %q, want beta", got)
 	}
