@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 
 	"github.com/berth-dev/berth/artifact"
 	"github.com/berth-dev/berth/errkind"
@@ -22,43 +23,49 @@ const OrgHeader = "Berth-Organisation"
 
 const orgKey ctxKey = 2
 
-// orgSelection is the organisation authorize resolved for a request; org
-// is nil when the user belongs to none.
+// orgSelection is the organisation of one request. A header is resolved
+// at once (a wrong one fails every route); otherwise the lookup waits for
+// the first handler that needs it, so routes such as /api/v1/me cost no
+// query, and runs once.
 type orgSelection struct {
-	org *db.Organisation
+	once    sync.Once
+	resolve func(context.Context) (*db.Organisation, error)
+	org     *db.Organisation
+	err     error
 }
 
-// selectOrganisation resolves the request's organisation once, into its
-// context. A header naming an organisation the user is not in is an error
-// (404, as for one that does not exist), never a fallback: the caller
-// asked for that one. A session's stale selection (the membership ended)
-// falls back to the first organisation.
+func (sel *orgSelection) get(ctx context.Context) (*db.Organisation, error) {
+	sel.once.Do(func() { sel.org, sel.err = sel.resolve(ctx) })
+	return sel.org, sel.err
+}
+
+// selectOrganisation puts the request's organisation in its context. A
+// header naming an organisation the user is not in is an error (404, as
+// for one that does not exist), never a fallback: the caller asked for
+// that one. A session's stale selection (the membership ended) falls back
+// to the first organisation.
 func (s *Server) selectOrganisation(r *http.Request, u *db.User, sessionOrg int64) (*http.Request, error) {
-	ctx := r.Context()
-	var org *db.Organisation
-	var err error
-	switch name := r.Header.Get(OrgHeader); {
-	case name != "":
-		org, err = s.DB.MemberOrganisation(ctx, u.ID, name)
+	sel := &orgSelection{resolve: func(ctx context.Context) (*db.Organisation, error) {
+		if sessionOrg != 0 {
+			org, err := s.DB.MemberOrganisationByID(ctx, u.ID, sessionOrg)
+			if !errors.Is(err, errkind.NotFound) {
+				return org, err
+			}
+		}
+		return s.DB.UserOrganisation(ctx, u.ID)
+	}}
+	if name := r.Header.Get(OrgHeader); name != "" {
+		org, err := s.DB.MemberOrganisation(r.Context(), u.ID, name)
 		if errors.Is(err, errkind.NotFound) {
 			return r, fmt.Errorf("organisation %q (header %s): you are not a member of an organisation of that name; berth org list shows yours: %w",
 				truncate(name, 64), OrgHeader, errkind.NotFound)
 		}
-	case sessionOrg != 0:
-		org, err = s.DB.MemberOrganisationByID(ctx, u.ID, sessionOrg)
-		if errors.Is(err, errkind.NotFound) {
-			org, err = s.DB.UserOrganisation(ctx, u.ID)
+		if err != nil {
+			return r, err
 		}
-	default:
-		org, err = s.DB.UserOrganisation(ctx, u.ID)
+		sel.resolve = func(context.Context) (*db.Organisation, error) { return org, nil }
 	}
-	if errors.Is(err, errkind.NotFound) {
-		org, err = nil, nil // routes such as /api/v1/me need no organisation
-	}
-	if err != nil {
-		return r, err
-	}
-	return r.WithContext(context.WithValue(ctx, orgKey, &orgSelection{org: org})), nil
+	return r.WithContext(context.WithValue(r.Context(), orgKey, sel)), nil
 }
 
 // userOrg returns the organisation the request works in (see
@@ -69,10 +76,11 @@ func (s *Server) userOrg(ctx context.Context, u *db.User) (*db.Organisation, err
 	if !ok {
 		return s.DB.UserOrganisation(ctx, u.ID)
 	}
-	if sel.org == nil {
+	org, err := sel.get(ctx)
+	if errors.Is(err, errkind.NotFound) {
 		return nil, fmt.Errorf("you belong to no organisation; ask an organisation admin to add you: %w", errkind.NotFound)
 	}
-	return sel.org, nil
+	return org, err
 }
 
 type orgListing struct {
@@ -118,7 +126,8 @@ func (s *Server) createOrganisation(w http.ResponseWriter, r *http.Request, u *d
 	defer func() {
 		ar := r
 		if created != nil {
-			ar = r.WithContext(context.WithValue(r.Context(), orgKey, &orgSelection{org: created}))
+			sel := &orgSelection{resolve: func(context.Context) (*db.Organisation, error) { return created, nil }}
+			ar = r.WithContext(context.WithValue(r.Context(), orgKey, sel))
 		}
 		s.audit(ar, u, "organisation.create", "organisation/"+truncate(in.Name, 64), err)
 	}()
