@@ -98,7 +98,8 @@ account catalog.
 berth server runs the hub, a shared control plane: users and API tokens, data
 planes, projects with members, and short-lived credentials narrowed to one
 project. After berth login, artifact commands with no configured regions get
-their regions and credentials from the hub.
+their regions and credentials from the hub, in the organisation --org (env
+BERTH_ORG) names when you belong to several (berth org list).
 
 Exit codes:
   0    success
