@@ -12,15 +12,11 @@ import (
 // knowing names in advance.
 
 func (s *Server) organisation(w http.ResponseWriter, r *http.Request, u *db.User) error {
-	org, err := s.DB.UserOrganisation(r.Context(), u.ID)
+	org, err := s.userOrg(r.Context(), u)
 	if err != nil {
 		return err
 	}
-	role, err := s.DB.OrgRole(r.Context(), org.ID, u.ID)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"name": org.Name, "role": role, "enforce_own_dataplanes": org.EnforceOwnDataPlanes})
+	writeJSON(w, http.StatusOK, map[string]any{"name": org.Name, "role": org.Role, "enforce_own_dataplanes": org.EnforceOwnDataPlanes})
 	return nil
 }
 
@@ -32,17 +28,14 @@ type projectListing struct {
 	Created   time.Time `json:"created"`
 }
 
-// listProjects lists the projects the user is a member of; organisation
-// admins see every project of the organisation, as admin.
+// listProjects lists the projects of the request's organisation the user
+// is a member of; organisation admins see every one, as admin.
 func (s *Server) listProjects(w http.ResponseWriter, r *http.Request, u *db.User) error {
-	org, err := s.DB.UserOrganisation(r.Context(), u.ID)
+	org, err := s.userOrg(r.Context(), u)
 	if err != nil {
 		return err
 	}
-	orgRole, err := s.DB.OrgRole(r.Context(), org.ID, u.ID)
-	if err != nil {
-		return err
-	}
+	orgRole := org.Role
 	list, err := s.DB.ListProjects(r.Context(), org.ID, u.ID, orgRole == "admin")
 	if err != nil {
 		return err

@@ -36,15 +36,11 @@ type keyPair struct {
 const credentialTTL = time.Hour
 
 func (s *Server) orgAdmin(ctx context.Context, u *db.User) (*db.Organisation, error) {
-	org, err := s.DB.UserOrganisation(ctx, u.ID)
+	org, err := s.userOrg(ctx, u)
 	if err != nil {
 		return nil, err
 	}
-	role, err := s.DB.OrgRole(ctx, org.ID, u.ID)
-	if err != nil {
-		return nil, err
-	}
-	if role != "admin" {
+	if org.Role != "admin" {
 		return nil, fmt.Errorf("only an admin of organisation %s may do this: %w", org.Name, errkind.PermissionDenied)
 	}
 	return org, nil
@@ -62,7 +58,7 @@ func (s *Server) audit(r *http.Request, u *db.User, action, object string, err e
 	var orgID int64
 	if u != nil {
 		actor = u.Email
-		if org, err := s.DB.UserOrganisation(context.WithoutCancel(r.Context()), u.ID); err == nil {
+		if org, err := s.userOrg(context.WithoutCancel(r.Context()), u); err == nil {
 			orgID = org.ID // the organisation whose admins may read the entry
 		}
 	}
@@ -182,11 +178,11 @@ func (s *Server) createProject(w http.ResponseWriter, r *http.Request, u *db.Use
 	return nil
 }
 
-// project returns the named project of the user's organisation. A project
+// project returns the named project of the request's organisation. A project
 // of another organisation is "not found", never "forbidden": its existence
 // is not the caller's business.
 func (s *Server) project(ctx context.Context, u *db.User, name string) (*db.Project, string, error) {
-	org, err := s.DB.UserOrganisation(ctx, u.ID)
+	org, err := s.userOrg(ctx, u)
 	if err != nil {
 		return nil, "", err
 	}
@@ -196,7 +192,7 @@ func (s *Server) project(ctx context.Context, u *db.User, name string) (*db.Proj
 	}
 	role, err := s.DB.ProjectRole(ctx, p.ID, u.ID)
 	if errors.Is(err, errkind.NotFound) {
-		if orgRole, _ := s.DB.OrgRole(ctx, org.ID, u.ID); orgRole == "admin" {
+		if org.Role == "admin" {
 			return p, "admin", nil
 		}
 		return nil, "", fmt.Errorf("project %s: %w", truncate(name, 64), errkind.NotFound)
@@ -336,7 +332,9 @@ func sessionName(email string) string {
 
 // createUser adds a user to the organisation, for people before OIDC sign-in
 // lands and for automation (CI) accounts, and returns its first API token,
-// shown once.
+// shown once. A user who already exists (in another organisation) is only
+// added as a member: they keep their tokens and get no new one, since a
+// token is the user's, not the organisation's.
 func (s *Server) createUser(w http.ResponseWriter, r *http.Request, u *db.User) (err error) {
 	var in struct {
 		Email string `json:"email"`
@@ -351,20 +349,29 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, u *db.User) 
 		return err
 	}
 	if err := validEmail(in.Email); err != nil {
-		return err
+		return inField("email", err)
 	}
 	nu, err := s.DB.CreateUser(r.Context(), in.Email, in.Name)
+	existing := errors.Is(err, errkind.Conflict)
+	if existing {
+		nu, err = s.DB.UserByEmail(r.Context(), in.Email)
+	}
 	if err != nil {
 		return err
 	}
 	if err := s.DB.AddOrgMember(r.Context(), org.ID, nu.ID, "member"); err != nil {
-		return err
+		return inField("email", fmt.Errorf("%s in organisation %s: %w", nu.Email, org.Name, err))
+	}
+	if existing {
+		writeJSON(w, http.StatusCreated, map[string]any{"user": userOut(nu), "organisation": org.Name, "existing": true,
+			"note": fmt.Sprintf("%s already had an account: added to organisation %s; no new token was issued (they use theirs, with --org %s)", nu.Email, org.Name, org.Name)})
+		return nil
 	}
 	t, err := s.issueToken(r.Context(), nu.ID, "created by "+u.Email)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"user": userOut(nu), "token": t})
+	writeJSON(w, http.StatusCreated, map[string]any{"user": userOut(nu), "organisation": org.Name, "token": t})
 	return nil
 }
 

@@ -32,6 +32,9 @@ type Session struct {
 	// CSRFToken must accompany every unsafe request (POST, PUT, PATCH,
 	// DELETE) the session makes; Handler refuses those without it (403).
 	CSRFToken string
+	// OrgID is the organisation the session selected (0: none; see
+	// selectOrganisation).
+	OrgID int64
 }
 
 // errCSRF: a cookie-authenticated unsafe request without the session's
@@ -151,7 +154,7 @@ func (s *Server) SessionUser(r *http.Request) (*db.User, *Session, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("read session user: %w", err)
 	}
-	return u, &Session{ID: rec.ID, UserID: rec.UserID, Created: rec.Created, Expires: rec.Expires, CSRFToken: csrfToken(c.Value)}, nil
+	return u, &Session{ID: rec.ID, UserID: rec.UserID, Created: rec.Created, Expires: rec.Expires, CSRFToken: csrfToken(c.Value), OrgID: rec.OrgID}, nil
 }
 
 // CSRFToken returns the CSRF token of the request's session, or "" when
@@ -194,7 +197,7 @@ func checkCSRF(r *http.Request, sess *Session) error {
 // a bearer token (API clients, the CLI), else the session cookie (the
 // browser), which for unsafe methods must come with the session's CSRF
 // token. The returned request carries the session for SessionUser and
-// CSRFToken.
+// CSRFToken, and the organisation the request works in (userOrg).
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) (*db.User, *http.Request, error) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		token, ok := strings.CutPrefix(h, "Bearer ")
@@ -209,6 +212,10 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) (*db.User, *h
 		if errors.Is(err, errUnauthenticated) {
 			s.limits().failures.take(ip)
 		}
+		if err != nil {
+			return nil, r, err
+		}
+		r, err = s.selectOrganisation(r, u, 0)
 		return u, r, err
 	}
 	u, sess, err := s.SessionUser(r)
@@ -223,5 +230,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) (*db.User, *h
 			return nil, r, err
 		}
 	}
-	return u, r.WithContext(context.WithValue(r.Context(), sessionKey, &sessionAuth{user: u, session: sess})), nil
+	r = r.WithContext(context.WithValue(r.Context(), sessionKey, &sessionAuth{user: u, session: sess}))
+	r, err = s.selectOrganisation(r, u, sess.OrgID)
+	return u, r, err
 }

@@ -131,7 +131,7 @@ func (s *Server) awsCredentials(w http.ResponseWriter, r *http.Request, u *db.Us
 // projectDataPlaneAllowed refuses credentials for a project whose data
 // plane breaks the organisation's enforced usage.
 func (s *Server) projectDataPlaneAllowed(ctx context.Context, u *db.User, dp *db.DataPlane) error {
-	org, err := s.DB.UserOrganisation(ctx, u.ID)
+	org, err := s.userOrg(ctx, u)
 	if err != nil {
 		return err
 	}

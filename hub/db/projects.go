@@ -17,6 +17,9 @@ type Organisation struct {
 	// EnforceOwnDataPlanes refuses projects on anything but the
 	// organisation's own data planes.
 	EnforceOwnDataPlanes bool
+	// Role is the user's role in it (admin or member) when it was read
+	// through a membership; empty otherwise.
+	Role string
 }
 
 // CreateOrganisation adds an organisation with admin as its first admin.
@@ -40,37 +43,75 @@ func (d *DB) CreateOrganisation(ctx context.Context, name string, admin int64) (
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("create organisation %s: %w", name, err)
 	}
-	return &Organisation{ID: id, Name: name}, nil
+	return &Organisation{ID: id, Name: name, Role: "admin"}, nil
 }
 
-// OrgRole returns the user's role in the organisation ("admin", "member"),
-// or errkind.NotFound when the user is not in it.
-func (d *DB) OrgRole(ctx context.Context, orgID, userID int64) (string, error) {
-	var role string
-	err := d.SQL.QueryRowContext(ctx, d.Rebind(`SELECT role FROM org_members WHERE org_id = ? AND user_id = ?`), orgID, userID).Scan(&role)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", fmt.Errorf("organisation %d: %w", orgID, errkind.NotFound)
-	}
-	if err != nil {
-		return "", fmt.Errorf("read organisation role: %w", err)
-	}
-	return role, nil
-}
-
-// UserOrganisation returns the first organisation the user belongs to.
+// UserOrganisation returns the first organisation the user belongs to,
+// with the user's role in it.
 func (d *DB) UserOrganisation(ctx context.Context, userID int64) (*Organisation, error) {
-	o := &Organisation{}
-	var enforce int
-	err := d.SQL.QueryRowContext(ctx, d.Rebind(`SELECT o.id, o.name, o.enforce_own_dataplanes FROM organisations o JOIN org_members m ON m.org_id = o.id WHERE m.user_id = ? ORDER BY o.id LIMIT 1`), userID).
-		Scan(&o.ID, &o.Name, &enforce)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("the user belongs to no organisation: %w", errkind.NotFound)
+	return d.MemberOrganisation(ctx, userID, "")
+}
+
+// MemberOrganisation returns the organisation of that name with the user's
+// role in it, or errkind.NotFound when the user is not a member (whether or
+// not it exists: its existence is not the caller's business). An empty
+// name means the user's first organisation.
+func (d *DB) MemberOrganisation(ctx context.Context, userID int64, name string) (*Organisation, error) {
+	where, args := `m.user_id = ?`, []any{userID}
+	if name != "" {
+		where, args = where+` AND o.name = ?`, append(args, name)
 	}
+	list, err := d.memberOrganisations(ctx, where+` ORDER BY o.id LIMIT 1`, args...)
 	if err != nil {
-		return nil, fmt.Errorf("read organisation: %w", err)
+		return nil, err
 	}
-	o.EnforceOwnDataPlanes = enforce == 1
-	return o, nil
+	if len(list) == 0 {
+		if name == "" {
+			return nil, fmt.Errorf("the user belongs to no organisation: %w", errkind.NotFound)
+		}
+		return nil, fmt.Errorf("organisation %s: %w", name, errkind.NotFound)
+	}
+	return &list[0], nil
+}
+
+// MemberOrganisationByID is MemberOrganisation by the organisation's id.
+func (d *DB) MemberOrganisationByID(ctx context.Context, userID, orgID int64) (*Organisation, error) {
+	list, err := d.memberOrganisations(ctx, `m.user_id = ? AND o.id = ?`, userID, orgID)
+	if err != nil {
+		return nil, err
+	}
+	if len(list) == 0 {
+		return nil, fmt.Errorf("organisation %d: %w", orgID, errkind.NotFound)
+	}
+	return &list[0], nil
+}
+
+// UserOrganisations lists the organisations the user belongs to, with its
+// role in each, oldest first (the first is the default selection).
+func (d *DB) UserOrganisations(ctx context.Context, userID int64) ([]Organisation, error) {
+	return d.memberOrganisations(ctx, `m.user_id = ? ORDER BY o.id`, userID)
+}
+
+func (d *DB) memberOrganisations(ctx context.Context, where string, args ...any) ([]Organisation, error) {
+	rows, err := d.SQL.QueryContext(ctx, d.Rebind(`SELECT o.id, o.name, o.enforce_own_dataplanes, m.role FROM organisations o JOIN org_members m ON m.org_id = o.id WHERE `+where), args...)
+	if err != nil {
+		return nil, fmt.Errorf("read organisations: %w", err)
+	}
+	defer rows.Close()
+	var out []Organisation
+	for rows.Next() {
+		var o Organisation
+		var enforce int
+		if err := rows.Scan(&o.ID, &o.Name, &enforce, &o.Role); err != nil {
+			return nil, fmt.Errorf("read organisations: %w", err)
+		}
+		o.EnforceOwnDataPlanes = enforce == 1
+		out = append(out, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read organisations: %w", err)
+	}
+	return out, nil
 }
 
 // DataPlane is a set of regional buckets the hub vends credentials for.

@@ -20,6 +20,7 @@ type Session struct {
 	Expires     time.Time     // the absolute end
 	IdleTimeout time.Duration // how long it may go unused
 	IdleExpires time.Time     // the end unless it is used before
+	OrgID       int64         // the organisation it selected; 0: none
 }
 
 // CreateSession stores a session, and removes sessions that have ended so
@@ -42,8 +43,9 @@ func (d *DB) CreateSession(ctx context.Context, s *Session) error {
 func (d *DB) SessionByHash(ctx context.Context, hash string) (*Session, error) {
 	s := &Session{Hash: hash}
 	var created, expires, idle, idleExpires int64
-	err := d.SQL.QueryRowContext(ctx, d.Rebind(`SELECT id, user_id, created, expires, idle_timeout_ms, idle_expires FROM sessions WHERE hash = ?`), hash).
-		Scan(&s.ID, &s.UserID, &created, &expires, &idle, &idleExpires)
+	var org sql.NullInt64
+	err := d.SQL.QueryRowContext(ctx, d.Rebind(`SELECT id, user_id, created, expires, idle_timeout_ms, idle_expires, org_id FROM sessions WHERE hash = ?`), hash).
+		Scan(&s.ID, &s.UserID, &created, &expires, &idle, &idleExpires, &org)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("session: %w", errkind.NotFound)
 	}
@@ -52,7 +54,17 @@ func (d *DB) SessionByHash(ctx context.Context, hash string) (*Session, error) {
 	}
 	s.Created, s.Expires, s.IdleExpires = time.UnixMilli(created), time.UnixMilli(expires), time.UnixMilli(idleExpires)
 	s.IdleTimeout = time.Duration(idle) * time.Millisecond
+	s.OrgID = org.Int64
 	return s, nil
+}
+
+// SetSessionOrganisation records the organisation a session selected; the
+// caller has checked that the session's user is a member.
+func (d *DB) SetSessionOrganisation(ctx context.Context, id, orgID int64) error {
+	if _, err := d.SQL.ExecContext(ctx, d.Rebind(`UPDATE sessions SET org_id = ? WHERE id = ?`), orgID, id); err != nil {
+		return fmt.Errorf("select the session's organisation: %w", err)
+	}
+	return nil
 }
 
 // TouchSession pushes a session's idle end to idleExpires.

@@ -22,8 +22,15 @@ import (
 type Client struct {
 	URL   string // https://hub.example.com
 	Token string // berth_...
-	HTTP  *http.Client
+	// Org names the organisation every request works in; empty: the
+	// user's first (the hub's default).
+	Org  string
+	HTTP *http.Client
 }
+
+// OrgHeader is the request header that names the organisation (the hub's
+// hub.OrgHeader; this package imports nothing of the hub).
+const OrgHeader = "Berth-Organisation"
 
 // ErrUnauthenticated: the hub does not accept the token (revoked, expired,
 // mistyped); log in again.
@@ -56,6 +63,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	if c.Token != "" { // the login requests of berth login go without
 		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	if c.Org != "" {
+		req.Header.Set(OrgHeader, c.Org)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	hc := c.HTTP
@@ -108,6 +118,34 @@ func (c *Client) Me(ctx context.Context) (*User, error) {
 		return nil, err
 	}
 	return u, nil
+}
+
+// Organisation is one of the user's organisations.
+type Organisation struct {
+	Name     string `json:"name"`
+	Role     string `json:"role"`     // admin or member
+	Selected bool   `json:"selected"` // the one the requests work in
+}
+
+// Organisations lists the user's organisations, marking the one the
+// client's requests work in.
+func (c *Client) Organisations(ctx context.Context) ([]Organisation, error) {
+	var out struct {
+		Organisations []Organisation `json:"organisations"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/api/v1/organisations", nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Organisations, nil
+}
+
+// CreateOrganisation makes an organisation with the user as its admin.
+func (c *Client) CreateOrganisation(ctx context.Context, name string) (*Organisation, error) {
+	o := &Organisation{}
+	if err := c.do(ctx, http.MethodPost, "/api/v1/organisations", map[string]string{"name": name}, o); err != nil {
+		return nil, err
+	}
+	return o, nil
 }
 
 // Region is one region of a project's data plane with credentials for it.

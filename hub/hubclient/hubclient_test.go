@@ -66,6 +66,31 @@ func TestAgainstHub(t *testing.T) {
 	if strings.Contains(func() string { _, err := bad.Me(ctx); return err.Error() }(), token[10:]) {
 		t.Error("an error shows the token")
 	}
+
+	// Organisations: Org is sent with every request; the hub refuses one
+	// the user is not in.
+	if hubclient.OrgHeader != hub.OrgHeader {
+		t.Fatalf("the client sends %s, the hub reads %s", hubclient.OrgHeader, hub.OrgHeader)
+	}
+	if o, err := c.CreateOrganisation(ctx, "beta"); err != nil || o.Name != "beta" || o.Role != "admin" {
+		t.Fatalf("create beta: %+v, %v", o, err)
+	}
+	for _, tc := range []struct{ org, want string }{{"", "default"}, {"beta", "beta"}} {
+		in := &hubclient.Client{URL: srv.URL, Token: token, Org: tc.org}
+		orgs, err := in.Organisations(ctx)
+		if err != nil || len(orgs) != 2 {
+			t.Fatalf("organisations with Org %q: %+v, %v", tc.org, orgs, err)
+		}
+		for _, o := range orgs {
+			if o.Selected != (o.Name == tc.want) {
+				t.Errorf("with Org %q: %+v, want %s selected", tc.org, orgs, tc.want)
+			}
+		}
+	}
+	nope := &hubclient.Client{URL: srv.URL, Token: token, Org: "nope"}
+	if _, err := nope.Credentials(ctx, "app", "read"); !errors.Is(err, errkind.NotFound) || !strings.Contains(err.Error(), `organisation "nope"`) {
+		t.Errorf("an organisation the user is not in: %v", err)
+	}
 }
 
 // The provider hands out the first grant once, then asks the hub again:

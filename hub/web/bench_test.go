@@ -34,8 +34,8 @@ func fakeVersionsAPI(n int) http.Handler {
 	mux.HandleFunc("GET /api/v1/me", func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(map[string]string{"email": "ana@example.com"})
 	})
-	mux.HandleFunc("GET /api/v1/organisation", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(map[string]string{"name": "default", "role": "admin"})
+	mux.HandleFunc("GET /api/v1/organisations", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(map[string]any{"organisations": []map[string]any{{"name": "default", "role": "admin", "selected": true}}})
 	})
 	mux.HandleFunc("GET /api/v1/projects/{project}/versions", func(w http.ResponseWriter, r *http.Request) {
 		limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))

@@ -83,6 +83,7 @@ func New(api http.Handler, sessions Sessions, paths Paths) *UI {
 	u.mux.HandleFunc("GET /access", u.access)
 	u.mux.HandleFunc("POST /access/requests", u.requestAccess)
 	u.mux.HandleFunc("POST /access/requests/{id}/{action}", u.decideAccess)
+	u.mux.HandleFunc("POST /organisation", u.switchOrganisation)
 	u.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		u.fail(w, r, &APIError{Status: http.StatusNotFound, Code: "not_found", Message: "there is no page " + r.URL.Path})
 	})
@@ -191,10 +192,19 @@ func (r *recorder) Write(b []byte) (int, error) {
 // viewer is the signed-in user and organisation the layout shows.
 type viewer struct {
 	Email, Name string
-	Org         string
+	Org         string // the organisation the session works in
 	OrgAdmin    bool
 	// EnforceOwn: projects only on the organisation's own data planes.
 	EnforceOwn bool
+	// Orgs are all the user's organisations, for the switcher.
+	Orgs []orgItem
+}
+
+type orgItem struct {
+	Name       string `json:"name"`
+	Role       string `json:"role"`
+	Selected   bool   `json:"selected"`
+	EnforceOwn bool   `json:"enforce_own_dataplanes"`
 }
 
 // signedIn reads who the browser is. An APIError with status 401 means
@@ -204,14 +214,19 @@ func (u *UI) signedIn(r *http.Request) (*viewer, error) {
 	if err := u.call(r, "GET", "/api/v1/me", nil, &me); err != nil {
 		return nil, err
 	}
-	var org struct {
-		Name, Role string
-		Enforce    bool `json:"enforce_own_dataplanes"`
+	var orgs struct {
+		Organisations []orgItem `json:"organisations"`
 	}
-	if err := u.call(r, "GET", "/api/v1/organisation", nil, &org); err != nil {
+	if err := u.call(r, "GET", "/api/v1/organisations", nil, &orgs); err != nil {
 		return nil, err
 	}
-	return &viewer{Email: me.Email, Name: me.Name, Org: org.Name, OrgAdmin: org.Role == "admin", EnforceOwn: org.Enforce}, nil
+	v := &viewer{Email: me.Email, Name: me.Name, Orgs: orgs.Organisations}
+	for _, o := range orgs.Organisations {
+		if o.Selected {
+			v.Org, v.OrgAdmin, v.EnforceOwn = o.Name, o.Role == "admin", o.EnforceOwn
+		}
+	}
+	return v, nil
 }
 
 // fieldView is one labelled input with its hint and error.

@@ -17,7 +17,6 @@ import (
 
 	"github.com/berth-dev/berth/access"
 	"github.com/berth-dev/berth/hub"
-	"github.com/berth-dev/berth/hub/hubclient"
 	"github.com/berth-dev/berth/internal/awsx"
 	"github.com/berth-dev/berth/org"
 )
@@ -127,17 +126,6 @@ already decided.`,
 	return cmd
 }
 
-func (g *Globals) accessClient() (*hubclient.Client, error) {
-	login, err := g.defaultHub()
-	if err != nil {
-		return nil, err
-	}
-	if login == nil {
-		return nil, usageErr(errors.New("not logged in to a hub: run berth login --url https://berth.example.com first"))
-	}
-	return &hubclient.Client{URL: login.URL, Token: login.Token}, nil
-}
-
 func newAccessRequestCommand(g *Globals) *cobra.Command {
 	var dur time.Duration
 	var reason string
@@ -155,7 +143,7 @@ lists what you may ask for and the longest duration of each.`,
 			if strings.TrimSpace(reason) == "" {
 				return usageErr(errors.New("--reason: say why you need the access"))
 			}
-			c, err := g.accessClient()
+			c, err := g.defaultHubAPI()
 			if err != nil {
 				return err
 			}
@@ -191,7 +179,7 @@ func newAccessDecideCommand(g *Globals, action string) *cobra.Command {
 			if err != nil || id < 1 {
 				return usageErr(fmt.Errorf("REQUEST_ID %q: want the number berth access list shows", truncateValue(a[0])))
 			}
-			c, err := g.accessClient()
+			c, err := g.defaultHubAPI()
 			if err != nil {
 				return err
 			}
@@ -236,7 +224,7 @@ func newAccessListCommand(g *Globals) *cobra.Command {
 			case pending:
 				which = "pending"
 			}
-			c, err := g.accessClient()
+			c, err := g.defaultHubAPI()
 			if err != nil {
 				return err
 			}
@@ -274,7 +262,7 @@ func newAccessWhoAmICommand(g *Globals) *cobra.Command {
 		Short: "Your Identity Store user and groups, what you may ask for, and your grants with time left",
 		Args:  args(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.accessClient()
+			c, err := g.defaultHubAPI()
 			if err != nil {
 				return err
 			}

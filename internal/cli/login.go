@@ -313,7 +313,10 @@ func (g *Globals) hubClient(ctx context.Context, cmd *cobra.Command, f *storeFla
 	if err != nil {
 		return nil, err
 	}
-	hc := &hubclient.Client{URL: login.URL, Token: login.Token}
+	hc, err := g.hubAPI(login)
+	if err != nil {
+		return nil, err
+	}
 	grant, err := hc.Credentials(ctx, project, hubRole(cmd))
 	if err != nil {
 		return nil, err

@@ -36,6 +36,8 @@ type Globals struct {
 	Output     string
 	Quiet      bool
 	Verbose    bool
+	// Org is the hub organisation commands work in (--org, BERTH_ORG).
+	Org string
 
 	log *slog.Logger
 }
@@ -96,7 +98,8 @@ account catalog.
 berth server runs the hub, a shared control plane: users and API tokens, data
 planes, projects with members, and short-lived credentials narrowed to one
 project. After berth login, artifact commands with no configured regions get
-their regions and credentials from the hub.
+their regions and credentials from the hub, in the organisation --org (env
+BERTH_ORG) names when you belong to several (berth org list).
 
 Exit codes:
   0    success
@@ -123,6 +126,8 @@ Exit codes:
 	pf.StringVar(&g.Output, "output", "", "output format: text or json (env BERTH_OUTPUT)")
 	pf.BoolVarP(&g.Quiet, "quiet", "q", false, "no progress and no informational lines on stderr")
 	pf.BoolVarP(&g.Verbose, "verbose", "v", false, "debug logs on stderr")
+	pf.StringVar(&g.Org, "org", "", "the hub organisation to work in (env BERTH_ORG; default: your first; berth org list shows yours)")
+	root.RegisterFlagCompletionFunc("org", g.completeOrg)
 	root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 
 	root.AddCommand(newInitCommand(g), newStageCommand(g), newDownloadCommand(g), newVersionsCommand(g),
@@ -132,7 +137,7 @@ Exit codes:
 	root.AddCommand(newBootstrapCommand(g), newCheckCommand(g))
 	root.AddCommand(newServerCommand(g), newLoginCommand(g), newLogoutCommand(g))
 	root.AddCommand(newCacheCommand(g), newAccountsCommand(g))
-	root.AddCommand(newSSOCommand(g), newAccessCommand(g))
+	root.AddCommand(newSSOCommand(g), newAccessCommand(g), newOrgCommand(g))
 	return root
 }
 
