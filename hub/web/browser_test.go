@@ -269,11 +269,7 @@ func TestBrowser(t *testing.T) {
 	shotsRoot := os.Getenv("BERTH_SCREENSHOT_DIR")
 	for _, engine := range []string{"sqlite", "postgres"} {
 		t.Run(engine, func(t *testing.T) {
-			dbURL := "sqlite:" + filepath.Join(t.TempDir(), "hub.db")
-			if engine == "postgres" {
-				dbURL = testenv.StartPostgres(t).URL
-			}
-			s, srv := startHub(t, dbURL)
+			s, srv := startHub(t, hubDatabase(t, engine))
 			iss := oidctest.New(t)
 			s.OIDC = &hub.OIDCConfig{Issuer: iss.URL, ClientID: oidctest.ClientID, ClientSecret: oidctest.ClientSecret}
 			ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
@@ -295,23 +291,33 @@ func TestBrowser(t *testing.T) {
 			t.Logf("screenshots in %s", shots)
 		})
 	}
-	for name, run := range map[string]func(*testing.T, *tab){"aws": awsScenario, "access": accessScenario} {
-		t.Run(name, func(t *testing.T) {
-			ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
-			defer cancel()
-			if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-				t.Fatal(err)
-			}
-			shots := t.ArtifactDir()
-			if shotsRoot != "" {
-				shots = filepath.Join(shotsRoot, name)
-			}
-			if err := os.MkdirAll(shots, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			run(t, &tab{t: t, ctx: ctx, axe: axe, shots: shots})
-		})
+	for name, run := range map[string]func(*testing.T, *tab, string){"aws": awsScenario, "access": accessScenario} {
+		for _, engine := range []string{"sqlite", "postgres"} {
+			t.Run(name+"-"+engine, func(t *testing.T) {
+				ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+				defer cancel()
+				if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+					t.Fatal(err)
+				}
+				shots := t.ArtifactDir()
+				if shotsRoot != "" {
+					shots = filepath.Join(shotsRoot, name+"-"+engine)
+				}
+				if err := os.MkdirAll(shots, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				run(t, &tab{t: t, ctx: ctx, axe: axe, shots: shots}, hubDatabase(t, engine))
+			})
+		}
 	}
+}
+
+// hubDatabase is a new, empty database of the engine for one hub.
+func hubDatabase(t *testing.T, engine string) string {
+	if engine == "postgres" {
+		return testenv.StartPostgres(t).URL
+	}
+	return "sqlite:" + filepath.Join(t.TempDir(), "hub.db")
 }
 
 func scenario(t *testing.T, b *tab, engine string, regions []*testenv.MinIO, ids map[string]dataplane.Credentials, browser context.Context, iss *oidctest.Issuer) {
@@ -484,6 +490,7 @@ func scenario(t *testing.T, b *tab, engine string, regions []*testenv.MinIO, ids
 	if resp.StatusCode != 200 || string(got) != "release bytes" {
 		t.Errorf("download through the link: %d %q", resp.StatusCode, got)
 	}
+	settingsScenario(t, b, project, bob.Token.Token)
 
 	// bob, a writer added by the admin, signs in with OIDC in a browser of
 	// his own and comes back to the page he asked for; he sees his project,
