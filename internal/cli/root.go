@@ -133,6 +133,7 @@ Exit codes:
 	root.AddCommand(newServerCommand(g), newLoginCommand(g), newLogoutCommand(g))
 	root.AddCommand(newCacheCommand(g), newAccountsCommand(g))
 	root.AddCommand(newSSOCommand(g), newAccessCommand(g))
+	root.AddCommand(newProjectCommand(g))
 	return root
 }
 
