@@ -22,12 +22,12 @@ const (
 
 // awsScenario connects an AWS data plane of two regions in the browser,
 // with AWS at the wire (awsfake) and the hub on the database at dbURL: the
-// bootstrap instructions, a check, a plan approved in the browser and a
-// deploy that fails in eu-west-1 (us-east-1 is deployed already), its
-// events and reason shown; then a status job (each region's stack state
-// and outputs) and a drift job (a drifted bucket's properties, and the
-// in-sync region's empty state). A worker runs each job when the test
-// says, so the job pages are seen queued and then updated in place by
+// bootstrap instructions, a check, a plan that replaces a key in us-east-1
+// (deployed already) approved in the browser, and a deploy that fails in
+// eu-west-1, its events and reason shown; then a status job (each region's
+// stack state and outputs) and a drift job (a drifted bucket's properties,
+// and the in-sync region's empty state). A worker runs each job when the
+// test says, so the job pages are seen queued and then updated in place by
 // ui.js.
 func awsScenario(t *testing.T, b *tab, dbURL string) {
 	fake := awsfake.New(t)
@@ -59,7 +59,9 @@ func awsScenario(t *testing.T, b *tab, dbURL string) {
 	policy := `{"Version":"2012-10-17","Statement":[{"Sid":"DenyInsecureTransport","Effect":"Deny","Principal":"*","Action":"s3:*",` +
 		`"Resource":["arn:aws:s3:::berth-artifacts-123456789012-eu-west-1","arn:aws:s3:::berth-artifacts-123456789012-eu-west-1/*"],` +
 		`"Condition":{"Bool":{"aws:SecureTransport":"false"}}}]}`
-	fake.AddStack("us-east-1", &awsfake.Stack{Name: "berth-dataplane", Status: "CREATE_COMPLETE", ChangeSetReason: awsfake.NoChanges,
+	fake.AddStack("us-east-1", &awsfake.Stack{Name: "berth-dataplane", Status: "CREATE_COMPLETE",
+		Changes: []string{awsfake.ResourceChange("Modify", "ArtifactKey", "1234abcd-12ab-34cd-56ef-1234567890ab", "AWS::KMS::Key", "True",
+			awsfake.ChangeDetail("KeySpec", "Always", "DirectModification", "SYMMETRIC_DEFAULT", "HMAC_256"))},
 		Outputs: map[string]string{"ArtifactBucket": "berth-artifacts-123456789012-us-east-1"},
 		Drifts:  []string{awsfake.ResourceDrift("ArtifactBucket", "berth-artifacts-123456789012-us-east-1", "AWS::S3::Bucket", "IN_SYNC")}})
 	fake.AddStack("eu-west-1", &awsfake.Stack{Name: "berth-dataplane", DriftStatus: "DRIFTED", Drifts: []string{
@@ -137,6 +139,13 @@ func awsScenario(t *testing.T, b *tab, dbURL string) {
 	b.waitText("Approve and deploy these changes")
 	if got := b.text("main"); !strings.Contains(got, "HubReaderRole") || !strings.Contains(got, "berth-dataplane in eu-west-1") {
 		t.Errorf("plan page: %s", got)
+	}
+	if got := b.text("main .warning"); !strings.Contains(got, "1 change(s) replace a resource") {
+		t.Errorf("the plan does not warn of the replacement: %q", got)
+	}
+	replaced := eval[[]string](b, "[...document.querySelectorAll('main tbody tr')].filter(r => r.querySelector('td.bad')).map(r => r.innerText.replace(/\\s+/g, ' '))")
+	if len(replaced) != 1 || !strings.Contains(replaced[0], "ArtifactKey") || !strings.Contains(replaced[0], "replaces") {
+		t.Errorf("the replaced resource is not marked in the change table: %q", replaced)
 	}
 	b.check("job-plan")
 	b.click("form[action$='/approve'] button")
