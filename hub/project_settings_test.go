@@ -69,7 +69,7 @@ func TestProjectSettings(t *testing.T) {
 		body := func(v any) string { b, _ := json.Marshal(v); return string(b) }
 		var got settings
 		if code := admin.do("PATCH", "/api/v1/projects/app", body(map[string]any{
-			"description": "  Release builds of app.\r\nOwned by the platform team.\t(#platform)  ",
+			"description":  "  Release builds of app.\r\nOwned by the platform team.\t(#platform)  ",
 			"trusted_keys": []string{pub1.String(), string(pubFile)}}), &got); code != 200 {
 			t.Fatalf("patch: %d", code)
 		}
