@@ -161,3 +161,61 @@ func TestProjectSettings(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkProjectSettings: GET /api/v1/projects/{project}/settings on
+// SQLite for a project trusting 16 keys: the read and key parsing that
+// every version read of the hub now adds (readClient), plus the request.
+func BenchmarkProjectSettings(b *testing.B) {
+	s := newServer(b, "sqlite:"+b.TempDir()+"/hub.db")
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	var setup struct {
+		User  struct{ ID int64 }     `json:"user"`
+		Token struct{ Token string } `json:"token"`
+	}
+	resp, err := http.Post(srv.URL+"/api/v1/setup", "application/json", strings.NewReader(`{"code":"0123456789abcdef0123456789abcdef","email":"ana@example.com"}`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&setup)
+	resp.Body.Close()
+	ctx := context.Background()
+	org, err := s.DB.UserOrganisation(ctx, setup.User.ID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dp := &db.DataPlane{OrgID: org.ID, Name: "dp", Kind: "s3compat", Settings: `{}`}
+	if err := s.DB.CreateDataPlane(ctx, dp); err != nil {
+		b.Fatal(err)
+	}
+	p := &db.Project{OrgID: org.ID, Name: "app", DataPlaneID: dp.ID, Prefix: "app"}
+	if err := s.DB.CreateProject(ctx, p, setup.User.ID); err != nil {
+		b.Fatal(err)
+	}
+	keys := make([]string, 16)
+	for i := range keys {
+		pub, _, _ := minisign.GenerateKey(rand.Reader)
+		keys[i] = pub.String()
+	}
+	if err := s.DB.SetProjectSettings(ctx, p.ID, db.ProjectSettingsChange{TrustedKeys: &keys}); err != nil {
+		b.Fatal(err)
+	}
+	// /api/v1/me is the baseline: a request, its token check, an answer.
+	for _, path := range []string{"/api/v1/projects/app/settings", "/api/v1/me"} {
+		b.Run(path, func(b *testing.B) {
+			for b.Loop() {
+				req, _ := http.NewRequest("GET", srv.URL+path, nil)
+				req.Header.Set("Authorization", "Bearer "+setup.Token.Token)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					b.Fatal(resp.Status)
+				}
+			}
+		})
+	}
+}
