@@ -26,26 +26,9 @@ func TestProjectSettings(t *testing.T) {
 	engines(t, func(t *testing.T, s *hub.Server, _ func() string) {
 		srv := httptest.NewServer(s.Handler())
 		defer srv.Close()
-		var setup struct {
-			User  struct{ ID int64 }     `json:"user"`
-			Token struct{ Token string } `json:"token"`
-		}
-		if code := (&client{t: t, url: srv.URL}).do("POST", "/api/v1/setup", `{"code":"0123456789abcdef0123456789abcdef","email":"ana@example.com"}`, &setup); code != 201 {
-			t.Fatalf("setup: %d", code)
-		}
-		admin := &client{t: t, url: srv.URL, token: setup.Token.Token}
-		ctx := context.Background()
-		org, err := s.DB.UserOrganisation(ctx, setup.User.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.DB.CreateDataPlane(ctx, &db.DataPlane{OrgID: org.ID, Name: "dp", Kind: "s3compat", Settings: `{"bucket":"b","prefix":"rel"}`}); err != nil {
-			t.Fatal(err)
-		}
+		token, _ := projectHub(t, s, srv.URL)
+		admin := &client{t: t, url: srv.URL, token: token}
 		var msg string
-		if code := admin.do("POST", "/api/v1/projects", `{"name":"app","dataplane":"dp"}`, &msg); code != 201 {
-			t.Fatalf("create project: %d %s", code, msg)
-		}
 		var bob struct {
 			Token struct{ Token string } `json:"token"`
 		}
@@ -111,7 +94,7 @@ func TestProjectSettings(t *testing.T) {
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				req, _ := http.NewRequest("PATCH", srv.URL+"/api/v1/projects/app", strings.NewReader(tc.body))
-				req.Header.Set("Authorization", "Bearer "+setup.Token.Token)
+				req.Header.Set("Authorization", "Bearer "+token)
 				resp, err := http.DefaultClient.Do(req)
 				if err != nil {
 					t.Fatal(err)
@@ -150,7 +133,7 @@ func TestProjectSettings(t *testing.T) {
 			audit.Entries[0].Object != "project/app/settings=description,trusted_keys" || audit.Entries[1].Object != "project/app/settings=trusted_keys" {
 			t.Errorf("audit of the changes: %d %+v", code, audit)
 		}
-		entries, err := s.DB.SearchAudit(ctx, db.AuditFilter{Action: "project.settings.set"})
+		entries, err := s.DB.SearchAudit(context.Background(), db.AuditFilter{Action: "project.settings.set"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,29 +152,8 @@ func BenchmarkProjectSettings(b *testing.B) {
 	s := newServer(b, "sqlite:"+b.TempDir()+"/hub.db")
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
-	var setup struct {
-		User  struct{ ID int64 }     `json:"user"`
-		Token struct{ Token string } `json:"token"`
-	}
-	resp, err := http.Post(srv.URL+"/api/v1/setup", "application/json", strings.NewReader(`{"code":"0123456789abcdef0123456789abcdef","email":"ana@example.com"}`))
-	if err != nil {
-		b.Fatal(err)
-	}
-	json.NewDecoder(resp.Body).Decode(&setup)
-	resp.Body.Close()
+	token, p := projectHub(b, s, srv.URL)
 	ctx := context.Background()
-	org, err := s.DB.UserOrganisation(ctx, setup.User.ID)
-	if err != nil {
-		b.Fatal(err)
-	}
-	dp := &db.DataPlane{OrgID: org.ID, Name: "dp", Kind: "s3compat", Settings: `{}`}
-	if err := s.DB.CreateDataPlane(ctx, dp); err != nil {
-		b.Fatal(err)
-	}
-	p := &db.Project{OrgID: org.ID, Name: "app", DataPlaneID: dp.ID, Prefix: "app"}
-	if err := s.DB.CreateProject(ctx, p, setup.User.ID); err != nil {
-		b.Fatal(err)
-	}
 	keys := make([]string, 16)
 	for i := range keys {
 		pub, _, _ := minisign.GenerateKey(rand.Reader)
@@ -205,7 +167,7 @@ func BenchmarkProjectSettings(b *testing.B) {
 		b.Run(path, func(b *testing.B) {
 			for b.Loop() {
 				req, _ := http.NewRequest("GET", srv.URL+path, nil)
-				req.Header.Set("Authorization", "Bearer "+setup.Token.Token)
+				req.Header.Set("Authorization", "Bearer "+token)
 				resp, err := http.DefaultClient.Do(req)
 				if err != nil {
 					b.Fatal(err)
@@ -218,4 +180,39 @@ func BenchmarkProjectSettings(b *testing.B) {
 			}
 		})
 	}
+}
+
+// projectHub sets up the hub at url: its first admin, a data plane stored
+// directly (registering one through the API checks its identities against
+// real storage), and project app on it. It returns the admin's token and
+// the project.
+func projectHub(t testing.TB, s *hub.Server, url string) (string, *db.Project) {
+	t.Helper()
+	resp, err := http.Post(url+"/api/v1/setup", "application/json", strings.NewReader(`{"code":"0123456789abcdef0123456789abcdef","email":"ana@example.com"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var setup struct {
+		User  struct{ ID int64 }     `json:"user"`
+		Token struct{ Token string } `json:"token"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&setup)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("setup: %s %v", resp.Status, err)
+	}
+	ctx := context.Background()
+	org, err := s.DB.UserOrganisation(ctx, setup.User.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dp := &db.DataPlane{OrgID: org.ID, Name: "dp", Kind: "s3compat", Settings: `{"bucket":"b","prefix":"rel"}`}
+	if err := s.DB.CreateDataPlane(ctx, dp); err != nil {
+		t.Fatal(err)
+	}
+	p := &db.Project{OrgID: org.ID, Name: "app", DataPlaneID: dp.ID, Prefix: "rel/app"}
+	if err := s.DB.CreateProject(ctx, p, setup.User.ID); err != nil {
+		t.Fatal(err)
+	}
+	return setup.Token.Token, p
 }
