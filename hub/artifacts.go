@@ -44,7 +44,11 @@ func (s *Server) readClient(ctx context.Context, p *db.Project) (*artifact.Clien
 	if err != nil {
 		return nil, err
 	}
-	c := &artifact.Client{Logger: s.log()}
+	keys, err := s.trustedKeys(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	c := &artifact.Client{Logger: s.log(), TrustedKeys: keys}
 	for _, ep := range st.Endpoints {
 		cr, err := vend(ctx, vendInput{Region: ep.Name, Endpoint: ep.URL, AccessKeyID: st.Reader, SecretKey: string(secret),
 			SessionName: "berth-hub", Policy: session, Duration: 15 * time.Minute, HTTP: s.awsHTTP()})

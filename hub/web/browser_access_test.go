@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,9 +19,9 @@ import (
 // with a field error first, approved by another lead through the API, then
 // shown as held with its time left; and a request of another user approved
 // in the browser.
-func accessScenario(t *testing.T, b *tab) {
+func accessScenario(t *testing.T, b *tab, dbURL string) {
 	w := accesstest.NewWorld(t)
-	s, srv := startHub(t, "sqlite:"+filepath.Join(t.TempDir(), "hub.db"))
+	s, srv := startHub(t, dbURL)
 	b.base = srv.URL
 	c, err := org.Parse("accounts.yaml", []byte(accesstest.Catalog))
 	if err != nil {

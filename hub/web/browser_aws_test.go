@@ -2,8 +2,8 @@ package web_test
 
 import (
 	"context"
-	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,15 +20,19 @@ const (
 	awsAccount   = "123456789012"
 )
 
-// awsScenario connects an AWS data plane in the browser, with AWS at the
-// wire (awsfake): the bootstrap instructions, a check, a plan approved in
-// the browser and a deploy that fails, its events and reason shown. A
-// worker runs each job when the test says, so the job pages are seen
-// queued and then updated in place by ui.js.
-func awsScenario(t *testing.T, b *tab) {
+// awsScenario connects an AWS data plane of two regions in the browser,
+// with AWS at the wire (awsfake) and the hub on the database at dbURL: the
+// bootstrap instructions, a check, a plan that replaces a key in us-east-1
+// (deployed already) approved in the browser, and a deploy that fails in
+// eu-west-1, its events and reason shown; then a status job (each region's
+// stack state and outputs) and a drift job (a drifted bucket's properties,
+// and the in-sync region's empty state). A worker runs each job when the
+// test says, so the job pages are seen queued and then updated in place by
+// ui.js.
+func awsScenario(t *testing.T, b *tab, dbURL string) {
 	fake := awsfake.New(t)
 	fake.Setenv(t, "eu-west-1")
-	s, srv := startHub(t, "sqlite:"+filepath.Join(t.TempDir(), "hub.db"))
+	s, srv := startHub(t, dbURL)
 	cfg, err := awsx.Load(context.Background(), awsx.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +55,22 @@ func awsScenario(t *testing.T, b *tab) {
 		return awsfake.JSON(map[string]any{"Parameter": map[string]any{"Name": r.JSON["Name"], "Value": "3", "Type": "String", "Version": 1}})
 	})
 	reason := "berth-hub-reader-eu-west-1 already exists in stack arn:aws:cloudformation:eu-west-1:123456789012:stack/other/1"
-	fake.AddStack("eu-west-1", &awsfake.Stack{Name: "berth-dataplane", Changes: []string{
+	// A value long enough to need wrapping at 390 px.
+	policy := `{"Version":"2012-10-17","Statement":[{"Sid":"DenyInsecureTransport","Effect":"Deny","Principal":"*","Action":"s3:*",` +
+		`"Resource":["arn:aws:s3:::berth-artifacts-123456789012-eu-west-1","arn:aws:s3:::berth-artifacts-123456789012-eu-west-1/*"],` +
+		`"Condition":{"Bool":{"aws:SecureTransport":"false"}}}]}`
+	fake.AddStack("us-east-1", &awsfake.Stack{Name: "berth-dataplane", Status: "CREATE_COMPLETE",
+		Changes: []string{awsfake.ResourceChange("Modify", "ArtifactKey", "1234abcd-12ab-34cd-56ef-1234567890ab", "AWS::KMS::Key", "True",
+			awsfake.ChangeDetail("KeySpec", "Always", "DirectModification", "SYMMETRIC_DEFAULT", "HMAC_256"))},
+		Outputs: map[string]string{"ArtifactBucket": "berth-artifacts-123456789012-us-east-1"},
+		Drifts:  []string{awsfake.ResourceDrift("ArtifactBucket", "berth-artifacts-123456789012-us-east-1", "AWS::S3::Bucket", "IN_SYNC")}})
+	fake.AddStack("eu-west-1", &awsfake.Stack{Name: "berth-dataplane", DriftStatus: "DRIFTED", Drifts: []string{
+		awsfake.ResourceDrift("HubReaderRole", "berth-hub-reader-eu-west-1", "AWS::IAM::Role", "IN_SYNC"),
+		awsfake.ResourceDrift("ArtifactBucket", "berth-artifacts-123456789012-eu-west-1", "AWS::S3::Bucket", "MODIFIED",
+			[4]string{"/VersioningConfiguration/Status", "Enabled", "Suspended", "NOT_EQUAL"}),
+		awsfake.ResourceDrift("ArtifactBucketPolicy", "berth-artifacts-123456789012-eu-west-1", "AWS::S3::BucketPolicy", "MODIFIED",
+			[4]string{"/PolicyDocument", policy, `{"Version":"2012-10-17","Statement":[]}`, "NOT_EQUAL"}),
+	}, Changes: []string{
 		awsfake.ResourceChange("Add", "ArtifactBucket", "", "AWS::S3::Bucket", ""),
 		awsfake.ResourceChange("Add", "HubReaderRole", "", "AWS::IAM::Role", ""),
 	}, Steps: []awsfake.Step{
@@ -84,7 +103,7 @@ func awsScenario(t *testing.T, b *tab) {
 		t.Errorf("a wrong account ID is not shown on its field: %s", b.text("main"))
 	}
 	b.check("dataplane-aws-error")
-	b.fill(map[string]string{"#f-account_id": awsAccount})
+	b.fill(map[string]string{"#f-account_id": awsAccount, "#f-regions": "eu-west-1 us-east-1"})
 	b.click("main form button[type=submit]")
 	b.waitText("Deploy the bootstrap in account " + awsAccount)
 	command := b.text("pre code")
@@ -121,6 +140,13 @@ func awsScenario(t *testing.T, b *tab) {
 	if got := b.text("main"); !strings.Contains(got, "HubReaderRole") || !strings.Contains(got, "berth-dataplane in eu-west-1") {
 		t.Errorf("plan page: %s", got)
 	}
+	if got := b.text("main .warning"); !strings.Contains(got, "1 change(s) replace a resource") {
+		t.Errorf("the plan does not warn of the replacement: %q", got)
+	}
+	replaced := eval[[]string](b, "[...document.querySelectorAll('main tbody tr')].filter(r => r.querySelector('td.bad')).map(r => r.innerText.replace(/\\s+/g, ' '))")
+	if len(replaced) != 1 || !strings.Contains(replaced[0], "ArtifactKey") || !strings.Contains(replaced[0], "replaces") {
+		t.Errorf("the replaced resource is not marked in the change table: %q", replaced)
+	}
 	b.check("job-plan")
 	b.click("form[action$='/approve'] button")
 	b.waitText("Deploy job")
@@ -130,6 +156,51 @@ func awsScenario(t *testing.T, b *tab) {
 		t.Errorf("the failed deploy's page lacks its reason or events:\n%s", got)
 	}
 	b.check("job-deploy-failed")
+
+	// Status: each region's stack, the failed one marked, with outputs.
+	b.open("/dataplanes/prod")
+	b.click("form[action$='/jobs']:nth-of-type(3) button")
+	b.waitText("Status job")
+	runJob()
+	b.waitText("Status: succeeded")
+	if got := b.text("section[aria-labelledby='status-eu-west-1'] dd.bad"); !strings.Contains(got, "ROLLBACK_COMPLETE") {
+		t.Errorf("the rolled-back stack's state is not marked: %q in\n%s", got, b.text("main"))
+	}
+	if got := b.text("section[aria-labelledby='status-us-east-1'] tbody"); !strings.Contains(got, "ArtifactBucket") || !strings.Contains(got, "berth-artifacts-123456789012-us-east-1") {
+		t.Errorf("the deployed stack's outputs: %q", got)
+	}
+	b.check("job-status")
+
+	// Drift: drifted resources first, each property with its expected and
+	// actual value; the region in sync says so.
+	b.open("/dataplanes/prod")
+	b.click("form[action$='/jobs']:nth-of-type(4) button")
+	b.waitText("Drift job")
+	runJob()
+	b.waitText("Status: succeeded")
+	rows := eval[[]string](b, "[...document.querySelectorAll(\"section[aria-labelledby='drift-eu-west-1'] table.drift tbody tr\")].map(r => r.innerText.replace(/\\s+/g, ' '))")
+	if len(rows) != 3 || !strings.Contains(rows[0], "MODIFIED") || !strings.Contains(rows[1], "MODIFIED") || !strings.Contains(rows[2], "HubReaderRole") {
+		t.Errorf("the resources of the drifted stack, drifted first: %q", rows)
+	}
+	diffs := eval[[][]string](b, "[...document.querySelectorAll('section[aria-labelledby=drift-eu-west-1] table.diffs tbody tr')].map(r => [...r.cells].map(c => c.innerText))")
+	want := map[string][]string{"/VersioningConfiguration/Status": {"/VersioningConfiguration/Status", "Enabled", "Suspended", "changed"},
+		"/PolicyDocument": {"/PolicyDocument", policy, `{"Version":"2012-10-17","Statement":[]}`, "changed"}}
+	for _, row := range diffs {
+		if w, ok := want[row[0]]; ok && strings.Join(row, "|") == strings.Join(w, "|") {
+			delete(want, row[0])
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("property differences %q lack %q", diffs, want)
+	}
+	if got := b.text("section[aria-labelledby='drift-us-east-1']"); !strings.Contains(got, "No drift: every resource of the stack matches its template") {
+		t.Errorf("the region in sync: %q", got)
+	}
+	b.do("resize", chromedp.EmulateViewport(390, 900))
+	if w := eval[[]int](b, "[...document.querySelectorAll('table.diffs, table.drift')].map(t => t.parentElement.scrollWidth - t.parentElement.clientWidth)"); len(w) != 4 || slices.Max(w) > 0 {
+		t.Errorf("at 390 px the drift tables scroll sideways by %v px: long values do not wrap", w)
+	}
+	b.check("job-drift")
 
 	// The organisation requires its own data planes: the setting, and the
 	// notice on the project form.

@@ -266,52 +266,53 @@ func TestBrowser(t *testing.T) {
 	browser := startChromium(t)
 	regions := testenv.StartRegions(t, 2)
 	ids := deployMinIO(t, regions)
-	shotsRoot := os.Getenv("BERTH_SCREENSHOT_DIR")
 	for _, engine := range []string{"sqlite", "postgres"} {
 		t.Run(engine, func(t *testing.T) {
-			dbURL := "sqlite:" + filepath.Join(t.TempDir(), "hub.db")
-			if engine == "postgres" {
-				dbURL = testenv.StartPostgres(t).URL
-			}
-			s, srv := startHub(t, dbURL)
+			s, srv := startHub(t, hubDatabase(t, engine))
 			iss := oidctest.New(t)
 			s.OIDC = &hub.OIDCConfig{Issuer: iss.URL, ClientID: oidctest.ClientID, ClientSecret: oidctest.ClientSecret}
-			ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
-			defer cancel()
-			// The first action opens the tab for the life of its context: no
-			// timeout on it.
-			if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-				t.Fatal(err)
-			}
-			shots := t.ArtifactDir()
-			if shotsRoot != "" {
-				shots = filepath.Join(shotsRoot, engine)
-			}
-			if err := os.MkdirAll(shots, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			b := &tab{t: t, ctx: ctx, base: srv.URL, axe: axe, shots: shots}
+			b := newTab(t, browser, axe, engine)
+			b.base = srv.URL
 			scenario(t, b, engine, regions, ids, browser, iss)
-			t.Logf("screenshots in %s", shots)
+			t.Logf("screenshots in %s", b.shots)
 		})
 	}
-	for name, run := range map[string]func(*testing.T, *tab){"aws": awsScenario, "access": accessScenario} {
-		t.Run(name, func(t *testing.T) {
-			ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
-			defer cancel()
-			if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-				t.Fatal(err)
-			}
-			shots := t.ArtifactDir()
-			if shotsRoot != "" {
-				shots = filepath.Join(shotsRoot, name)
-			}
-			if err := os.MkdirAll(shots, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			run(t, &tab{t: t, ctx: ctx, axe: axe, shots: shots})
-		})
+	for name, run := range map[string]func(*testing.T, *tab, string){"aws": awsScenario, "access": accessScenario} {
+		for _, engine := range []string{"sqlite", "postgres"} {
+			t.Run(name+"-"+engine, func(t *testing.T) {
+				run(t, newTab(t, browser, axe, name+"-"+engine), hubDatabase(t, engine))
+			})
+		}
 	}
+}
+
+// newTab opens a browser context of its own (its own cookies) for one
+// scenario; its screenshots go to $BERTH_SCREENSHOT_DIR/name, else to the
+// test's artifact folder.
+func newTab(t *testing.T, browser context.Context, axe, name string) *tab {
+	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	// The first action opens the tab for the life of its context: no
+	// timeout on it.
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatal(err)
+	}
+	shots := t.ArtifactDir()
+	if root := os.Getenv("BERTH_SCREENSHOT_DIR"); root != "" {
+		shots = filepath.Join(root, name)
+	}
+	if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return &tab{t: t, ctx: ctx, axe: axe, shots: shots}
+}
+
+// hubDatabase is a new, empty database of the engine for one hub.
+func hubDatabase(t *testing.T, engine string) string {
+	if engine == "postgres" {
+		return testenv.StartPostgres(t).URL
+	}
+	return "sqlite:" + filepath.Join(t.TempDir(), "hub.db")
 }
 
 func scenario(t *testing.T, b *tab, engine string, regions []*testenv.MinIO, ids map[string]dataplane.Credentials, browser context.Context, iss *oidctest.Issuer) {
@@ -484,6 +485,7 @@ func scenario(t *testing.T, b *tab, engine string, regions []*testenv.MinIO, ids
 	if resp.StatusCode != 200 || string(got) != "release bytes" {
 		t.Errorf("download through the link: %d %q", resp.StatusCode, got)
 	}
+	settingsScenario(t, b, project, bob.Token.Token)
 
 	// bob, a writer added by the admin, signs in with OIDC in a browser of
 	// his own and comes back to the page he asked for; he sees his project,

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -229,8 +230,67 @@ type jobView struct {
 	}
 	Replacements int // changes that replace a resource
 	Failed       []failedOp
-	Table        string // status and drift: the text the CLI prints
+	Status       []regionStatus
+	Drift        []driftReport
+	Table        string // drift: the text the CLI prints
 	Raw          string // any other result, as indented JSON
+}
+
+// regionStatus is one region of a status job (dataplane.RegionStatus).
+type regionStatus struct {
+	Region   string `json:"region"`
+	Deployed bool   `json:"deployed"`
+	Stack    *struct {
+		Name         string            `json:"name"`
+		ID           string            `json:"id"`
+		Status       string            `json:"status"`
+		StatusReason string            `json:"status_reason"`
+		Outputs      map[string]string `json:"outputs"`
+		Parameters   map[string]string `json:"parameters"`
+		Created      time.Time         `json:"created"`
+		LastUpdated  *time.Time        `json:"last_updated"`
+		DriftStatus  string            `json:"drift_status"`
+	} `json:"stack"`
+}
+
+// Failed: the stack's last operation failed or was rolled back.
+func (rs regionStatus) Failed() bool {
+	return rs.Stack != nil && (strings.Contains(rs.Stack.Status, "FAILED") || strings.Contains(rs.Stack.Status, "ROLLBACK"))
+}
+
+// driftReport is one region of a drift job (deploy.DriftReport).
+type driftReport struct {
+	Stack           string          `json:"stack"`
+	Region          string          `json:"region"`
+	Status          string          `json:"status"`
+	DetectionStatus string          `json:"detection_status"`
+	Reason          string          `json:"reason"`
+	Drifted         int             `json:"drifted"`
+	Resources       []resourceDrift `json:"resources"`
+}
+
+type resourceDrift struct {
+	LogicalID   string `json:"logical_id"`
+	PhysicalID  string `json:"physical_id"`
+	Type        string `json:"type"`
+	Status      string `json:"status"`
+	Differences []struct {
+		Path     string `json:"path"`
+		Expected string `json:"expected"`
+		Actual   string `json:"actual"`
+		Type     string `json:"type"`
+	} `json:"differences"`
+}
+
+// sortDrift puts drifted resources first: deleted, modified, then those
+// not checked, then those in sync.
+func sortDrift(reports []driftReport) {
+	rank := func(status string) int {
+		return slices.Index([]string{"DELETED", "MODIFIED", "NOT_CHECKED", "IN_SYNC"}, status)
+	}
+	for _, rep := range reports {
+		slices.SortStableFunc(rep.Resources, func(a, b resourceDrift) int { return rank(a.Status) - rank(b.Status) })
+	}
 }
 
 func (u *UI) job(w http.ResponseWriter, r *http.Request) {
@@ -269,14 +329,18 @@ func (u *UI) showJob(w http.ResponseWriter, r *http.Request, status int, f *form
 			}
 			err = json.Unmarshal(view.Job.Result, &d)
 			view.Failed = d.Failed
+		case "status":
+			err = json.Unmarshal(view.Job.Result, &view.Status)
 		case "drift":
 			var d struct {
-				Table string `json:"table"`
+				Regions []driftReport `json:"regions"`
+				Table   string        `json:"table"`
 			}
 			err = json.Unmarshal(view.Job.Result, &d)
-			view.Table = d.Table
+			view.Drift, view.Table = d.Regions, d.Table
+			sortDrift(view.Drift)
 		}
-		if err != nil || view.Job.Kind == "status" {
+		if err != nil {
 			var buf strings.Builder
 			var anyv any
 			if json.Unmarshal(view.Job.Result, &anyv) == nil {

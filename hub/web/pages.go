@@ -135,6 +135,7 @@ type projectView struct {
 	Prefix    string   `json:"prefix"`
 	Role      string   `json:"role"`
 	Members   []member `json:"members"`
+	Settings  *projectSettings
 }
 
 func (u *UI) project(w http.ResponseWriter, r *http.Request) {
@@ -148,6 +149,11 @@ func (u *UI) showProject(w http.ResponseWriter, r *http.Request, status int, f *
 	}
 	var p projectView
 	if err := u.call(r, "GET", "/api/v1/projects/"+url.PathEscape(r.PathValue("project")), nil, &p); err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	var err error
+	if p.Settings, f, err = u.readProjectSettings(r, p.Name, f); err != nil {
 		u.fail(w, r, err)
 		return
 	}

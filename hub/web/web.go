@@ -62,6 +62,7 @@ func New(api http.Handler, sessions Sessions, paths Paths) *UI {
 	u.mux.HandleFunc("POST /projects", u.createProject)
 	u.mux.HandleFunc("GET /projects/{project}", u.project)
 	u.mux.HandleFunc("POST /projects/{project}/members", u.setMember)
+	u.mux.HandleFunc("POST /projects/{project}/settings", u.saveProjectSettings)
 	u.mux.HandleFunc("GET /projects/{project}/versions", u.versions)
 	u.mux.HandleFunc("GET /projects/{project}/versions/{version}", u.version)
 	u.mux.HandleFunc("GET /dataplanes", u.dataPlanes)

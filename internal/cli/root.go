@@ -137,7 +137,7 @@ Exit codes:
 	root.AddCommand(newBootstrapCommand(g), newCheckCommand(g))
 	root.AddCommand(newServerCommand(g), newLoginCommand(g), newLogoutCommand(g))
 	root.AddCommand(newCacheCommand(g), newAccountsCommand(g))
-	root.AddCommand(newSSOCommand(g), newAccessCommand(g), newOrgCommand(g))
+	root.AddCommand(newSSOCommand(g), newAccessCommand(g), newOrgCommand(g), newProjectCommand(g))
 	return root
 }
 
