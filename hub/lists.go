@@ -57,7 +57,7 @@ func (s *Server) projectInfo(w http.ResponseWriter, r *http.Request, u *db.User)
 	if err != nil {
 		return err
 	}
-	dp, err := s.DB.DataPlaneByID(r.Context(), p.DataPlaneID)
+	settings, err := s.projectSettingsOut(r.Context(), p, role)
 	if err != nil {
 		return err
 	}
@@ -70,11 +70,14 @@ func (s *Server) projectInfo(w http.ResponseWriter, r *http.Request, u *db.User)
 		Name  string `json:"name"`
 		Role  string `json:"role"`
 	}
-	out := []member{}
+	out := struct {
+		*projectSettingsOut
+		Members []member `json:"members"`
+	}{settings, []member{}}
 	for _, m := range members {
-		out = append(out, member{Email: m.Email, Name: m.Name, Role: m.Role})
+		out.Members = append(out.Members, member{Email: m.Email, Name: m.Name, Role: m.Role})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"name": p.Name, "dataplane": dp.Name, "prefix": p.Prefix, "role": role, "members": out})
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

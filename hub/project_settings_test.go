@@ -75,6 +75,14 @@ func TestProjectSettings(t *testing.T) {
 			before.TrustedKeyIDs[0] != artifact.KeyID(pub1.ID()) || before.TrustedKeyIDs[1] != artifact.KeyID(pub2.ID()) {
 			t.Errorf("settings as read: %+v", before)
 		}
+		var info struct {
+			settings
+			Members []struct{ Email string } `json:"members"`
+		}
+		if code := bobc.do("GET", "/api/v1/projects/app", "", &info); code != 200 || info.Description != want.Description ||
+			len(info.TrustedKeyIDs) != 2 || len(info.Members) == 0 {
+			t.Errorf("the project as GET /api/v1/projects/app shows it: %d %+v", code, info)
+		}
 
 		for _, tc := range []struct {
 			name, body, field string

@@ -152,7 +152,7 @@ func routes() []route {
 		{"POST", "/api/v1/organisations", "Create an organisation; the caller becomes its admin (admins of an organisation on this hub)", false, (*Server).createOrganisation},
 		{"PUT", "/api/v1/session/organisation", "Select the organisation a browser session works in (the web UI's switcher); API clients send the Berth-Organisation header instead", false, (*Server).selectSessionOrganisation},
 		{"GET", "/api/v1/projects", "The projects the signed-in user may see, with its role in each", false, (*Server).listProjects},
-		{"GET", "/api/v1/projects/{project}", "A project's settings and members (project members)", false, (*Server).projectInfo},
+		{"GET", "/api/v1/projects/{project}", "A project's settings (description, trusted keys) and members (project members)", false, (*Server).projectInfo},
 		{"PATCH", "/api/v1/projects/{project}", "Change a project's description and trusted_keys (minisign public keys the hub checks signatures against); name, data plane and prefix are fixed (project admins)", false, (*Server).patchProject},
 		{"GET", "/api/v1/projects/{project}/settings", "A project's settings: data plane, prefix, description, trusted keys (project members)", false, (*Server).projectSettings},
 		{"GET", "/api/v1/tokens", "The signed-in user's API tokens with last use and expiry (never the tokens)", false, (*Server).listTokens},
