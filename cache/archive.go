@@ -232,13 +232,20 @@ func unpackTar(tr *tar.Reader, root *os.Root) error {
 		return err
 	}
 	// Directory modes and times last: a read-only directory must not stop
-	// the files inside it from being written.
+	// the files inside it from being written. Each is set through a
+	// handle on the directory itself, checked as the others, so a name
+	// swapped for a symlink meanwhile is refused rather than followed.
+	defer u.chain.close()
 	for i := len(u.dirs) - 1; i >= 0; i-- {
 		d := u.dirs[i]
-		if err := root.Chmod(d.name, d.mode); err != nil {
+		h, err := u.chain.enter(d.name)
+		if err != nil {
 			return fmt.Errorf("set mode of %s: %w", d.name, err)
 		}
-		if err := root.Chtimes(d.name, d.mod, d.mod); err != nil {
+		if err := h.Chmod(".", d.mode); err != nil {
+			return fmt.Errorf("set mode of %s: %w", d.name, err)
+		}
+		if err := h.Chtimes(".", d.mod, d.mod); err != nil {
 			return fmt.Errorf("set time of %s: %w", d.name, err)
 		}
 	}
@@ -460,10 +467,10 @@ func openChild(parent *os.Root, name, full string) (*os.Root, error) {
 		return nil, fmt.Errorf("stat %s: %w", full, err)
 	}
 	if fi.Mode()&fs.ModeSymlink != 0 {
-		return nil, fmt.Errorf("its parent %s is a symlink; berth restores nothing through symlinks: %w", full, ErrUnsafe)
+		return nil, fmt.Errorf("%s is a symlink, not a directory; berth restores nothing through symlinks: %w", full, ErrUnsafe)
 	}
 	if !fi.IsDir() {
-		return nil, fmt.Errorf("its parent %s is not a directory", full)
+		return nil, fmt.Errorf("%s is not a directory", full)
 	}
 	d, err := parent.OpenRoot(name)
 	if err != nil {
@@ -473,7 +480,7 @@ func openChild(parent *os.Root, name, full string) (*os.Root, error) {
 	// it opened is the directory just checked, not something swapped in.
 	if dfi, err := d.Stat("."); err != nil || !os.SameFile(fi, dfi) {
 		d.Close()
-		return nil, fmt.Errorf("its parent %s changed while being restored into: %w", full, ErrUnsafe)
+		return nil, fmt.Errorf("%s changed while being restored into: %w", full, ErrUnsafe)
 	}
 	return d, nil
 }
