@@ -41,6 +41,7 @@ func Pack(w io.Writer, dir string, paths []string) error {
 	}
 	defer root.Close()
 	seen := map[string]bool{}
+	buf := make([]byte, copyBufSize)
 	for _, p := range paths {
 		rel, err := localPath(dir, p)
 		if err != nil {
@@ -53,7 +54,7 @@ func Pack(w io.Writer, dir string, paths []string) error {
 		if !fi.IsDir() { // a symlink is kept as one, not followed
 			if !seen[rel] {
 				seen[rel] = true
-				if err := addEntry(tw, root, rel); err != nil {
+				if err := addEntry(tw, root, rel, buf); err != nil {
 					return err
 				}
 			}
@@ -67,7 +68,7 @@ func Pack(w io.Writer, dir string, paths []string) error {
 				return nil
 			}
 			seen[name] = true
-			return addEntry(tw, root, name)
+			return addEntry(tw, root, name, buf)
 		})
 		if err != nil {
 			return err
@@ -102,7 +103,9 @@ func localPath(dir, p string) (string, error) {
 	return filepath.ToSlash(p), nil
 }
 
-func addEntry(tw *tar.Writer, root *os.Root, name string) error {
+// addEntry writes the file, directory or symlink name to tw, reading a
+// file's body through buf.
+func addEntry(tw *tar.Writer, root *os.Root, name string, buf []byte) error {
 	fi, err := root.Lstat(name)
 	if err != nil {
 		return fmt.Errorf("stat %s: %w", name, err)
@@ -139,12 +142,26 @@ func addEntry(tw *tar.Writer, root *os.Root, name string) error {
 		return fmt.Errorf("open %s: %w", name, err)
 	}
 	defer f.Close()
-	if n, err := io.Copy(tw, f); err != nil {
-		return fmt.Errorf("read %s: %w", name, err)
-	} else if n != hdr.Size {
-		return fmt.Errorf("read %s: it changed size while being saved", name)
+	// Read one byte past the size to notice a file that grew.
+	for left := hdr.Size; ; {
+		n, err := io.ReadFull(f, buf[:min(left+1, int64(len(buf)))])
+		if int64(n) > left {
+			return fmt.Errorf("read %s: it changed size while being saved", name)
+		}
+		if _, werr := tw.Write(buf[:n]); werr != nil {
+			return fmt.Errorf("write tar: %s: %w", name, werr)
+		}
+		left -= int64(n)
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			if left != 0 {
+				return fmt.Errorf("read %s: it changed size while being saved", name)
+			}
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", name, err)
+		}
 	}
-	return nil
 }
 
 // linkInside reports whether a symlink at name (a slash path inside the
