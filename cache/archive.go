@@ -42,6 +42,8 @@ func Pack(w io.Writer, dir string, paths []string) error {
 	defer root.Close()
 	seen := map[string]bool{}
 	buf := make([]byte, copyBufSize)
+	dirs := &packDir{root: root}
+	defer dirs.close()
 	for _, p := range paths {
 		rel, err := localPath(dir, p)
 		if err != nil {
@@ -54,7 +56,7 @@ func Pack(w io.Writer, dir string, paths []string) error {
 		if !fi.IsDir() { // a symlink is kept as one, not followed
 			if !seen[rel] {
 				seen[rel] = true
-				if err := addEntry(tw, root, rel, buf); err != nil {
+				if err := addEntry(tw, dirs, rel, buf); err != nil {
 					return err
 				}
 			}
@@ -68,7 +70,7 @@ func Pack(w io.Writer, dir string, paths []string) error {
 				return nil
 			}
 			seen[name] = true
-			return addEntry(tw, root, name, buf)
+			return addEntry(tw, dirs, name, buf)
 		})
 		if err != nil {
 			return err
@@ -105,8 +107,13 @@ func localPath(dir, p string) (string, error) {
 
 // addEntry writes the file, directory or symlink name to tw, reading a
 // file's body through buf.
-func addEntry(tw *tar.Writer, root *os.Root, name string, buf []byte) error {
-	fi, err := root.Lstat(name)
+func addEntry(tw *tar.Writer, dirs *packDir, name string, buf []byte) error {
+	dir, err := dirs.open(path.Dir(name))
+	if err != nil {
+		return err
+	}
+	base := path.Base(name)
+	fi, err := dir.Lstat(base)
 	if err != nil {
 		return fmt.Errorf("stat %s: %w", name, err)
 	}
@@ -120,7 +127,7 @@ func addEntry(tw *tar.Writer, root *os.Root, name string, buf []byte) error {
 		}
 		hdr.Typeflag, hdr.Name = tar.TypeDir, name+"/"
 	case fi.Mode()&fs.ModeSymlink != 0:
-		target, err := root.Readlink(name)
+		target, err := dir.Readlink(base)
 		if err != nil {
 			return fmt.Errorf("read symlink %s: %w", name, err)
 		}
@@ -137,7 +144,7 @@ func addEntry(tw *tar.Writer, root *os.Root, name string, buf []byte) error {
 	if hdr.Typeflag != tar.TypeReg {
 		return nil
 	}
-	f, err := root.Open(name)
+	f, err := dir.Open(base)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", name, err)
 	}
@@ -161,6 +168,39 @@ func addEntry(tw *tar.Writer, root *os.Root, name string, buf []byte) error {
 		if err != nil {
 			return fmt.Errorf("read %s: %w", name, err)
 		}
+	}
+}
+
+// packDir keeps the directory of the last entry packed open, so the
+// entries in one directory are read through its handle instead of each
+// walking from the top again.
+type packDir struct {
+	root *os.Root
+	name string
+	dir  *os.Root // nil: none open
+}
+
+// open returns the directory name (a slash path, "." for the top).
+func (p *packDir) open(name string) (*os.Root, error) {
+	if name == "." {
+		return p.root, nil
+	}
+	if p.dir != nil && p.name == name {
+		return p.dir, nil
+	}
+	p.close()
+	d, err := p.root.OpenRoot(name)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", name, err)
+	}
+	p.name, p.dir = name, d
+	return d, nil
+}
+
+func (p *packDir) close() {
+	if p.dir != nil {
+		p.dir.Close()
+		p.dir = nil
 	}
 }
 
