@@ -486,6 +486,11 @@ func FuzzUnpack(f *testing.F) {
 	}
 	f.Add("a/b.txt", "", byte(tar.TypeReg), "l", "a/b.txt", byte(tar.TypeSymlink))
 	f.Add("d/", "", byte(tar.TypeDir), "d/x", "../d", byte(tar.TypeSymlink))
+	// The restore's open directory handles: a name first entered as a
+	// directory, then given as a link or file, and the reverse.
+	f.Add("a/b/x", "", byte(tar.TypeReg), "a/b", "../..", byte(tar.TypeSymlink))
+	f.Add("a", "..", byte(tar.TypeSymlink), "a/b/x", "", byte(tar.TypeReg))
+	f.Add("a/b", "", byte(tar.TypeReg), "a/b/c", "", byte(tar.TypeReg))
 	f.Fuzz(func(t *testing.T, n1, l1 string, t1 byte, n2, l2 string, t2 byte) {
 		target, outside := sandbox(t)
 		defer chmodAll(target)
