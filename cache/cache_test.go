@@ -53,6 +53,8 @@ func makeTree(t *testing.T, dir string) {
 		{"tree/secret", 0o600, "s3cr3t"},
 		{"tree/sub/deep/b.bin", 0o640, string(bytes.Repeat([]byte{0, 1, 2, 255}, 50000))},
 		{"tree/ro/c.txt", 0o444, "read only"},
+		// Larger than the buffer pack and restore copy bodies through.
+		{"tree/sub/large.bin", 0o644, string(bytes.Repeat([]byte("0123456789abcdef"), 5<<20/32+7))},
 	}
 	for _, f := range files {
 		p := filepath.Join(dir, f.name)
