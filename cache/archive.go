@@ -229,7 +229,8 @@ func CheckName(name string) error {
 }
 
 // Unpack restores a stream written by Pack into dir, which must exist.
-// Every write goes through an os.Root opened on dir, so no entry can reach
+// Every write goes through an os.Root opened on dir, or on a directory
+// opened from it and checked to be no symlink, so no entry can reach
 // outside it, not even through a symlink already there; entries that try
 // (absolute names, "..", symlinks pointing out, hard links out) and
 // devices or FIFOs are refused with ErrUnsafe. Existing files at entry
