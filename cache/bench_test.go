@@ -2,6 +2,7 @@ package cache_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/berth-dev/berth/cache"
+	"github.com/berth-dev/berth/store/filestore"
 )
 
 // smallTree writes files of 1 to 8 KiB in directories of 256, half random
@@ -80,5 +82,36 @@ func BenchmarkPackSmallFiles(b *testing.B) {
 		if err := cache.Pack(&archive, src, []string{"tree"}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkRestoreSmallFiles is a whole restore from a file store: fetch,
+// SHA-256 check and unpack.
+func BenchmarkRestoreSmallFiles(b *testing.B) {
+	ctx := context.Background()
+	src := b.TempDir()
+	size := smallTree(b, src, 4096)
+	s, err := filestore.New(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := &cache.Client{Regions: []cache.Region{{Name: "r0", Store: s}}, TempDir: b.TempDir()}
+	if _, err := c.Save(ctx, "bench", src, []string{"tree"}); err != nil {
+		b.Fatal(err)
+	}
+	base := b.TempDir()
+	b.SetBytes(size)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		dst := filepath.Join(base, fmt.Sprint(i))
+		if _, err := c.Restore(ctx, "bench", nil, dst); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := os.RemoveAll(dst); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
 	}
 }
