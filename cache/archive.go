@@ -293,9 +293,16 @@ func unpackTar(tr *tar.Reader, root *os.Root) error {
 	// the files inside it from being written. Each is set through a
 	// handle on the directory itself, checked as the others, so a name
 	// swapped for a symlink meanwhile is refused rather than followed.
+	// A directory given twice takes its last entry's mode, as a file's
+	// last entry wins.
 	defer u.chain.close()
+	set := make(map[string]bool, len(u.dirs))
 	for i := len(u.dirs) - 1; i >= 0; i-- {
 		d := u.dirs[i]
+		if set[d.name] {
+			continue
+		}
+		set[d.name] = true
 		h, err := u.chain.enter(d.name)
 		if err != nil {
 			return fmt.Errorf("set mode of %s: %w", d.name, err)

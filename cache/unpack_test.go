@@ -38,6 +38,7 @@ func TestUnpackOrderAndReplace(t *testing.T) {
 		reg("big", string(big)),
 		hard("a/h", "a/1"),
 		dir("a/d/"),
+		{hdr: tar.Header{Name: "a/d/", Typeflag: tar.TypeDir, Mode: 0o750}},
 		reg("top", "top"),
 	}
 	target := t.TempDir()
@@ -49,6 +50,9 @@ func TestUnpackOrderAndReplace(t *testing.T) {
 		if err != nil || string(got) != want {
 			t.Errorf("%s = %.20q, %v; want %.20q", name, got, err, want)
 		}
+	}
+	if fi, err := os.Stat(filepath.Join(target, "a/d")); err != nil || fi.Mode().Perm() != 0o750 {
+		t.Errorf("a/d: %v, %v; want mode 0750 from its last entry", fi.Mode(), err)
 	}
 	if l, _ := os.Readlink(filepath.Join(target, "a/l")); l != "1" {
 		t.Errorf("a/l -> %q, want the second symlink's 1", l)
