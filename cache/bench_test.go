@@ -50,16 +50,24 @@ func BenchmarkUnpackSmallFiles(b *testing.B) {
 	if err := cache.Pack(&archive, src, []string{"tree"}); err != nil {
 		b.Fatal(err)
 	}
+	restoreLoop(b, size, func(dst string) error {
+		if err := os.Mkdir(dst, 0o755); err != nil {
+			return err
+		}
+		return cache.Unpack(bytes.NewReader(archive.Bytes()), dst)
+	})
+}
+
+// restoreLoop times restore into a new directory each iteration, size
+// bytes of files each; removing them is not timed.
+func restoreLoop(b *testing.B, size int64, restore func(dst string) error) {
 	base := b.TempDir()
 	b.SetBytes(size)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
 		dst := filepath.Join(base, fmt.Sprint(i))
-		if err := os.Mkdir(dst, 0o755); err != nil {
-			b.Fatal(err)
-		}
-		if err := cache.Unpack(bytes.NewReader(archive.Bytes()), dst); err != nil {
+		if err := restore(dst); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()
@@ -99,19 +107,8 @@ func BenchmarkRestoreSmallFiles(b *testing.B) {
 	if _, err := c.Save(ctx, "bench", src, []string{"tree"}); err != nil {
 		b.Fatal(err)
 	}
-	base := b.TempDir()
-	b.SetBytes(size)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := range b.N {
-		dst := filepath.Join(base, fmt.Sprint(i))
-		if _, err := c.Restore(ctx, "bench", nil, dst); err != nil {
-			b.Fatal(err)
-		}
-		b.StopTimer()
-		if err := os.RemoveAll(dst); err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
-	}
+	restoreLoop(b, size, func(dst string) error {
+		_, err := c.Restore(ctx, "bench", nil, dst)
+		return err
+	})
 }
