@@ -6,6 +6,10 @@
 #
 # No root needed. Quick run (64 MiB tree):   bash bench/cache.sh
 # The issue's size (1 GiB of 16 KiB files): BENCH_CACHE_MB=1024 bash bench/cache.sh
+# The tools' own cost without the disk's (on some VMs creating a file costs
+# a millisecond of kernel time, which then dominates every restore):
+#   BENCH_TMPDIR=/dev/shm bash bench/cache.sh
+# Wall times on a shared machine swing; the CPU column is steadier.
 set -euo pipefail
 export GOTOOLCHAIN=go1.27.3 # go.mod's toolchain line
 

@@ -41,6 +41,9 @@ func Pack(w io.Writer, dir string, paths []string) error {
 	}
 	defer root.Close()
 	seen := map[string]bool{}
+	buf := make([]byte, copyBufSize)
+	dirs := &packDir{root: root}
+	defer dirs.close()
 	for _, p := range paths {
 		rel, err := localPath(dir, p)
 		if err != nil {
@@ -53,7 +56,7 @@ func Pack(w io.Writer, dir string, paths []string) error {
 		if !fi.IsDir() { // a symlink is kept as one, not followed
 			if !seen[rel] {
 				seen[rel] = true
-				if err := addEntry(tw, root, rel); err != nil {
+				if err := addEntry(tw, dirs, rel, buf); err != nil {
 					return err
 				}
 			}
@@ -67,7 +70,7 @@ func Pack(w io.Writer, dir string, paths []string) error {
 				return nil
 			}
 			seen[name] = true
-			return addEntry(tw, root, name)
+			return addEntry(tw, dirs, name, buf)
 		})
 		if err != nil {
 			return err
@@ -102,8 +105,15 @@ func localPath(dir, p string) (string, error) {
 	return filepath.ToSlash(p), nil
 }
 
-func addEntry(tw *tar.Writer, root *os.Root, name string) error {
-	fi, err := root.Lstat(name)
+// addEntry writes the file, directory or symlink name to tw, reading a
+// file's body through buf.
+func addEntry(tw *tar.Writer, dirs *packDir, name string, buf []byte) error {
+	dir, err := dirs.open(path.Dir(name))
+	if err != nil {
+		return err
+	}
+	base := path.Base(name)
+	fi, err := dir.Lstat(base)
 	if err != nil {
 		return fmt.Errorf("stat %s: %w", name, err)
 	}
@@ -117,7 +127,7 @@ func addEntry(tw *tar.Writer, root *os.Root, name string) error {
 		}
 		hdr.Typeflag, hdr.Name = tar.TypeDir, name+"/"
 	case fi.Mode()&fs.ModeSymlink != 0:
-		target, err := root.Readlink(name)
+		target, err := dir.Readlink(base)
 		if err != nil {
 			return fmt.Errorf("read symlink %s: %w", name, err)
 		}
@@ -134,17 +144,64 @@ func addEntry(tw *tar.Writer, root *os.Root, name string) error {
 	if hdr.Typeflag != tar.TypeReg {
 		return nil
 	}
-	f, err := root.Open(name)
+	f, err := dir.Open(base)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", name, err)
 	}
 	defer f.Close()
-	if n, err := io.Copy(tw, f); err != nil {
-		return fmt.Errorf("read %s: %w", name, err)
-	} else if n != hdr.Size {
-		return fmt.Errorf("read %s: it changed size while being saved", name)
+	// Read one byte past the size to notice a file that grew.
+	for left := hdr.Size; ; {
+		n, err := io.ReadFull(f, buf[:min(left+1, int64(len(buf)))])
+		if int64(n) > left {
+			return fmt.Errorf("read %s: it changed size while being saved", name)
+		}
+		if _, werr := tw.Write(buf[:n]); werr != nil {
+			return fmt.Errorf("write tar: %s: %w", name, werr)
+		}
+		left -= int64(n)
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			if left != 0 {
+				return fmt.Errorf("read %s: it changed size while being saved", name)
+			}
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", name, err)
+		}
 	}
-	return nil
+}
+
+// packDir keeps the directory of the last entry packed open, so the
+// entries in one directory are read through its handle instead of each
+// walking from the top again.
+type packDir struct {
+	root *os.Root
+	name string
+	dir  *os.Root // nil: none open
+}
+
+// open returns the directory name (a slash path, "." for the top).
+func (p *packDir) open(name string) (*os.Root, error) {
+	if name == "." {
+		return p.root, nil
+	}
+	if p.dir != nil && p.name == name {
+		return p.dir, nil
+	}
+	p.close()
+	d, err := p.root.OpenRoot(name)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", name, err)
+	}
+	p.name, p.dir = name, d
+	return d, nil
+}
+
+func (p *packDir) close() {
+	if p.dir != nil {
+		p.dir.Close()
+		p.dir = nil
+	}
 }
 
 // linkInside reports whether a symlink at name (a slash path inside the
@@ -172,7 +229,8 @@ func CheckName(name string) error {
 }
 
 // Unpack restores a stream written by Pack into dir, which must exist.
-// Every write goes through an os.Root opened on dir, so no entry can reach
+// Every write goes through an os.Root opened on dir, or on a directory
+// opened from it and checked to be no symlink, so no entry can reach
 // outside it, not even through a symlink already there; entries that try
 // (absolute names, "..", symlinks pointing out, hard links out) and
 // devices or FIFOs are refused with ErrUnsafe. Existing files at entry
@@ -200,14 +258,27 @@ type dirTime struct {
 	mod  time.Time
 }
 
+// copyBufSize is the buffer one restore reads file bodies into: a file
+// up to this size is written with one write.
+const copyBufSize = 1 << 20
+
+// unpacker is one restore in progress.
+type unpacker struct {
+	root  *os.Root // the target directory
+	chain dirChain
+	buf   []byte
+	links []string  // symlinks restored, checked at the end
+	dirs  []dirTime // directories restored, modes and times set at the end
+}
+
 func unpackTar(tr *tar.Reader, root *os.Root) error {
-	var links []string
-	var dirs []dirTime
-	err := unpackEntries(tr, root, &links, &dirs)
+	u := &unpacker{root: root, chain: dirChain{root: root}, buf: make([]byte, copyBufSize)}
+	err := u.entries(tr)
+	u.chain.close()
 	// A symlink judged inside on its own can point out through another
 	// one (a -> ., b -> a/..). Resolve each through the restored tree and
 	// remove those that leave it, also after a refusal half-way.
-	for _, l := range links {
+	for _, l := range u.links {
 		if _, serr := root.Stat(l); serr != nil && !errors.Is(serr, fs.ErrNotExist) {
 			root.Remove(l)
 			if err == nil {
@@ -219,120 +290,115 @@ func unpackTar(tr *tar.Reader, root *os.Root) error {
 		return err
 	}
 	// Directory modes and times last: a read-only directory must not stop
-	// the files inside it from being written.
-	for i := len(dirs) - 1; i >= 0; i-- {
-		d := dirs[i]
-		if err := root.Chmod(d.name, d.mode); err != nil {
+	// the files inside it from being written. Each is set through a
+	// handle on the directory itself, checked as the others, so a name
+	// swapped for a symlink meanwhile is refused rather than followed.
+	// A directory given twice takes its last entry's mode, as a file's
+	// last entry wins.
+	defer u.chain.close()
+	set := make(map[string]bool, len(u.dirs))
+	for i := len(u.dirs) - 1; i >= 0; i-- {
+		d := u.dirs[i]
+		if set[d.name] {
+			continue
+		}
+		set[d.name] = true
+		h, err := u.chain.enter(d.name)
+		if err != nil {
 			return fmt.Errorf("set mode of %s: %w", d.name, err)
 		}
-		if err := root.Chtimes(d.name, d.mod, d.mod); err != nil {
+		if err := h.Chmod(".", d.mode); err != nil {
+			return fmt.Errorf("set mode of %s: %w", d.name, err)
+		}
+		if err := h.Chtimes(".", d.mod, d.mod); err != nil {
 			return fmt.Errorf("set time of %s: %w", d.name, err)
 		}
 	}
 	return nil
 }
 
-func unpackEntries(tr *tar.Reader, root *os.Root, links *[]string, dirs *[]dirTime) error {
+func (u *unpacker) entries(tr *tar.Reader) error {
 	for n := 0; ; n++ {
 		if n >= maxEntries {
 			return fmt.Errorf("archive has more than %d entries: %w", maxEntries, ErrUnsafe)
 		}
 		hdr, err := tr.Next()
 		if err == io.EOF {
-			break
+			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("read tar: %w", err)
 		}
-		if err := CheckName(hdr.Name); err != nil {
+		if err := u.entry(hdr, tr); err != nil {
 			return err
 		}
-		name := strings.TrimSuffix(hdr.Name, "/")
-		mode := fs.FileMode(hdr.Mode).Perm()
-		if err := noLinkInPath(root, path.Dir(name)); err != nil {
-			return fmt.Errorf("entry %q: %w", hdr.Name, err)
+	}
+}
+
+func (u *unpacker) entry(hdr *tar.Header, body io.Reader) error {
+	if err := CheckName(hdr.Name); err != nil {
+		return err
+	}
+	name := strings.TrimSuffix(hdr.Name, "/")
+	mode := fs.FileMode(hdr.Mode).Perm()
+	switch hdr.Typeflag {
+	case tar.TypeDir, tar.TypeReg, tar.TypeSymlink, tar.TypeLink:
+	default:
+		return fmt.Errorf("entry %q: type %q is not a file, directory or link: %w", name, hdr.Typeflag, ErrUnsafe)
+	}
+	// Every entry is made in its parent directory's handle, opened once
+	// for all the entries in it; the names below are single components.
+	parent, err := u.chain.enter(path.Dir(name))
+	if err != nil {
+		return fmt.Errorf("entry %q: %w", hdr.Name, err)
+	}
+	base := path.Base(name)
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		if err := parent.Mkdir(base, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("create directory %s: %w", name, err)
 		}
-		if hdr.Typeflag != tar.TypeDir {
-			if err := removeExisting(root, name); err != nil {
-				return err
-			}
+		if fi, err := parent.Lstat(base); err != nil || !fi.IsDir() {
+			return fmt.Errorf("create directory %s: a non-directory is in the way: %w", name, ErrUnsafe)
 		}
-		if err := root.MkdirAll(path.Dir(name), 0o755); err != nil {
-			return fmt.Errorf("create directory for %s: %w", name, err)
+		u.dirs = append(u.dirs, dirTime{name, mode, hdr.ModTime})
+	case tar.TypeReg:
+		if err := u.writeFile(parent, base, name, hdr, body); err != nil {
+			return err
 		}
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			if err := root.Mkdir(name, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-				return fmt.Errorf("create directory %s: %w", name, err)
-			}
-			if fi, err := root.Lstat(name); err != nil || !fi.IsDir() {
-				return fmt.Errorf("create directory %s: a non-directory is in the way: %w", name, ErrUnsafe)
-			}
-			*dirs = append(*dirs, dirTime{name, mode, hdr.ModTime})
-		case tar.TypeReg:
-			if err := writeFile(root, name, mode, tr); err != nil {
-				return err
-			}
-			if err := root.Chtimes(name, hdr.ModTime, hdr.ModTime); err != nil {
-				return fmt.Errorf("set time of %s: %w", name, err)
-			}
-		case tar.TypeSymlink:
-			if !linkInside(name, hdr.Linkname) {
-				return fmt.Errorf("entry %q: symlink to %q points outside the target directory: %w", name, hdr.Linkname, ErrUnsafe)
-			}
-			if err := root.Symlink(hdr.Linkname, name); err != nil {
-				return fmt.Errorf("create symlink %s: %w", name, err)
-			}
-			*links = append(*links, name)
-		case tar.TypeLink:
-			if err := CheckName(hdr.Linkname); err != nil {
-				return fmt.Errorf("entry %q: hard link target: %w", name, err)
-			}
-			if fi, err := root.Lstat(hdr.Linkname); err != nil || !fi.Mode().IsRegular() {
-				return fmt.Errorf("entry %q: hard link to %q, which is not a file restored before it: %w", name, hdr.Linkname, ErrUnsafe)
-			}
-			if err := root.Link(hdr.Linkname, name); err != nil {
-				return fmt.Errorf("create hard link %s: %w", name, err)
-			}
-		default:
-			return fmt.Errorf("entry %q: type %q is not a file, directory or link: %w", name, hdr.Typeflag, ErrUnsafe)
+	case tar.TypeSymlink:
+		if !linkInside(name, hdr.Linkname) {
+			return fmt.Errorf("entry %q: symlink to %q points outside the target directory: %w", name, hdr.Linkname, ErrUnsafe)
+		}
+		if err := removeExisting(parent, base, name); err != nil {
+			return err
+		}
+		if err := parent.Symlink(hdr.Linkname, base); err != nil {
+			return fmt.Errorf("create symlink %s: %w", name, err)
+		}
+		u.links = append(u.links, name)
+	case tar.TypeLink:
+		if err := CheckName(hdr.Linkname); err != nil {
+			return fmt.Errorf("entry %q: hard link target: %w", name, err)
+		}
+		if fi, err := u.root.Lstat(hdr.Linkname); err != nil || !fi.Mode().IsRegular() {
+			return fmt.Errorf("entry %q: hard link to %q, which is not a file restored before it: %w", name, hdr.Linkname, ErrUnsafe)
+		}
+		if err := removeExisting(parent, base, name); err != nil {
+			return err
+		}
+		if err := u.root.Link(hdr.Linkname, name); err != nil {
+			return fmt.Errorf("create hard link %s: %w", name, err)
 		}
 	}
 	return nil
 }
 
-// noLinkInPath refuses a parent directory reached through a symlink.
-// Pack never writes such entries, and refusing them keeps every write
-// where its name says, even past a symlink that points out (which the
-// os.Root would stop anyway, with a less helpful error).
-func noLinkInPath(root *os.Root, dir string) error {
-	if dir == "." {
-		return nil
-	}
-	p := ""
-	for _, part := range strings.Split(dir, "/") {
-		p = path.Join(p, part)
-		fi, err := root.Lstat(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("stat %s: %w", p, err)
-		}
-		if fi.Mode()&fs.ModeSymlink != 0 {
-			return fmt.Errorf("its parent %s is a symlink; berth restores nothing through symlinks: %w", p, ErrUnsafe)
-		}
-		if !fi.IsDir() {
-			return fmt.Errorf("its parent %s is not a directory", p)
-		}
-	}
-	return nil
-}
-
-// removeExisting clears the way for a file or link at name. A directory
-// is left for the create to fail on: replacing a tree is not a restore.
-func removeExisting(root *os.Root, name string) error {
-	fi, err := root.Lstat(name)
+// removeExisting clears the way for a file or link at base in dir. A
+// directory is left for the create to fail on: replacing a tree is not a
+// restore.
+func removeExisting(dir *os.Root, base, name string) error {
+	fi, err := dir.Lstat(base)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -342,27 +408,144 @@ func removeExisting(root *os.Root, name string) error {
 	if fi.IsDir() {
 		return fmt.Errorf("restore %s: a directory is in the way", name)
 	}
-	if err := root.Remove(name); err != nil {
+	if err := dir.Remove(base); err != nil {
 		return fmt.Errorf("replace %s: %w", name, err)
 	}
 	return nil
 }
 
-func writeFile(root *os.Root, name string, mode fs.FileMode, r io.Reader) error {
-	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+// writeFile creates the file base in dir from the entry hdr, whose body
+// is r. The create is exclusive and does not follow a symlink; only when
+// something is already there is it looked at and removed.
+func (u *unpacker) writeFile(dir *os.Root, base, name string, hdr *tar.Header, r io.Reader) error {
+	const flags = os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	f, err := dir.OpenFile(base, flags, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		if err := removeExisting(dir, base, name); err != nil {
+			return err
+		}
+		f, err = dir.OpenFile(base, flags, 0o600)
+	}
 	if err != nil {
 		return fmt.Errorf("create %s: %w", name, err)
 	}
-	if _, err := io.Copy(f, r); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", name, err)
+	for left := hdr.Size; left > 0; {
+		chunk := u.buf[:min(left, int64(len(u.buf)))]
+		if _, err := io.ReadFull(r, chunk); err != nil {
+			f.Close()
+			return fmt.Errorf("read tar: %s: %w", name, noEOF(err))
+		}
+		if _, err := f.Write(chunk); err != nil {
+			f.Close()
+			return fmt.Errorf("write %s: %w", name, err)
+		}
+		left -= int64(len(chunk))
 	}
-	if err := f.Chmod(mode); err != nil {
+	if err := f.Chmod(fs.FileMode(hdr.Mode).Perm()); err != nil {
 		f.Close()
 		return fmt.Errorf("set mode of %s: %w", name, err)
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
+	if err := dir.Chtimes(base, hdr.ModTime, hdr.ModTime); err != nil {
+		return fmt.Errorf("set time of %s: %w", name, err)
+	}
 	return nil
+}
+
+// noEOF turns a body that ends early into io.ErrUnexpectedEOF.
+func noEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// dirChain keeps open the directories from the target down to the one
+// the last entry went into, so the next entries in that directory are
+// each one system call on its handle instead of a walk from the target
+// that checks every parent again (Pack writes a tree depth-first, so the
+// chain changes only when the walk moves to another directory).
+//
+// A directory is entered only as what it was when checked: a directory,
+// not a symlink, and the very one later opened (a swap in between is
+// refused). Its handle then stays on that directory whatever happens to
+// the name, so a symlink put in its place later cannot redirect writes.
+type dirChain struct {
+	root  *os.Root
+	names []string   // the components of the chain's path
+	open  []*os.Root // open[i] is the directory names[:i+1]
+}
+
+// enter returns the directory dir, a clean slash path inside the target
+// ("." is the target), creating the missing parts with mode 0755.
+func (c *dirChain) enter(dir string) (*os.Root, error) {
+	if dir == "." {
+		c.truncate(0)
+		return c.root, nil
+	}
+	parts := strings.Split(dir, "/")
+	keep := 0
+	for keep < len(parts) && keep < len(c.names) && parts[keep] == c.names[keep] {
+		keep++
+	}
+	c.truncate(keep)
+	for i := keep; i < len(parts); i++ {
+		parent := c.root
+		if i > 0 {
+			parent = c.open[i-1]
+		}
+		d, err := openChild(parent, parts[i], strings.Join(parts[:i+1], "/"))
+		if err != nil {
+			return nil, err
+		}
+		c.names = append(c.names, parts[i])
+		c.open = append(c.open, d)
+	}
+	return c.open[len(c.open)-1], nil
+}
+
+// truncate closes the chain below its first n directories.
+func (c *dirChain) truncate(n int) {
+	for _, d := range c.open[n:] {
+		d.Close()
+	}
+	c.names, c.open = c.names[:n], c.open[:n]
+}
+
+func (c *dirChain) close() { c.truncate(0) }
+
+// openChild opens the directory name in parent, creating it if missing.
+// full is its path in the target, for errors. A symlink is refused even
+// when it points inside: Pack never writes entries under one, and
+// refusing them keeps every write where its name says.
+func openChild(parent *os.Root, name, full string) (*os.Root, error) {
+	fi, err := parent.Lstat(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := parent.Mkdir(name, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("create directory %s: %w", full, err)
+		}
+		fi, err = parent.Lstat(name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("stat %s: %w", full, err)
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return nil, fmt.Errorf("%s is a symlink, not a directory; berth restores nothing through symlinks: %w", full, ErrUnsafe)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("%s is not a directory", full)
+	}
+	d, err := parent.OpenRoot(name)
+	if err != nil {
+		return nil, fmt.Errorf("open directory %s: %w", full, err)
+	}
+	// OpenRoot follows a symlink that stays in parent: make sure what
+	// it opened is the directory just checked, not something swapped in.
+	if dfi, err := d.Stat("."); err != nil || !os.SameFile(fi, dfi) {
+		d.Close()
+		return nil, fmt.Errorf("%s changed while being restored into: %w", full, ErrUnsafe)
+	}
+	return d, nil
 }

@@ -53,6 +53,8 @@ func makeTree(t *testing.T, dir string) {
 		{"tree/secret", 0o600, "s3cr3t"},
 		{"tree/sub/deep/b.bin", 0o640, string(bytes.Repeat([]byte{0, 1, 2, 255}, 50000))},
 		{"tree/ro/c.txt", 0o444, "read only"},
+		// Larger than the buffer pack and restore copy bodies through.
+		{"tree/sub/large.bin", 0o644, string(bytes.Repeat([]byte("0123456789abcdef"), 5<<20/32+7))},
 	}
 	for _, f := range files {
 		p := filepath.Join(dir, f.name)
@@ -486,6 +488,11 @@ func FuzzUnpack(f *testing.F) {
 	}
 	f.Add("a/b.txt", "", byte(tar.TypeReg), "l", "a/b.txt", byte(tar.TypeSymlink))
 	f.Add("d/", "", byte(tar.TypeDir), "d/x", "../d", byte(tar.TypeSymlink))
+	// The restore's open directory handles: a name first entered as a
+	// directory, then given as a link or file, and the reverse.
+	f.Add("a/b/x", "", byte(tar.TypeReg), "a/b", "../..", byte(tar.TypeSymlink))
+	f.Add("a", "..", byte(tar.TypeSymlink), "a/b/x", "", byte(tar.TypeReg))
+	f.Add("a/b", "", byte(tar.TypeReg), "a/b/c", "", byte(tar.TypeReg))
 	f.Fuzz(func(t *testing.T, n1, l1 string, t1 byte, n2, l2 string, t2 byte) {
 		target, outside := sandbox(t)
 		defer chmodAll(target)
