@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/berth-dev/berth/artifact"
+	"github.com/berth-dev/berth/dataplane"
 	"github.com/berth-dev/berth/hub"
 	"github.com/berth-dev/berth/internal/cli"
 	"github.com/berth-dev/berth/internal/testenv"
@@ -72,6 +73,22 @@ func failingLists(t *testing.T, target string, failing *atomic.Bool) string {
 	return srv.URL
 }
 
+// registerMinIO registers the data plane of deployMinIO at endpoints eps
+// (NAME=URL) and creates project on it.
+func registerMinIO(t *testing.T, admin *client, eps []string, ids map[string]dataplane.Credentials, project string) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"name": "minio", "kind": "s3compat", "endpoints": eps, "bucket": "berth-releases", "prefix": "rel",
+		"writer": map[string]string{"access_key_id": ids["writer"].AccessKeyID, "secret_access_key": ids["writer"].SecretAccessKey},
+		"reader": map[string]string{"access_key_id": ids["reader"].AccessKeyID, "secret_access_key": ids["reader"].SecretAccessKey}})
+	var msg string
+	if code := admin.do("POST", "/api/v1/dataplanes", string(body), &msg); code != http.StatusCreated {
+		t.Fatalf("register data plane: %d %s", code, msg)
+	}
+	if code := admin.do("POST", "/api/v1/projects", `{"name":"`+project+`","dataplane":"minio"}`, &msg); code != http.StatusCreated {
+		t.Fatalf("create project: %d %s", code, msg)
+	}
+}
+
 // The hub's version index, end to end on two MinIO regions: a stage the
 // CLI makes through the hub shows at once; what changes in the buckets
 // behind the hub's back shows after the freshness window; a region that
@@ -93,16 +110,8 @@ func TestVersionIndexOnMinIO(t *testing.T) {
 
 	var failing atomic.Bool
 	eps := []string{regions[0].Region + "=" + regions[0].Endpoint, regions[1].Region + "=" + failingLists(t, regions[1].Endpoint, &failing)}
-	body, _ := json.Marshal(map[string]any{"name": "minio", "kind": "s3compat", "endpoints": eps, "bucket": "berth-releases", "prefix": "rel",
-		"writer": map[string]string{"access_key_id": ids["writer"].AccessKeyID, "secret_access_key": ids["writer"].SecretAccessKey},
-		"reader": map[string]string{"access_key_id": ids["reader"].AccessKeyID, "secret_access_key": ids["reader"].SecretAccessKey}})
+	registerMinIO(t, admin, eps, ids, "app")
 	var msg string
-	if code := admin.do("POST", "/api/v1/dataplanes", string(body), &msg); code != http.StatusCreated {
-		t.Fatalf("register data plane: %d %s", code, msg)
-	}
-	if code := admin.do("POST", "/api/v1/projects", `{"name":"app","dataplane":"minio"}`, &msg); code != http.StatusCreated {
-		t.Fatalf("create project: %d %s", code, msg)
-	}
 	ctx := context.Background()
 	file := filepath.Join(t.TempDir(), "app.bin")
 	os.WriteFile(file, []byte("release bytes"), 0o644)

@@ -18,24 +18,9 @@ import (
 // returns the project's id.
 func versionProject(t *testing.T, d *db.DB) int64 {
 	t.Helper()
-	ctx := context.Background()
-	if _, err := d.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	u, err := d.CreateFirstUser(ctx, "admin@example.com", "", "default")
-	if err != nil {
-		t.Fatal(err)
-	}
-	org, err := d.UserOrganisation(ctx, u.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dp := &db.DataPlane{OrgID: org.ID, Name: "minio", Kind: "s3compat", Settings: "{}", Secrets: "{}"}
-	if err := d.CreateDataPlane(ctx, dp); err != nil {
-		t.Fatal(err)
-	}
-	p := &db.Project{OrgID: org.ID, Name: "app", DataPlaneID: dp.ID, Prefix: "rel/app"}
-	if err := d.CreateProject(ctx, p, u.ID); err != nil {
+	orgID, userID, dp := newOrg(t, d)
+	p := &db.Project{OrgID: orgID, Name: "app", DataPlaneID: dp.ID, Prefix: "rel/app"}
+	if err := d.CreateProject(context.Background(), p, userID); err != nil {
 		t.Fatal(err)
 	}
 	return p.ID
