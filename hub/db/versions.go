@@ -73,7 +73,7 @@ func boolInt(b bool) int {
 // IndexVersions adds versions to a project's index, or updates them, from
 // what was read in the stores at time at (their manifests).
 func (d *DB) IndexVersions(ctx context.Context, projectID int64, vs []IndexedVersion, at time.Time) error {
-	return d.inTx(ctx, "index versions", func(tx *sql.Tx) error {
+	return d.changeIndex(ctx, "index versions", projectID, func(tx *sql.Tx) error {
 		return d.insertVersions(ctx, tx, projectID, vs, at, true)
 	})
 }
@@ -82,17 +82,17 @@ func (d *DB) IndexVersions(ctx context.Context, projectID int64, vs []IndexedVer
 // not answer) found that the index lacks. It changes and deletes nothing:
 // what the silent regions hold is unknown.
 func (d *DB) AddListedVersions(ctx context.Context, projectID int64, vs []IndexedVersion, at time.Time) error {
-	return d.inTx(ctx, "index versions", func(tx *sql.Tx) error {
+	return d.changeIndex(ctx, "index versions", projectID, func(tx *sql.Tx) error {
 		return d.insertVersions(ctx, tx, projectID, vs, at, false)
 	})
 }
 
 // UnindexVersion removes a version no region holds any more.
 func (d *DB) UnindexVersion(ctx context.Context, projectID int64, version string) error {
-	if _, err := d.SQL.ExecContext(ctx, d.Rebind(`DELETE FROM project_versions WHERE project_id = ? AND version = ?`), projectID, version); err != nil {
-		return fmt.Errorf("unindex version %s: %w", version, err)
-	}
-	return nil
+	return d.changeIndex(ctx, "unindex version "+version, projectID, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, d.Rebind(`DELETE FROM project_versions WHERE project_id = ? AND version = ?`), projectID, version)
+		return err
+	})
 }
 
 // ReplaceVersionIndex makes a project's index what a full listing of
@@ -103,7 +103,7 @@ func (d *DB) UnindexVersion(ctx context.Context, projectID int64, version string
 // the listing and left alone. Rows that did not change are not written,
 // so a sync of an unchanged project only reads.
 func (d *DB) ReplaceVersionIndex(ctx context.Context, projectID int64, vs []IndexedVersion, listedAt time.Time) error {
-	return d.inTx(ctx, "replace version index", func(tx *sql.Tx) error {
+	return d.changeIndex(ctx, "replace version index", projectID, func(tx *sql.Tx) error {
 		type row struct {
 			regions string
 			indexed int64
@@ -165,9 +165,9 @@ func (d *DB) ReplaceVersionIndex(ctx context.Context, projectID int64, vs []Inde
 	})
 }
 
-// inTx runs f in a transaction and commits it; what names the work in
-// errors.
-func (d *DB) inTx(ctx context.Context, what string, f func(*sql.Tx) error) error {
+// changeIndex runs f, a change of projectID's index, in a transaction, counts
+// the index again and commits; what names the work in errors.
+func (d *DB) changeIndex(ctx context.Context, what string, projectID int64, f func(*sql.Tx) error) error {
 	tx, err := d.SQL.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
@@ -175,6 +175,10 @@ func (d *DB) inTx(ctx context.Context, what string, f func(*sql.Tx) error) error
 	defer tx.Rollback()
 	if err := f(tx); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
+	}
+	if _, err := tx.ExecContext(ctx, d.Rebind(`UPDATE projects SET versions_count = (SELECT COUNT(*) FROM project_versions WHERE project_id = ?) WHERE id = ?`),
+		projectID, projectID); err != nil {
+		return fmt.Errorf("%s: count: %w", what, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
@@ -236,7 +240,7 @@ type VersionIndexState struct {
 func (d *DB) VersionIndex(ctx context.Context, projectID int64) (VersionIndexState, error) {
 	var st VersionIndexState
 	var synced sql.NullInt64
-	err := d.SQL.QueryRowContext(ctx, d.Rebind(`SELECT (SELECT COUNT(*) FROM project_versions WHERE project_id = p.id), p.versions_synced FROM projects p WHERE p.id = ?`),
+	err := d.SQL.QueryRowContext(ctx, d.Rebind(`SELECT versions_count, versions_synced FROM projects WHERE id = ?`),
 		projectID).Scan(&st.Count, &synced)
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, fmt.Errorf("project %d: %w", projectID, errkind.NotFound)

@@ -21,6 +21,8 @@ CREATE TABLE project_versions (
 );
 CREATE UNIQUE INDEX project_versions_order ON project_versions (project_id, sort_key);
 
--- When a full listing of every region last replaced the project's index;
--- NULL: never.
+-- When a full listing of every region last replaced the project's index
+-- (NULL: never), and how many versions it holds: kept with every change,
+-- since counting 10,000 rows costs more than the page itself.
 ALTER TABLE projects ADD COLUMN versions_synced BIGINT;
+ALTER TABLE projects ADD COLUMN versions_count BIGINT NOT NULL DEFAULT 0;
