@@ -104,7 +104,17 @@ func TestVersionIndexOnMinIO(t *testing.T) {
 	s.Now = func() time.Time { return time.Unix(0, clock.Load()) }
 	advance := func(d time.Duration) { clock.Add(int64(d)) }
 	s.VersionsFresh = time.Minute
-	srv := httptest.NewServer(s.Handler())
+	// The hub, or while refuseRefresh is set, a hub that cannot index.
+	var refuseRefresh atomic.Bool
+	handler := s.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if refuseRefresh.Load() && strings.HasSuffix(r.URL.Path, "/refresh") {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `{"error":{"code":"unavailable","message":"the test refuses"}}`)
+			return
+		}
+		handler.ServeHTTP(w, r)
+	}))
 	defer srv.Close()
 	admin := setupAdmin(t, srv.URL)
 
@@ -176,6 +186,16 @@ func TestVersionIndexOnMinIO(t *testing.T) {
 	if rows, err := s.DB.VersionPage(ctx, projectID(t, s, "app"), nil, true, 1); err != nil || len(rows) != 1 || rows[0].StagedBy != "admin@example.com" {
 		t.Errorf("indexed row of the hub-staged version: %+v, %v", rows, err)
 	}
+	// A hub that cannot index fails no stage: the bytes are staged, the
+	// CLI warns, and the version waits for the next listing.
+	refuseRefresh.Store(true)
+	if out := berth("", "stage", "app", "1.1.1", file); !strings.Contains(out, "warning: could not tell hub") || !strings.Contains(out, "staged app 1.1.1") {
+		t.Errorf("stage through a hub that cannot index:\n%s", out)
+	}
+	refuseRefresh.Store(false)
+	if p := page("order=newest&limit=1"); p.Versions[0].Version != "1.1.0" || p.Total != 4 {
+		t.Errorf("after a stage the hub was not told of: %v total %d", p.words(), p.Total)
+	}
 	// The hub reads the stores: a version nobody staged is not indexed,
 	// and a reader may not ask.
 	var refreshed struct {
@@ -203,7 +223,7 @@ func TestVersionIndexOnMinIO(t *testing.T) {
 	page("order=newest&limit=1")
 	s.WaitVersionSyncs()
 	p = page("order=newest&limit=1")
-	if p.Versions[0].Version != "2.0.0" || p.Total != 5 || !p.IndexedAt.After(synced) {
+	if p.Versions[0].Version != "2.0.0" || p.Total != 6 || !p.IndexedAt.After(synced) {
 		t.Errorf("after the window: %v total %d indexed at %v", p.words(), p.Total, p.IndexedAt)
 	}
 
@@ -216,7 +236,7 @@ func TestVersionIndexOnMinIO(t *testing.T) {
 	advance(61 * time.Second)
 	page("limit=1")
 	s.WaitVersionSyncs()
-	if p := page("limit=50"); p.Total != 4 || slices.Contains(p.words(), "1.1.0-rc.1*"+both) {
+	if p := page("limit=50"); p.Total != 5 || slices.Contains(p.words(), "1.1.0-rc.1*"+both) {
 		t.Errorf("after a deletion: %v", p.words())
 	}
 
@@ -236,7 +256,7 @@ func TestVersionIndexOnMinIO(t *testing.T) {
 	}
 	// The unpaged listing (the truth) says so, and changes nothing either.
 	var all versionsPage
-	if code := admin.do("GET", "/api/v1/projects/app/versions", "", &all); code != 200 || all.Warning == "" || all.Total != 3 {
+	if code := admin.do("GET", "/api/v1/projects/app/versions", "", &all); code != 200 || all.Warning == "" || all.Total != 4 {
 		t.Errorf("unpaged listing with a region failing: %d %+v", code, all)
 	}
 	if p := page("limit=50"); !slices.Equal(p.words(), before.words()) {
@@ -254,7 +274,7 @@ func TestVersionIndexOnMinIO(t *testing.T) {
 	// (e) Pages over the index, both ways, in the stores' order.
 	stage("1.1.0-alpha", "1.1.0-alpha.1", "1.1.0-alpha.beta", "1.1.0-beta.2", "1.1.0-beta.11", "1.1.0-1", "1.2.0", "1.10.0", "10.0.0-rc.1")
 	all = versionsPage{}
-	if code := admin.do("GET", "/api/v1/projects/app/versions", "", &all); code != 200 || all.Warning != "" || all.Total != 13 {
+	if code := admin.do("GET", "/api/v1/projects/app/versions", "", &all); code != 200 || all.Warning != "" || all.Total != 14 {
 		t.Fatalf("unpaged listing: %d %+v", code, all)
 	}
 	truth := all.words()
@@ -268,7 +288,7 @@ func TestVersionIndexOnMinIO(t *testing.T) {
 		for pages := 0; pages < 10; pages++ {
 			p := page("order=" + order + "&limit=4&cursor=" + url.QueryEscape(cursor))
 			got = append(got, p.words()...)
-			if p.Total != 13 || len(p.Versions) > 4 {
+			if p.Total != 14 || len(p.Versions) > 4 {
 				t.Fatalf("%s page %d: %+v", order, pages, p)
 			}
 			if cursor = p.NextCursor; cursor == "" {
