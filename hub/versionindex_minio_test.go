@@ -208,6 +208,19 @@ func TestVersionIndexOnMinIO(t *testing.T) {
 	if code := admin.do("POST", "/api/v1/projects/app/versions/latest/refresh", "", &msg); code != http.StatusBadRequest {
 		t.Errorf("refresh of latest: %d %s, want 400", code, msg)
 	}
+	var created struct {
+		Token struct{ Token string } `json:"token"`
+	}
+	if code := admin.do("POST", "/api/v1/users", `{"email":"deploy@example.com"}`, &created); code != http.StatusCreated {
+		t.Fatalf("create user: %d", code)
+	}
+	if code := admin.do("PUT", "/api/v1/projects/app/members/deploy@example.com", `{"role":"reader"}`, &msg); code != 200 {
+		t.Fatalf("add reader: %d %s", code, msg)
+	}
+	reader := &client{t: t, url: srv.URL, token: created.Token.Token}
+	if code := reader.do("POST", "/api/v1/projects/app/versions/1.1.0/refresh", "", &msg); code != http.StatusForbidden {
+		t.Errorf("a reader refreshes: %d %s, want 403", code, msg)
+	}
 	if p := page("limit=50"); p.Total != 4 {
 		t.Errorf("after refreshing a missing version: %+v", p)
 	}
@@ -330,8 +343,8 @@ func TestVersionIndexOnMinIO(t *testing.T) {
 			refreshes++
 		}
 	}
-	if refreshes != 3 {
-		t.Errorf("%d version.refresh audit entries, want 3 (the CLI's stage and the two by hand)", refreshes)
+	if refreshes != 4 {
+		t.Errorf("%d version.refresh audit entries, want 4 (the CLI's stage, two by hand, the reader's refused one)", refreshes)
 	}
 }
 
