@@ -71,10 +71,12 @@ type versionOut struct {
 }
 
 // versions lists a project's versions. Without a limit: all of them,
-// oldest first, as the CLI reads them. With limit (and order=newest, and
-// cursor: the last version of the previous page): one page, next_cursor
-// when more follow, and the latest and latest-prerelease pointers, so a
-// page of 10,000 versions sends only what it shows.
+// oldest first, as the CLI reads them, listed in the stores (the truth),
+// which also refreshes the hub's index. With limit (and order=newest, and
+// cursor: the last version of the previous page): one page read from the
+// index, next_cursor when more follow, and the latest and
+// latest-prerelease pointers, so a page of 10,000 versions costs one
+// query. indexed_at says when the versions shown were last listed.
 func (s *Server) versions(w http.ResponseWriter, r *http.Request, u *db.User) error {
 	q := r.URL.Query()
 	newest := false
@@ -94,15 +96,71 @@ func (s *Server) versions(w http.ResponseWriter, r *http.Request, u *db.User) er
 		limit = n
 	}
 	cursor := q.Get("cursor")
+	var after []byte
 	if cursor != "" {
-		if _, err := artifact.ParseVersion(cursor); err != nil {
+		v, err := artifact.ParseVersion(cursor)
+		if err != nil {
 			return inField("cursor", fmt.Errorf("cursor: %w", err))
 		}
+		after = artifact.SortKey(v)
 	}
 	p, _, err := s.project(r.Context(), u, r.PathValue("project"))
 	if err != nil {
 		return err
 	}
+	if limit == 0 {
+		return s.listVersions(w, r, p, newest, cursor)
+	}
+	st, err := s.DB.VersionIndex(r.Context(), p.ID)
+	if err != nil {
+		return err
+	}
+	var warning error
+	switch {
+	case st.Synced.IsZero():
+		// Never listed: this request waits for the first listing.
+		if warning, err = s.syncVersions(p, true).wait(r.Context()); err != nil {
+			return err
+		}
+		if st, err = s.DB.VersionIndex(r.Context(), p.ID); err != nil {
+			return err
+		}
+	case s.now().Sub(st.Synced) >= s.versionsFresh():
+		s.syncVersions(p, false) // in the background; this page shows the index
+	}
+	rows, err := s.DB.VersionPage(r.Context(), p.ID, after, newest, limit+1)
+	if err != nil {
+		return err
+	}
+	page := make([]versionOut, 0, min(len(rows), limit))
+	for _, v := range rows[:min(len(rows), limit)] {
+		page = append(page, versionOut{VersionInfo: artifact.VersionInfo{Version: v.Version, Created: v.Created, Regions: v.Regions}, Prerelease: v.Prerelease})
+	}
+	out := map[string]any{"project": p.Name, "versions": page, "total": st.Count}
+	if !st.Synced.IsZero() {
+		out["indexed_at"] = st.Synced
+	}
+	if warning != nil {
+		out["warning"] = warning.Error() // some regions did not answer; the list may lack versions
+	}
+	if len(rows) > limit {
+		out["next_cursor"] = page[len(page)-1].Version
+	}
+	if st.Count > 0 {
+		// Pointers can be moved back (a rollback), so they are read, not
+		// inferred from the index; briefly cached per project.
+		if latest, pre, ok := s.latestPointers(r.Context(), p); ok {
+			out["latest"], out["latest_prerelease"] = latest, pre
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// listVersions answers an unpaged request from a listing of every region,
+// and makes the index what it found.
+func (s *Server) listVersions(w http.ResponseWriter, r *http.Request, p *db.Project, newest bool, cursor string) error {
+	listedAt := s.now()
 	c, err := s.readClient(r.Context(), p)
 	if err != nil {
 		return err
@@ -111,24 +169,13 @@ func (s *Server) versions(w http.ResponseWriter, r *http.Request, u *db.User) er
 	if err != nil && list == nil {
 		return err
 	}
-	page, next := pageVersions(list, newest, cursor, limit)
-	out := map[string]any{"project": p.Name, "versions": page, "total": len(list)}
+	if ierr := s.indexListing(r.Context(), p, list, err, listedAt); ierr != nil {
+		s.log().Warn("version index: storing a listing failed", "project", p.Name, "err", ierr)
+	}
+	page, _ := pageVersions(list, newest, cursor, 0)
+	out := map[string]any{"project": p.Name, "versions": page, "total": len(list), "indexed_at": listedAt.UTC()}
 	if err != nil {
 		out["warning"] = err.Error() // some regions did not answer; the list is partial
-	}
-	if next != "" {
-		out["next_cursor"] = next
-	}
-	if limit > 0 && len(list) > 0 {
-		// Pointers can be moved back (a rollback), so they are read, not
-		// inferred from the list. Info fails for "latest" when only
-		// prereleases exist; it reports both pointers otherwise.
-		for _, ref := range []string{artifact.Latest, artifact.LatestPrerelease} {
-			if d, err := c.Info(r.Context(), p.Name, ref); err == nil {
-				out["latest"], out["latest_prerelease"] = d.Latest, d.LatestPrerelease
-				break
-			}
-		}
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -2,7 +2,6 @@ package hub_test
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -33,16 +32,8 @@ func TestDownloadLinkOnMinIO(t *testing.T) {
 	for _, m := range regions {
 		eps = append(eps, m.Region+"="+m.Endpoint)
 	}
-	body, _ := json.Marshal(map[string]any{"name": "minio", "kind": "s3compat", "endpoints": eps, "bucket": "berth-releases", "prefix": "rel",
-		"writer": map[string]string{"access_key_id": ids["writer"].AccessKeyID, "secret_access_key": ids["writer"].SecretAccessKey},
-		"reader": map[string]string{"access_key_id": ids["reader"].AccessKeyID, "secret_access_key": ids["reader"].SecretAccessKey}})
+	registerMinIO(t, admin, eps, ids, "app-a")
 	var msg string
-	if code := admin.do("POST", "/api/v1/dataplanes", string(body), &msg); code != http.StatusCreated {
-		t.Fatalf("register data plane: %d %s", code, msg)
-	}
-	if code := admin.do("POST", "/api/v1/projects", `{"name":"app-a","dataplane":"minio"}`, &msg); code != http.StatusCreated {
-		t.Fatalf("create project: %d %s", code, msg)
-	}
 	var w vended
 	if code := admin.do("POST", "/api/v1/projects/app-a/credentials", `{"role":"write"}`, &w); code != 200 {
 		t.Fatalf("vend write: %d", code)

@@ -17,3 +17,7 @@ func AllRoutes() []RouteInfo {
 	}
 	return out
 }
+
+// WaitVersionSyncs waits for the version listings the server began in the
+// background.
+func (s *Server) WaitVersionSyncs() { s.versionIdx.wg.Wait() }

@@ -28,6 +28,21 @@ import (
 //
 //	go test -run '^$' -bench HubLoad -benchtime 2000x ./hub
 func BenchmarkHubLoad(b *testing.B) {
+	benchEngines(b, func(b *testing.B, s *hub.Server, srv *httptest.Server, token string) {
+		for _, op := range []struct{ name, method, path, body string }{
+			{"me", "GET", "/api/v1/me", ""},
+			{"member-set", "PUT", "/api/v1/projects/app/members/ana@example.com", `{"role":"admin"}`},
+		} {
+			b.Run(op.name, func(b *testing.B) {
+				benchLoad(b, srv.URL, token, op.method, op.path, op.body)
+			})
+		}
+	})
+}
+
+// benchEngines runs f on a hub on SQLite and one on PostgreSQL, each with
+// the project of benchSetup and a token of its admin.
+func benchEngines(b *testing.B, f func(b *testing.B, s *hub.Server, srv *httptest.Server, token string)) {
 	engines := map[string]func(b *testing.B) string{
 		"sqlite":   func(b *testing.B) string { return "sqlite:" + filepath.Join(b.TempDir(), "hub.db") },
 		"postgres": func(b *testing.B) string { return testenv.StartPostgres(b).URL },
@@ -37,15 +52,7 @@ func BenchmarkHubLoad(b *testing.B) {
 			s := newServer(b, engines[engine](b))
 			srv := httptest.NewServer(s.Handler())
 			defer srv.Close()
-			token := benchSetup(b, s, srv.URL)
-			for _, op := range []struct{ name, method, path, body string }{
-				{"me", "GET", "/api/v1/me", ""},
-				{"member-set", "PUT", "/api/v1/projects/app/members/ana@example.com", `{"role":"admin"}`},
-			} {
-				b.Run(op.name, func(b *testing.B) {
-					benchLoad(b, srv.URL, token, op.method, op.path, op.body)
-				})
-			}
+			f(b, s, srv, benchSetup(b, s, srv.URL))
 		})
 	}
 }

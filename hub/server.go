@@ -86,6 +86,12 @@ type Server struct {
 	// Access decides just-in-time access requests; nil when the hub was
 	// started without a catalog and Identity Center (hub/access.go).
 	Access *access.Engine
+
+	// VersionsFresh is how old a project's version index may be before a
+	// versions page lists the stores again, in the background (1 minute
+	// when zero); versionIdx is this replica's state of it (versionindex.go).
+	VersionsFresh time.Duration
+	versionIdx    versionIndex
 }
 
 func (s *Server) now() time.Time {
@@ -144,6 +150,7 @@ func routes() []route {
 		{"PUT", "/api/v1/projects/{project}/members/{email}", "Give a user a role in a project: admin, writer or reader (project admins)", false, (*Server).setMember},
 		{"GET", "/api/v1/projects/{project}/versions", "A project's versions, oldest first, with the regions that hold each; limit, cursor and order=newest page them, with the latest pointers (project members)", false, (*Server).versions},
 		{"GET", "/api/v1/projects/{project}/versions/{version}", "A version's manifest, metadata, signature status and regions; latest and latest-prerelease allowed (project members)", false, (*Server).versionInfo},
+		{"POST", "/api/v1/projects/{project}/versions/{version}/refresh", "Re-read a version in every region into the hub's version index, as the CLI does after a stage through the hub; the hub indexes what it finds, or drops a version no region holds (project writers)", false, (*Server).refreshVersion},
 		{"GET", "/api/v1/projects/{project}/versions/{version}/download", "A presigned download link of the version's file (?file=NAME), valid 15 minutes, signed with a reader session of the project (project members)", false, (*Server).downloadLink},
 		{"GET", "/api/v1/audit", "Audit log entries, filtered by actor, action, object, outcome, since, until; format=jsonl exports (organisation admins)", false, (*Server).auditLog},
 		{"POST", "/api/v1/projects/{project}/credentials", "Short-lived credentials for one project and role (read or write), narrowed to its prefix", false, (*Server).credentials},

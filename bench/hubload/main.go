@@ -270,6 +270,7 @@ func runRegions(ctx context.Context, ps *procs, o options, n int, minioBin, pgBi
 		for _, w := range []workload{
 			{Name: "credentials (write)", Method: "POST", Path: "/api/v1/projects/" + project + "/credentials", Body: `{"role":"write"}`},
 			{Name: fmt.Sprintf("versions list (%d)", o.versions), Method: "GET", Path: "/api/v1/projects/" + project + "/versions"},
+			{Name: fmt.Sprintf("versions page (50 of %d)", o.versions), Method: "GET", Path: "/api/v1/projects/" + project + "/versions?order=newest&limit=50"},
 		} {
 			if ctx.Err() != nil {
 				return results, ctx.Err()
@@ -369,10 +370,13 @@ func footnotes(o options, rs []result) string {
 		"one MinIO STS AssumeRole per region with the session policy, one hash-chained audit row.\n")
 	fmt.Fprintf(&b, "- versions list: `GET /api/v1/projects/app/versions`: the hub vends itself read credentials (one AssumeRole per region) "+
 		"and lists the project in every region (%d versions).\n", o.versions)
+	b.WriteString("- versions page: `GET /api/v1/projects/app/versions?order=newest&limit=50`, as the web UI asks: " +
+		"from the hub's version index when the hub has one (with the latest pointers, read from the stores at most every 10 s), " +
+		"else the same listing as above.\n")
 	b.WriteString("- p50/p99 of answered requests; req/s counts 2xx answers over the window. Server CPU is user+sys of the `berth server` " +
 		"process over the window per request, MinIO CPU the same for all MinIO servers together (the load clients use the rest); " +
 		"peak RSS is the server's VmHWM, reset before each row; open fds are counted at the row's end " +
-		"(the two rows of one database share one server process).\n")
+		"(the rows of one database share one server process).\n")
 	for _, r := range rs {
 		if r.FirstErr != "" {
 			fmt.Fprintf(&b, "- first error, %d region(s) %s %s: %s\n", r.Regions, r.Engine, r.Workload, r.FirstErr)

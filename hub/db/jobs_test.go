@@ -11,8 +11,9 @@ import (
 	"github.com/berth-dev/berth/hub/db"
 )
 
-// planJob makes an organisation, a data plane and a succeeded plan job.
-func planJob(t *testing.T, d *db.DB) (orgID, userID, planID int64) {
+// newOrg migrates d and makes an organisation with its first user and a
+// data plane.
+func newOrg(t *testing.T, d *db.DB) (orgID, userID int64, dp *db.DataPlane) {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := d.Migrate(ctx); err != nil {
@@ -26,11 +27,19 @@ func planJob(t *testing.T, d *db.DB) (orgID, userID, planID int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dp := &db.DataPlane{OrgID: org.ID, Name: "prod", Kind: "aws", Settings: "{}", Secrets: "{}"}
+	dp = &db.DataPlane{OrgID: org.ID, Name: "prod", Kind: "aws", Settings: "{}", Secrets: "{}"}
 	if err := d.CreateDataPlane(ctx, dp); err != nil {
 		t.Fatal(err)
 	}
-	id, err := d.EnqueueJob(ctx, db.NewJob{Kind: "plan", Payload: "{}", OrgID: org.ID, DataPlaneID: dp.ID})
+	return org.ID, u.ID, dp
+}
+
+// planJob makes an organisation, a data plane and a succeeded plan job.
+func planJob(t *testing.T, d *db.DB) (orgID, userID, planID int64) {
+	t.Helper()
+	ctx := context.Background()
+	orgID, userID, dp := newOrg(t, d)
+	id, err := d.EnqueueJob(ctx, db.NewJob{Kind: "plan", Payload: "{}", OrgID: orgID, DataPlaneID: dp.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +49,7 @@ func planJob(t *testing.T, d *db.DB) (orgID, userID, planID int64) {
 	if err := d.Finish(ctx, id, "w", true, "{}"); err != nil {
 		t.Fatal(err)
 	}
-	return org.ID, u.ID, id
+	return orgID, userID, id
 }
 
 // Two admins approving one plan on two replicas at once queue one deploy.

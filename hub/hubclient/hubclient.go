@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -211,4 +212,12 @@ func (p *provider) Retrieve(ctx context.Context) (aws.Credentials, error) {
 		}
 	}
 	return aws.Credentials{}, fmt.Errorf("hub %s no longer lists region %s for project %s: %w", p.c.URL, p.region, p.project, errkind.NotFound)
+}
+
+// RefreshVersion asks the hub to read project's version in every region
+// into its version index, after the caller staged or repaired it with
+// credentials the hub vended. The hub reads the stores itself; it takes
+// nothing from the caller but the name.
+func (c *Client) RefreshVersion(ctx context.Context, project, version string) error {
+	return c.do(ctx, http.MethodPost, "/api/v1/projects/"+url.PathEscape(project)+"/versions/"+url.PathEscape(version)+"/refresh", nil, nil)
 }

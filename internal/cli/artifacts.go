@@ -173,7 +173,7 @@ VERSION: a semantic version (https://semver.org) such as 1.4.0 or 2.0.0-rc.1;
 					return err
 				}
 			}
-			c, err := g.client(cmd.Context(), cmd, &f)
+			c, hub, err := g.clientAndHub(cmd.Context(), cmd, &f)
 			if err != nil {
 				return err
 			}
@@ -182,6 +182,9 @@ VERSION: a semantic version (https://semver.org) such as 1.4.0 or 2.0.0-rc.1;
 			p.wait()
 			if res == nil {
 				return err
+			}
+			if !res.DryRun {
+				g.tellHub(cmd.Context(), hub, res.Project, res.Version)
 			}
 			if g.json() {
 				return g.jsonResult(res, err)
@@ -512,7 +515,7 @@ never used to repair another region.`,
 		Example: "  berth verify myapp 1.4.0\n  berth verify myapp 1.4.0 --repair --output json\n  berth verify myapp 1.4.0 --trusted-key release.key.pub",
 		Args:    args(2, "PROJECT VERSION"),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			c, err := g.client(cmd.Context(), cmd, &f)
+			c, hub, err := g.clientAndHub(cmd.Context(), cmd, &f)
 			if err != nil {
 				return err
 			}
@@ -521,6 +524,9 @@ never used to repair another region.`,
 			p.wait()
 			if res == nil {
 				return err
+			}
+			if slices.ContainsFunc(res.Regions, func(r artifact.VerifyRegion) bool { return r.Repaired }) {
+				g.tellHub(cmd.Context(), hub, res.Project, res.Version) // the version is in more regions now
 			}
 			if g.json() {
 				return g.jsonResult(res, err)

@@ -304,14 +304,14 @@ func hubRole(cmd *cobra.Command) string {
 // hubClient builds the artifact client from credentials the hub vends for
 // the command's project (its first argument). The S3 clients ask the hub
 // again before the credentials expire, so long transfers outlive them.
-func (g *Globals) hubClient(ctx context.Context, cmd *cobra.Command, f *storeFlags, login *hubLogin) (*artifact.Client, error) {
+func (g *Globals) hubClient(ctx context.Context, cmd *cobra.Command, f *storeFlags, login *hubLogin) (*artifact.Client, *hubclient.Client, error) {
 	project := cmd.Flags().Arg(0)
 	if err := artifact.ValidateProject(project); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	opts, err := g.s3Options(f)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	hc, err := g.hubAPI(login)
 	if err != nil {
@@ -319,7 +319,7 @@ func (g *Globals) hubClient(ctx context.Context, cmd *cobra.Command, f *storeFla
 	}
 	grant, err := hc.Credentials(ctx, project, hubRole(cmd))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	g.info("berth: using hub %s as %s: project %s, %s access, %d region(s)", login.URL, login.Email, project, grant.Role, len(grant.Regions))
 	if opts.Concurrency == 0 && len(grant.Regions) > 1 {
@@ -329,7 +329,7 @@ func (g *Globals) hubClient(ctx context.Context, cmd *cobra.Command, f *storeFla
 	c := &artifact.Client{Identity: login.Email, Logger: g.log,
 		Journal: artifact.FileJournal{Path: filepath.Join(config.DefaultStateDir(g.Env), "uploads.json")}}
 	if c.TrustedKeys, err = trustedKeys(f.trustedKeys, nil); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, r := range grant.Regions {
 		creds := aws.NewCredentialsCache(hc.Provider(grant, r.Name))
@@ -342,5 +342,5 @@ func (g *Globals) hubClient(ctx context.Context, cmd *cobra.Command, f *storeFla
 		st := s3store.New(client, r.Bucket, grant.StorePrefix, opts)
 		c.Regions = append(c.Regions, artifact.Region{Name: r.Name, Store: st, Pointer: pointer.InStore{Store: st}})
 	}
-	return c, nil
+	return c, hc, nil
 }

@@ -10,11 +10,13 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/artifact"
 	"github.com/berth-dev/berth/config"
+	"github.com/berth-dev/berth/hub/hubclient"
 	"github.com/berth-dev/berth/store/s3store"
 )
 
@@ -43,20 +45,28 @@ func (f *storeFlags) register(cmd *cobra.Command) {
 
 // client builds the artifact client for the resolved configuration.
 func (g *Globals) client(ctx context.Context, cmd *cobra.Command, f *storeFlags) (*artifact.Client, error) {
+	c, _, err := g.clientAndHub(ctx, cmd, f)
+	return c, err
+}
+
+// clientAndHub is client that also returns the hub the credentials come
+// from, nil when the regions are configured, so a command that changes a
+// version can tell the hub.
+func (g *Globals) clientAndHub(ctx context.Context, cmd *cobra.Command, f *storeFlags) (*artifact.Client, *hubclient.Client, error) {
 	hub, err := g.defaultHub()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cfg, err := g.loadConfig(cmd, f, hub)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(cfg.Regions) == 0 {
 		return g.hubClient(ctx, cmd, f, hub)
 	}
 	opts, err := g.s3Options(f)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if opts.Concurrency == 0 && len(cfg.Regions) > 1 {
 		// Every region holds its own part buffers while a stage fans out;
@@ -68,13 +78,28 @@ func (g *Globals) client(ctx context.Context, cmd *cobra.Command, f *storeFlags)
 	c := &artifact.Client{Identity: g.identity(), Logger: g.log,
 		Journal: artifact.FileJournal{Path: filepath.Join(config.DefaultStateDir(g.Env), "uploads.json")}}
 	if c.TrustedKeys, err = trustedKeys(f.trustedKeys, cfg.TrustedKeys); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	g.warnPlainHTTP(cfg.Regions)
 	if c.Regions, err = cfg.Open(ctx, config.OpenOptions{Profile: g.Profile, S3: opts}); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return c, nil
+	return c, nil, nil
+}
+
+// tellHub asks the hub (nil: none) to index a version this command
+// changed. The bytes are in the stores either way, so a failure is a
+// warning: the hub's listing finds the version later.
+func (g *Globals) tellHub(ctx context.Context, hub *hubclient.Client, project, version string) {
+	if hub == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := hub.RefreshVersion(ctx, project, version); err != nil {
+		g.info("berth: warning: could not tell hub %s about %s %s (its versions page shows it after its next listing): %s",
+			hub.URL, project, printable(version), printable(g.brief(err)))
+	}
 }
 
 // loadConfig applies the precedence flags > env > file > hub > embedded default,
