@@ -315,7 +315,7 @@ func (g *Globals) hubClient(ctx context.Context, cmd *cobra.Command, f *storeFla
 	}
 	hc, err := g.hubAPI(login)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	grant, err := hc.Credentials(ctx, project, hubRole(cmd))
 	if err != nil {
