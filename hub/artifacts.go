@@ -2,45 +2,24 @@ package hub
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"sort"
 	"strconv"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
 	"github.com/berth-dev/berth/artifact"
 	"github.com/berth-dev/berth/errkind"
 	"github.com/berth-dev/berth/hub/db"
-	"github.com/berth-dev/berth/pointer"
-	"github.com/berth-dev/berth/policy"
-	"github.com/berth-dev/berth/store/s3store"
 )
 
 // readClient opens a project's regions for reading with credentials the
-// hub vends to itself: the data plane's reader identity narrowed to the
-// project's prefix, as a member's would be. The hub holds no wider access
-// to artifacts than its members get.
+// hub vends to itself (readSessions): the data plane's reader narrowed to
+// the project's prefix, as a member's would be. The hub holds no wider
+// access to artifacts than its members get. Signatures are checked against
+// the project's trusted keys.
 func (s *Server) readClient(ctx context.Context, p *db.Project) (*artifact.Client, error) {
-	dp, err := s.DB.DataPlaneByID(ctx, p.DataPlaneID)
-	if err != nil {
-		return nil, err
-	}
-	var st s3CompatSettings
-	var sealed map[string]string
-	if err := errors.Join(json.Unmarshal([]byte(dp.Settings), &st), json.Unmarshal([]byte(dp.Secrets), &sealed)); err != nil {
-		return nil, fmt.Errorf("read data plane %s: %w", dp.Name, err)
-	}
-	secret, err := s.Secrets.Open(ctx, sealed["reader"], "dataplane/"+dp.Name+"/reader")
-	if err != nil {
-		return nil, err
-	}
-	session, err := policy.SessionPolicy(policy.SessionParams{Buckets: []string{st.Bucket}, Prefix: p.Prefix})
+	sessions, err := s.readSessions(ctx, p, 15*time.Minute)
 	if err != nil {
 		return nil, err
 	}
@@ -49,16 +28,8 @@ func (s *Server) readClient(ctx context.Context, p *db.Project) (*artifact.Clien
 		return nil, err
 	}
 	c := &artifact.Client{Logger: s.log(), TrustedKeys: keys}
-	for _, ep := range st.Endpoints {
-		cr, err := vend(ctx, vendInput{Region: ep.Name, Endpoint: ep.URL, AccessKeyID: st.Reader, SecretKey: string(secret),
-			SessionName: "berth-hub", Policy: session, Duration: 15 * time.Minute, HTTP: s.awsHTTP()})
-		if err != nil {
-			return nil, err
-		}
-		client := s3.New(s3.Options{Region: ep.Name, BaseEndpoint: aws.String(ep.URL), UsePathStyle: true, HTTPClient: s.awsHTTP(),
-			Credentials: credentials.NewStaticCredentialsProvider(cr.AccessKeyID, cr.SecretAccessKey, cr.SessionToken)})
-		store := s3store.New(client, st.Bucket, st.Prefix, s3store.Options{})
-		c.Regions = append(c.Regions, artifact.Region{Name: ep.Name, Store: store, Pointer: pointer.InStore{Store: store}})
+	for _, rs := range sessions {
+		c.Regions = append(c.Regions, rs.artifactRegion())
 	}
 	return c, nil
 }

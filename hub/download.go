@@ -36,6 +36,12 @@ type readSession struct {
 	http                                  aws.HTTPClient
 }
 
+// artifactRegion is the region as package artifact reads it.
+func (r readSession) artifactRegion() artifact.Region {
+	st := s3store.New(r.client(), r.bucket, r.storePrefix, s3store.Options{})
+	return artifact.Region{Name: r.region, Store: st, Pointer: pointer.InStore{Store: st}}
+}
+
 func (r readSession) client() *s3.Client {
 	creds := credentials.NewStaticCredentialsProvider(r.creds.AccessKeyID, r.creds.SecretAccessKey, r.creds.SessionToken)
 	if r.aws != nil {
@@ -133,15 +139,24 @@ func (s *Server) downloadLink(w http.ResponseWriter, r *http.Request, u *db.User
 	if len(sessions) == 0 {
 		return fmt.Errorf("project %s: its data plane has no regions deployed yet: %w", p.Name, errkind.PreconditionFailed)
 	}
+	keys, err := s.trustedKeys(r.Context(), p)
+	if err != nil {
+		return err
+	}
 	// The first region that holds the version, read on its own: the data
-	// key a manifest names is that region's.
+	// key a manifest names is that region's. When the project trusts keys,
+	// only a copy one of them signed gets a link, as berth download would.
 	var rs *readSession
 	var info *artifact.VersionDetails
 	var errs []error
 	for i := range sessions {
-		st := s3store.New(sessions[i].client(), sessions[i].bucket, sessions[i].storePrefix, s3store.Options{})
-		c := &artifact.Client{Logger: s.log(), Regions: []artifact.Region{{Name: sessions[i].region, Store: st, Pointer: pointer.InStore{Store: st}}}}
-		if info, err = c.Info(r.Context(), p.Name, version); err == nil {
+		c := &artifact.Client{Logger: s.log(), TrustedKeys: keys, Regions: []artifact.Region{sessions[i].artifactRegion()}}
+		info, err = c.Info(r.Context(), p.Name, version)
+		if err == nil && len(keys) > 0 && info.SignatureStatus.Status != artifact.SignatureVerified {
+			err = fmt.Errorf("%s: %s %s is %s, and project %s accepts only versions signed by one of its trusted keys: %w",
+				sessions[i].region, p.Name, info.Manifest.Version, info.SignatureStatus.Status, p.Name, errkind.PermissionDenied)
+		}
+		if err == nil {
 			rs = &sessions[i]
 			break
 		}

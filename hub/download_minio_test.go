@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"context"
+	"crypto/rand"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"aead.dev/minisign"
 
 	"github.com/berth-dev/berth/artifact"
 	"github.com/berth-dev/berth/internal/testenv"
@@ -91,5 +94,16 @@ func TestDownloadLinkOnMinIO(t *testing.T) {
 		if code := admin.do("GET", c.path, "", &msg); code != c.code {
 			t.Errorf("GET %s: %d %s, want %d", c.path, code, msg, c.code)
 		}
+	}
+
+	// Once the project trusts a key, an unsigned version gets no link, as
+	// berth download would refuse it.
+	pub, _, _ := minisign.GenerateKey(rand.Reader)
+	if code := admin.do("PATCH", "/api/v1/projects/app-a", `{"trusted_keys":["`+pub.String()+`"]}`, &msg); code != 200 {
+		t.Fatalf("trust a key: %d %s", code, msg)
+	}
+	if code := admin.do("GET", "/api/v1/projects/app-a/versions/1.0.0/download?file=app.bin", "", &msg); code != http.StatusForbidden ||
+		!strings.Contains(msg, "1.0.0 is unsigned") || !strings.Contains(msg, "accepts only versions signed by one of its trusted keys") {
+		t.Errorf("link to an unsigned version of a project with trusted keys: %d %s", code, msg)
 	}
 }

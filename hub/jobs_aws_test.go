@@ -648,6 +648,31 @@ func TestAWSVendedCredentials(t *testing.T) {
 			t.Errorf("download link assumed %s", c.Form.Get("RoleArn"))
 		}
 	}
+
+	// The versions of a project on an AWS data plane, listed and paged
+	// through the same reader sessions.
+	us := "berth-" + awsAccount + "-us-east-1"
+	h.fake.Handle("s3", "GET /"+us, func(r *awsfake.Request) awsfake.Response {
+		return awsfake.Response{Header: http.Header{"Content-Type": {"application/xml"}}, Body: `<ListBucketResult><Name>` + us + `</Name><KeyCount>0</KeyCount><IsTruncated>false</IsTruncated></ListBucketResult>`}
+	})
+	for _, pointer := range []string{"/latest.json", "/prerelease/latest.json"} {
+		h.fake.Handle("s3", "GET /"+us+"/"+name+pointer, func(*awsfake.Request) awsfake.Response {
+			return awsfake.Response{Status: 404, Header: http.Header{"Content-Type": {"application/xml"}}, Body: `<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>`}
+		})
+	}
+	for _, q := range []string{"", "?limit=10&order=newest"} {
+		var list struct {
+			Versions []struct {
+				Version string   `json:"version"`
+				Regions []string `json:"regions"`
+			} `json:"versions"`
+			Warning string `json:"warning"`
+		}
+		if code := h.admin.do("GET", "/api/v1/projects/"+name+"/versions"+q, "", &list); code != 200 || list.Warning != "" ||
+			len(list.Versions) != 1 || list.Versions[0].Version != "1.0.0" || strings.Join(list.Versions[0].Regions, ",") != "eu-west-1" {
+			t.Errorf("versions%s on an AWS data plane: %d %+v", q, code, list)
+		}
+	}
 	for _, c := range h.fake.Calls() {
 		if c.Service == "s3" && c.AccessKeyID != awsfake.AssumedKeyID {
 			t.Errorf("S3 %s signed with %s, not a vended session", c.Action, c.AccessKeyID)
