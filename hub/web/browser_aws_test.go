@@ -4,12 +4,14 @@ import (
 	"context"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/berth-dev/berth/cfn"
 	"github.com/berth-dev/berth/hub"
 	"github.com/berth-dev/berth/internal/awsfake"
 	"github.com/berth-dev/berth/internal/awsx"
@@ -52,7 +54,7 @@ func awsScenario(t *testing.T, b *tab, dbURL string) {
 		if r.JSON["Name"] != "/berth-bootstrap/berth/version" {
 			return awsfake.JSONError(400, "ParameterNotFound", "")
 		}
-		return awsfake.JSON(map[string]any{"Parameter": map[string]any{"Name": r.JSON["Name"], "Value": "3", "Type": "String", "Version": 1}})
+		return awsfake.JSON(map[string]any{"Parameter": map[string]any{"Name": r.JSON["Name"], "Value": strconv.Itoa(cfn.BootstrapVersion), "Type": "String", "Version": 1}})
 	})
 	reason := "berth-hub-reader-eu-west-1 already exists in stack arn:aws:cloudformation:eu-west-1:123456789012:stack/other/1"
 	// A value long enough to need wrapping at 390 px.
