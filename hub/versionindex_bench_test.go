@@ -71,5 +71,28 @@ func BenchmarkVersionsPageIndex10k(b *testing.B) {
 		b.Run("50-clients", func(b *testing.B) {
 			benchLoad(b, srv.URL, token, "GET", path, "")
 		})
+		// The web UI's page of the same 50 versions: session, the API call
+		// in-process, the template.
+		rec := httptest.NewRecorder()
+		if _, err := s.StartSession(rec, httptest.NewRequest("GET", "/", nil), u.ID); err != nil {
+			b.Fatal(err)
+		}
+		cookie := rec.Result().Cookies()[0]
+		b.Run("web-page", func(b *testing.B) {
+			client := &http.Client{}
+			for b.Loop() {
+				req, _ := http.NewRequest("GET", srv.URL+"/projects/app/versions?cursor=5.0.0", nil)
+				req.AddCookie(cookie)
+				resp, err := client.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || !strings.Contains(string(body), "4.95.0") || !strings.Contains(string(body), "4.99.9") {
+					b.Fatalf("%d %.300s", resp.StatusCode, body)
+				}
+			}
+		})
 	})
 }
