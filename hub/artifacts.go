@@ -39,6 +39,9 @@ func (s *Server) readClient(ctx context.Context, p *db.Project) (*artifact.Clien
 type versionOut struct {
 	artifact.VersionInfo
 	Prerelease bool `json:"prerelease"`
+	// StagedBy is known to the index from the manifest when the stager
+	// told the hub; a version only listed has none.
+	StagedBy string `json:"staged_by,omitempty"`
 }
 
 // versions lists a project's versions. Without a limit: all of them,
@@ -105,7 +108,7 @@ func (s *Server) versions(w http.ResponseWriter, r *http.Request, u *db.User) er
 	}
 	page := make([]versionOut, 0, min(len(rows), limit))
 	for _, v := range rows[:min(len(rows), limit)] {
-		page = append(page, versionOut{VersionInfo: artifact.VersionInfo{Version: v.Version, Created: v.Created, Regions: v.Regions}, Prerelease: v.Prerelease})
+		page = append(page, versionOut{VersionInfo: artifact.VersionInfo{Version: v.Version, Created: v.Created, Regions: v.Regions}, Prerelease: v.Prerelease, StagedBy: v.StagedBy})
 	}
 	out := map[string]any{"project": p.Name, "versions": page, "total": st.Count}
 	if !st.Synced.IsZero() {

@@ -452,8 +452,12 @@ func scenario(t *testing.T, b *tab, engine string, regions []*testenv.MinIO, ids
 	b.waitText("1.1.0-rc.1")
 	rows := eval[[]string](b, "[...document.querySelectorAll('main tbody tr')].map(r => r.innerText.replace(/\\s+/g, ' '))")
 	if len(rows) != 2 || !strings.HasPrefix(rows[0], "1.1.0-rc.1") || !strings.Contains(rows[0], "prerelease") ||
-		!strings.HasPrefix(rows[1], "1.0.0 latest") || !strings.Contains(rows[1], regions[0].Region+", "+regions[1].Region) {
-		t.Errorf("versions, newest first with latest and prereleases marked, and their regions: %q", rows)
+		!strings.HasPrefix(rows[1], "1.0.0 latest") || !strings.Contains(rows[1], regions[0].Region+", "+regions[1].Region) ||
+		!strings.Contains(rows[0], "bob@example.com") || !strings.Contains(rows[1], "bob@example.com") {
+		t.Errorf("versions, newest first with latest and prereleases marked, who staged them and their regions: %q", rows)
+	}
+	if got := b.text("main"); !strings.Contains(got, "The buckets were last listed") {
+		t.Errorf("the versions page does not say when the buckets were listed: %s", got)
 	}
 	b.check("versions")
 	b.click("main tbody tr:nth-child(2) a")

@@ -190,6 +190,7 @@ type versionsView struct {
 	Latest           string        `json:"latest"`
 	LatestPrerelease string        `json:"latest_prerelease"`
 	Warning          string        `json:"warning"`
+	IndexedAt        time.Time     `json:"indexed_at"`
 	Cursor           string
 }
 
@@ -198,6 +199,7 @@ type versionItem struct {
 	Created    time.Time `json:"created"`
 	Regions    []string  `json:"regions"`
 	Prerelease bool      `json:"prerelease"`
+	StagedBy   string    `json:"staged_by"`
 }
 
 // versionsPageSize is how many versions one page lists.
